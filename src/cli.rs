@@ -1,0 +1,364 @@
+//! Command-line flags (clap) and the validated plan they become. Conflicting
+//! options fail here, before any work starts, and the plan is unit-tested
+//! without running anything (ripgrep's lowargs → hiargs split).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::diagnose::Severity;
+use crate::probe::ProbeOptions;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rigdoctor",
+    version,
+    about = "A doctor for local-AI GPU rigs: finds the configuration traps that fail silently and prints the fix.",
+    after_help = "Exit codes: 0 nothing at or above --fail-on, 1 problems found, 2 rigdoctor could not do its job."
+)]
+pub struct Cli {
+    /// Read sysfs from PATH instead of /sys (for tests and containers).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub sysfs: Option<PathBuf>,
+    /// Read procfs from PATH instead of /proc.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub procfs: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailOn {
+    Error,
+    Warn,
+    Info,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProbeArgs {
+    /// Seconds each probe command may take before it is killed.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub timeout: u64,
+    /// The Python interpreter whose installed packages to read (default: python3 on PATH).
+    #[arg(long, value_name = "PATH")]
+    pub python: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Look at this machine (or a capture) and diagnose it.
+    Check {
+        /// Diagnose a capture directory instead of this machine.
+        #[arg(long, value_name = "DIR")]
+        replay: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Exit with 1 when a problem at or above this severity is found.
+        #[arg(long, value_enum, default_value_t = FailOn::Error)]
+        fail_on: FailOn,
+        /// Print only the problems and the summary line.
+        #[arg(long, short)]
+        quiet: bool,
+        #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+        color: ColorChoice,
+        /// Add site rules from DIR/*.toml (a rule with a built-in id replaces it).
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+        #[command(flatten)]
+        probe: ProbeArgs,
+    },
+    /// Write a capture of this machine (the bug-report bundle) into DIR.
+    Capture {
+        #[arg(long, short, value_name = "DIR")]
+        output: PathBuf,
+        #[command(flatten)]
+        probe: ProbeArgs,
+    },
+    /// List the rules.
+    Rules {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+    /// Print one rule in full.
+    Explain {
+        id: String,
+        #[arg(long, value_name = "DIR")]
+        rules: Option<PathBuf>,
+    },
+}
+
+/// Where the facts come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    Live {
+        sysfs: Option<PathBuf>,
+        procfs: Option<PathBuf>,
+    },
+    Replay(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Plan {
+    Check {
+        target: Target,
+        probe: ProbeOptionsPlan,
+        format: Format,
+        fail_on: Severity,
+        quiet: bool,
+        color: bool,
+        rules: Option<PathBuf>,
+    },
+    Capture {
+        output: PathBuf,
+        sysfs: Option<PathBuf>,
+        procfs: Option<PathBuf>,
+        probe: ProbeOptionsPlan,
+    },
+    Rules {
+        format: Format,
+        rules: Option<PathBuf>,
+    },
+    Explain {
+        id: String,
+        rules: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProbeOptionsPlan {
+    pub timeout: Duration,
+    pub python: Option<String>,
+}
+
+impl ProbeOptionsPlan {
+    pub fn options(&self) -> ProbeOptions {
+        ProbeOptions {
+            timeout: self.timeout,
+            python: self.python.clone(),
+        }
+    }
+}
+
+/// What the environment says about colour; passed in so the plan is testable.
+#[derive(Debug, Clone, Copy)]
+pub struct Terminal {
+    pub stdout_is_tty: bool,
+    pub no_color: bool,
+}
+
+fn probe_plan(a: &ProbeArgs) -> Result<ProbeOptionsPlan, String> {
+    if a.timeout == 0 {
+        return Err("--timeout must be at least 1 second".into());
+    }
+    if a.timeout > 3600 {
+        return Err("--timeout is in seconds; more than an hour is surely a mistake".into());
+    }
+    Ok(ProbeOptionsPlan {
+        timeout: Duration::from_secs(a.timeout),
+        python: a.python.clone(),
+    })
+}
+
+impl Cli {
+    /// Validate the flags into a plan. Errors are usage errors (exit 2).
+    pub fn plan(self, term: Terminal) -> Result<Plan, String> {
+        match self.command {
+            Command::Check {
+                replay,
+                format,
+                fail_on,
+                quiet,
+                color,
+                rules,
+                probe,
+            } => {
+                let target = match replay {
+                    Some(dir) => {
+                        if self.sysfs.is_some() || self.procfs.is_some() {
+                            return Err(
+                                "--replay reads only the capture; --sysfs/--procfs do not apply"
+                                    .into(),
+                            );
+                        }
+                        if probe.python.is_some() {
+                            return Err(
+                                "--replay reads only the capture; --python does not apply".into()
+                            );
+                        }
+                        Target::Replay(dir)
+                    }
+                    None => Target::Live {
+                        sysfs: self.sysfs,
+                        procfs: self.procfs,
+                    },
+                };
+                let color = match color {
+                    ColorChoice::Always => true,
+                    ColorChoice::Never => false,
+                    ColorChoice::Auto => {
+                        term.stdout_is_tty && !term.no_color && format == Format::Human
+                    }
+                };
+                Ok(Plan::Check {
+                    target,
+                    probe: probe_plan(&probe)?,
+                    format,
+                    fail_on: match fail_on {
+                        FailOn::Error => Severity::Error,
+                        FailOn::Warn => Severity::Warn,
+                        FailOn::Info => Severity::Info,
+                    },
+                    quiet,
+                    color,
+                    rules,
+                })
+            }
+            Command::Capture { output, probe } => Ok(Plan::Capture {
+                output,
+                sysfs: self.sysfs,
+                procfs: self.procfs,
+                probe: probe_plan(&probe)?,
+            }),
+            Command::Rules { format, rules } => Ok(Plan::Rules { format, rules }),
+            Command::Explain { id, rules } => Ok(Plan::Explain { id, rules }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTY: Terminal = Terminal {
+        stdout_is_tty: true,
+        no_color: false,
+    };
+
+    fn plan(args: &[&str], term: Terminal) -> Result<Plan, String> {
+        let mut v = vec!["rigdoctor"];
+        v.extend_from_slice(args);
+        Cli::try_parse_from(v)
+            .map_err(|e| e.to_string())?
+            .plan(term)
+    }
+
+    #[test]
+    fn check_defaults() {
+        let Plan::Check {
+            target,
+            probe,
+            format,
+            fail_on,
+            quiet,
+            color,
+            rules,
+        } = plan(&["check"], TTY).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            target,
+            Target::Live {
+                sysfs: None,
+                procfs: None
+            }
+        );
+        assert_eq!(probe.timeout, Duration::from_secs(5));
+        assert_eq!(
+            (format, fail_on, quiet, color, rules),
+            (Format::Human, Severity::Error, false, true, None)
+        );
+    }
+
+    #[test]
+    fn color_follows_tty_no_color_and_flag() {
+        let color = |args: &[&str], term| match plan(args, term).unwrap() {
+            Plan::Check { color, .. } => color,
+            _ => panic!(),
+        };
+        assert!(!color(
+            &["check"],
+            Terminal {
+                stdout_is_tty: false,
+                no_color: false
+            }
+        ));
+        assert!(!color(
+            &["check"],
+            Terminal {
+                stdout_is_tty: true,
+                no_color: true
+            }
+        ));
+        assert!(color(
+            &["check", "--color", "always"],
+            Terminal {
+                stdout_is_tty: false,
+                no_color: true
+            }
+        ));
+        assert!(!color(&["check", "--color", "never"], TTY));
+        assert!(!color(&["check", "--format", "json"], TTY));
+    }
+
+    #[test]
+    fn conflicts_fail_before_work() {
+        assert!(plan(&["--sysfs", "/tmp", "check", "--replay", "x"], TTY).is_err());
+        assert!(
+            plan(
+                &["check", "--replay", "x", "--python", "/usr/bin/python3"],
+                TTY
+            )
+            .is_err()
+        );
+        assert!(plan(&["check", "--timeout", "0"], TTY).is_err());
+        assert!(plan(&["check", "--fail-on", "sometimes"], TTY).is_err());
+    }
+
+    #[test]
+    fn global_roots_and_capture() {
+        let p = plan(
+            &["check", "--sysfs", "/tmp/sys", "--fail-on", "warn", "-q"],
+            TTY,
+        )
+        .unwrap();
+        let Plan::Check {
+            target,
+            fail_on,
+            quiet,
+            ..
+        } = p
+        else {
+            panic!()
+        };
+        assert_eq!(
+            target,
+            Target::Live {
+                sysfs: Some("/tmp/sys".into()),
+                procfs: None
+            }
+        );
+        assert_eq!((fail_on, quiet), (Severity::Warn, true));
+        assert!(matches!(
+            plan(&["capture", "-o", "/tmp/x"], TTY).unwrap(),
+            Plan::Capture { .. }
+        ));
+        assert!(plan(&["capture"], TTY).is_err());
+    }
+}

@@ -1,0 +1,179 @@
+//! Computed facts: what is awkward in a rule language. Catalog joins, the
+//! PCIe bridge walk, Resizable BAR, which SYCL devices an app sees, and the
+//! oneAPI release in use. Pure functions of the probed [`Rig`].
+
+pub mod catalog;
+pub mod link;
+pub mod selector;
+
+use crate::probe::oneapi::{release_in_path, year_of};
+use crate::rig::{OneApiRelease, Rig, SyclDevice};
+
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// The pip wheels that carry the oneAPI runtime (domain.md §5.3).
+const RUNTIME_WHEELS: &[&str] = &["intel-sycl-rt", "intel-cmplr-lib-rt", "dpcpp-cpp-rt"];
+
+pub fn derive(rig: &mut Rig) {
+    for g in &mut rig.gpus {
+        g.catalog = catalog::lookup(&g.vendor_id, &g.device_id);
+        if let Some(c) = &g.catalog {
+            g.name = c.name.clone();
+        } else if g.vendor != "other" {
+            g.name = format!("{} GPU {}", vendor_label(&g.vendor), g.device_id);
+        } else {
+            g.name = format!("display adapter {}:{}", g.vendor_id, g.device_id);
+        }
+        g.discrete = match (&g.catalog, g.vendor.as_str()) {
+            (Some(c), _) => Some(c.kind == "discrete"),
+            // Intel puts its integrated GPU at 00:02.0 on every platform.
+            (None, "intel") => Some(!g.pci.ends_with(":00:02.0")),
+            (None, "nvidia") => Some(true),
+            _ => None,
+        };
+        if g.vram_bytes.is_none() && g.discrete == Some(true) {
+            g.vram_bytes = g
+                .catalog
+                .as_ref()
+                .and_then(|c| c.vram_gb)
+                .map(|gb| (gb * GIB) as u64);
+        }
+        g.effective_link = link::effective_link(g);
+        g.rebar = link::rebar(g);
+        g.largest_bar_bytes = g.bars.iter().map(|b| b.size_bytes).max();
+    }
+    for d in &mut rig.sycl.devices {
+        d.integrated = integrated(d);
+    }
+    rig.sycl.selector = rig.env.get("ONEAPI_DEVICE_SELECTOR").cloned();
+    let outcome = selector::evaluate(
+        &rig.sycl.devices,
+        rig.sycl.selector.as_deref(),
+        rig.env.get("ZE_AFFINITY_MASK").map(String::as_str),
+    );
+    rig.sycl.visible = outcome.visible;
+    rig.sycl.selector_error = outcome.error.as_ref().map(|e| e.message.clone());
+    rig.sycl.selector_fix = outcome.error.and_then(|e| e.fix);
+    rig.sycl.suggested_selector = selector::suggest(
+        &rig.sycl.devices,
+        rig.env.get("ZE_AFFINITY_MASK").map(String::as_str),
+    );
+    rig.sycl.filter_as_selector = rig
+        .env
+        .get("SYCL_DEVICE_FILTER")
+        .and_then(|f| selector::translate_filter(f));
+    derive_oneapi(rig);
+}
+
+fn vendor_label(v: &str) -> &str {
+    match v {
+        "intel" => "Intel",
+        "nvidia" => "NVIDIA",
+        "amd" => "AMD",
+        _ => "unknown",
+    }
+}
+
+/// Is a SYCL GPU device integrated? From its name: marketing names of
+/// integrated parts, or the PCI ID in a generic `Intel(R) Graphics [0x7d55]`.
+pub fn integrated(d: &SyclDevice) -> Option<bool> {
+    if d.kind != "gpu" {
+        return None;
+    }
+    let n = d.name.as_str();
+    if let Some(id) = n.split("[0x").nth(1).and_then(|r| r.split(']').next()) {
+        if let Some(c) = catalog::lookup("0x8086", &format!("0x{id}")) {
+            return Some(c.kind == "integrated");
+        }
+    }
+    if n.contains("UHD Graphics")
+        || n.contains("Iris")
+        || n.contains("HD Graphics")
+        || n.ends_with("Arc(TM) Graphics")
+    {
+        return Some(true);
+    }
+    if n.contains("Arc(TM) A")
+        || n.contains("Arc(TM) B")
+        || n.contains("Arc(TM) Pro")
+        || n.contains("Data Center GPU")
+        || n.contains("GeForce")
+        || n.contains("NVIDIA")
+        || n.contains("Radeon RX")
+    {
+        return Some(false);
+    }
+    None
+}
+
+/// Releases from the runtime wheels, and the one an app most likely loads:
+/// a sourced setvars.sh (CMPLR_ROOT) first, then the wheels (PyTorch `+xpu`
+/// brings its own runtime), then the install tree's `latest`.
+fn derive_oneapi(rig: &mut Rig) {
+    let mut pip_version = None;
+    for w in RUNTIME_WHEELS {
+        if let Some(v) = rig.python.packages.get(*w) {
+            rig.oneapi.releases.push(OneApiRelease {
+                version: v.clone(),
+                source: format!("pip:{w}"),
+                path: None,
+            });
+            pip_version.get_or_insert_with(|| v.clone());
+        }
+    }
+    let sourced = rig.env.get("CMPLR_ROOT").and_then(|p| release_in_path(p));
+    rig.oneapi.active = sourced.or(pip_version).or(rig.oneapi.active.take());
+    rig.oneapi.active_year = rig.oneapi.active.as_deref().and_then(year_of);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gpu_dev(name: &str) -> SyclDevice {
+        SyclDevice {
+            kind: "gpu".into(),
+            name: name.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn integrated_from_names() {
+        assert_eq!(
+            integrated(&gpu_dev("Intel(R) UHD Graphics 770")),
+            Some(true)
+        );
+        assert_eq!(
+            integrated(&gpu_dev("Intel(R) Arc(TM) Graphics")),
+            Some(true)
+        );
+        assert_eq!(
+            integrated(&gpu_dev("Intel(R) Graphics [0x7d55]")),
+            Some(true)
+        );
+        assert_eq!(
+            integrated(&gpu_dev("Intel(R) Graphics [0xe20b]")),
+            Some(false)
+        );
+        assert_eq!(
+            integrated(&gpu_dev("Intel(R) Arc(TM) A770 Graphics")),
+            Some(false)
+        );
+        assert_eq!(
+            integrated(&gpu_dev("Intel(R) Arc(TM) Pro B70 Graphics")),
+            Some(false)
+        );
+        assert_eq!(
+            integrated(&gpu_dev("Intel(R) Data Center GPU Max 1550")),
+            Some(false)
+        );
+        assert_eq!(integrated(&gpu_dev("Something Else")), None);
+        let cpu = SyclDevice {
+            kind: "cpu".into(),
+            name: "Intel(R) UHD Graphics".into(),
+            ..Default::default()
+        };
+        assert_eq!(integrated(&cpu), None);
+    }
+}

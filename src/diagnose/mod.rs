@@ -1,0 +1,309 @@
+//! The rules engine: evaluate rules over the facts and build diagnoses.
+//! Findings are never `Err`; a rule that fails to evaluate is recorded in
+//! `rule_errors` (tests require that list to stay empty on every fixture)
+//! and the other rules still run.
+
+pub mod report;
+pub mod rules;
+
+use std::cmp::Ordering;
+use std::sync::Arc;
+
+use cel::{Context, Value};
+use serde::Serialize;
+
+pub use rules::{Rule, Severity};
+use rules::{Segment, Template};
+
+/// One problem found: what, the evidence, why it matters, the fix.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Diagnosis {
+    pub id: String,
+    pub severity: Severity,
+    pub area: String,
+    pub title: String,
+    pub evidence: String,
+    pub explain: String,
+    pub fix: String,
+    pub refs: Vec<String>,
+}
+
+#[derive(Debug, Default)]
+pub struct Evaluation {
+    /// Most severe first; within a severity, in rule order.
+    pub diagnoses: Vec<Diagnosis>,
+    pub rule_errors: Vec<String>,
+}
+
+/// Compare versions the way people read them: numeric parts numerically,
+/// a local suffix (`+cxx11.abi`, `+xpu`) ignored, missing parts as 0.
+pub fn vercmp(a: &str, b: &str) -> Ordering {
+    fn parts(v: &str) -> Vec<u64> {
+        let v = v.trim().trim_start_matches('v');
+        let v = v.split('+').next().unwrap_or(v);
+        v.split(['.', '-'])
+            .map(|p| {
+                p.chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect::<String>()
+                    .parse()
+                    .unwrap_or(0)
+            })
+            .collect()
+    }
+    let (pa, pb) = (parts(a), parts(b));
+    for i in 0..pa.len().max(pb.len()) {
+        let o = pa.get(i).unwrap_or(&0).cmp(pb.get(i).unwrap_or(&0));
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
+/// `17179869184` -> `16 GiB`.
+pub fn human_bytes(n: f64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if (v - v.round()).abs() < 0.05 {
+        format!("{:.0} {}", v, units[u])
+    } else {
+        format!("{:.1} {}", v, units[u])
+    }
+}
+
+/// JSON facts as CEL values. Numbers become `int` when integral (CEL does
+/// not compare `int` with `uint`), else `double`.
+pub fn to_cel(v: &serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(*b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        serde_json::Value::String(s) => Value::String(Arc::new(s.clone())),
+        serde_json::Value::Array(a) => Value::List(Arc::new(a.iter().map(to_cel).collect())),
+        serde_json::Value::Object(o) => {
+            let m: std::collections::HashMap<String, Value> =
+                o.iter().map(|(k, v)| (k.clone(), to_cel(v))).collect();
+            Value::Map(m.into())
+        }
+    }
+}
+
+/// How a value reads inside a sentence.
+pub fn display(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.to_string(),
+        Value::Int(i) => i.to_string(),
+        Value::UInt(u) => u.to_string(),
+        Value::Float(f) => format!("{f}"),
+        Value::Bool(b) => b.to_string(),
+        Value::Null => "unknown".into(),
+        Value::List(l) => l.iter().map(display).collect::<Vec<_>>().join(", "),
+        other => format!("{other:?}"),
+    }
+}
+
+fn add_functions(ctx: &mut Context) {
+    let _ = ctx.add_function("vercmp", |a: Arc<String>, b: Arc<String>| -> i64 {
+        match vercmp(&a, &b) {
+            Ordering::Less => -1,
+            Ordering::Equal => 0,
+            Ordering::Greater => 1,
+        }
+    });
+    let _ = ctx.add_function("human_bytes", |n: Value| -> String {
+        match n {
+            Value::Int(i) => human_bytes(i as f64),
+            Value::UInt(u) => human_bytes(u as f64),
+            Value::Float(f) => human_bytes(f),
+            _ => "unknown".into(),
+        }
+    });
+}
+
+fn render(t: &Template, ctx: &Context, errors: &mut Vec<String>, id: &str) -> String {
+    let mut out = String::new();
+    for seg in &t.0 {
+        match seg {
+            Segment::Text(s) => out.push_str(s),
+            Segment::Expr { source, program } => match program.execute(ctx) {
+                Ok(v) => out.push_str(&display(&v)),
+                Err(e) => {
+                    errors.push(format!("{id}: {{{{ {source} }}}}: {e}"));
+                    out.push_str("(?)");
+                }
+            },
+        }
+    }
+    out.trim().to_string()
+}
+
+fn diagnosis(rule: &Rule, ctx: &Context, errors: &mut Vec<String>) -> Diagnosis {
+    let id = &rule.spec.id;
+    Diagnosis {
+        id: id.clone(),
+        severity: rule.spec.severity,
+        area: rule.spec.area.clone(),
+        title: render(&rule.title, ctx, errors, id),
+        evidence: render(&rule.evidence, ctx, errors, id),
+        explain: render(&rule.explain, ctx, errors, id),
+        fix: render(&rule.fix, ctx, errors, id),
+        refs: rule.spec.refs.clone(),
+    }
+}
+
+fn truthy(r: Result<Value, cel::ExecutionError>, id: &str, errors: &mut Vec<String>) -> bool {
+    match r {
+        Ok(Value::Bool(b)) => b,
+        Ok(other) => {
+            errors.push(format!("{id}: `when` gave {other:?}, not a bool"));
+            false
+        }
+        Err(e) => {
+            errors.push(format!("{id}: `when` failed: {e}"));
+            false
+        }
+    }
+}
+
+/// Evaluate `rules` over `facts` (a JSON object whose keys become CEL variables).
+pub fn evaluate(rules: &[Rule], facts: &serde_json::Value) -> Evaluation {
+    let mut root = Context::with_env(rules::cel_env());
+    add_functions(&mut root);
+    if let serde_json::Value::Object(o) = facts {
+        for (k, v) in o {
+            root.add_variable_from_value(k.clone(), to_cel(v));
+        }
+    }
+    let mut ev = Evaluation::default();
+    for rule in rules {
+        let id = &rule.spec.id;
+        match &rule.spec.each {
+            None => {
+                if truthy(rule.when.execute(&root), id, &mut ev.rule_errors) {
+                    let d = diagnosis(rule, &root, &mut ev.rule_errors);
+                    ev.diagnoses.push(d);
+                }
+            }
+            Some(each) => {
+                let items = match rules::cel_env().compile(each).map(|p| p.execute(&root)) {
+                    Ok(Ok(Value::List(l))) => l,
+                    Ok(Ok(other)) => {
+                        ev.rule_errors
+                            .push(format!("{id}: `each` gave {other:?}, not a list"));
+                        continue;
+                    }
+                    Ok(Err(e)) => {
+                        ev.rule_errors.push(format!("{id}: `each` failed: {e}"));
+                        continue;
+                    }
+                    Err(e) => {
+                        ev.rule_errors
+                            .push(format!("{id}: `each` does not compile: {e}"));
+                        continue;
+                    }
+                };
+                for item in items.iter() {
+                    let mut ctx = root.new_inner_scope();
+                    ctx.add_variable_from_value("it", item.clone());
+                    if truthy(rule.when.execute(&ctx), id, &mut ev.rule_errors) {
+                        let d = diagnosis(rule, &ctx, &mut ev.rule_errors);
+                        ev.diagnoses.push(d);
+                    }
+                }
+            }
+        }
+    }
+    // Stable: most severe first, rule order within a severity.
+    ev.diagnoses.sort_by_key(|d| std::cmp::Reverse(d.severity));
+    ev
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert_eq!(vercmp("2.10.0", "2.9.1"), Ordering::Greater);
+        assert_eq!(vercmp("2.1.0a0+cxx11.abi", "2.1"), Ordering::Equal);
+        assert_eq!(vercmp("2024.0", "2024.1.0"), Ordering::Less);
+        assert_eq!(vercmp("v1.2", "1.2.0"), Ordering::Equal);
+        assert_eq!(vercmp("", "0"), Ordering::Equal);
+    }
+
+    #[test]
+    fn bytes_read_well() {
+        assert_eq!(human_bytes((16u64 << 30) as f64), "16 GiB");
+        assert_eq!(human_bytes((256u64 << 20) as f64), "256 MiB");
+        assert_eq!(human_bytes(1536.0), "1.5 KiB");
+    }
+
+    fn rules_from(text: &str) -> Vec<Rule> {
+        rules::parse_file(&rules::cel_env(), "test", text).unwrap()
+    }
+
+    #[test]
+    fn each_binds_it_and_templates_fill_in() {
+        let rules = rules_from(
+            r#"
+[[rule]]
+id = "T-EACH"
+severity = "warn"
+area = "gpus"
+each = "gpus"
+when = "it.rebar == false"
+title = "ReBAR off on {{ it.name }} ({{ human_bytes(it.bar) }})"
+explain = "x"
+fix = "enable it"
+"#,
+        );
+        let facts = json!({"gpus": [
+            {"name": "A770 #0", "rebar": false, "bar": 268435456u64},
+            {"name": "A770 #1", "rebar": true, "bar": 17179869184u64},
+            {"name": "iGPU", "rebar": null, "bar": 0}
+        ]});
+        let ev = evaluate(&rules, &facts);
+        assert!(ev.rule_errors.is_empty(), "{:?}", ev.rule_errors);
+        assert_eq!(ev.diagnoses.len(), 1);
+        assert_eq!(ev.diagnoses[0].title, "ReBAR off on A770 #0 (256 MiB)");
+    }
+
+    #[test]
+    fn failing_rules_are_recorded_and_others_still_run() {
+        let rules = rules_from(
+            r#"
+[[rule]]
+id = "T-BAD"
+severity = "error"
+area = "env"
+when = "env.NOPE == 'x'"
+title = "t"
+explain = "x"
+fix = "f"
+
+[[rule]]
+id = "T-GOOD"
+severity = "info"
+area = "env"
+when = "has(env.A) && vercmp(env.A, '2.0') < 0"
+title = "A is {{ env.A }}"
+explain = "x"
+fix = "f"
+"#,
+        );
+        let ev = evaluate(&rules, &json!({"env": {"A": "1.9"}}));
+        assert_eq!(ev.rule_errors.len(), 1);
+        assert_eq!(ev.diagnoses.len(), 1);
+        assert_eq!(ev.diagnoses[0].title, "A is 1.9");
+    }
+}

@@ -1,0 +1,383 @@
+//! The report of one check: verdict, area lines, diagnoses, facts, probes.
+//! This is the model every renderer prints; renderers decide nothing.
+//!
+//! JSON shape (`--format json`, schema `rigdoctor/check/1`, design.md
+//! "Fixed interfaces"): `schema`, `verdict`, `diagnoses[]` (`id`, `severity`,
+//! `title`, `evidence`, `explain`, `fix`, `refs`, plus `area`), `facts`
+//! (rig.rs), `probes[]` (`name`, `status`, `duration_ms`, `detail`); and the
+//! additions `mode`, `summary`, `areas[]`, `rule_errors[]`.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::{Diagnosis, Evaluation, Rule, Severity, human_bytes};
+use crate::rig::{ProbeReport, Rig};
+use crate::source::Mode;
+
+pub const SCHEMA: &str = "rigdoctor/check/1";
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Summary {
+    pub errors: usize,
+    pub warnings: usize,
+    pub infos: usize,
+}
+
+/// One line of the area page.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Area {
+    pub area: String,
+    pub label: String,
+    /// `ok`, `info`, `warn`, `error`, `unknown` (the probe could not look), `skip` (not applicable).
+    pub status: String,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    /// `ok`, `warn` or `error`: the most severe diagnosis (info counts as ok).
+    pub verdict: &'static str,
+    pub mode: Mode,
+    pub summary: Summary,
+    pub areas: Vec<Area>,
+    pub diagnoses: Vec<Diagnosis>,
+    pub facts: Rig,
+    pub probes: Vec<ProbeReport>,
+    /// Rules that failed to evaluate (a rule bug, never a finding).
+    pub rule_errors: Vec<String>,
+}
+
+impl Report {
+    /// Is any diagnosis at or above `level`?
+    pub fn fails(&self, level: Severity) -> bool {
+        self.diagnoses.iter().any(|d| d.severity >= level)
+    }
+
+    pub fn summary_line(&self) -> String {
+        let s = &self.summary;
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let mut line = format!(
+            "{}, {}, {}",
+            plural(s.errors, "error", "errors"),
+            plural(s.warnings, "warning", "warnings"),
+            plural(s.infos, "note", "notes")
+        );
+        let blind: Vec<String> = self
+            .probes
+            .iter()
+            .filter(|p| {
+                matches!(
+                    p.status.as_str(),
+                    "timeout" | "failed" | "unparsed" | "denied"
+                )
+            })
+            .map(|p| format!("{} ({})", p.name, p.status))
+            .collect();
+        if !blind.is_empty() {
+            line.push_str(&format!("; could not look: {}", blind.join(", ")));
+        }
+        format!("{line} — verdict: {}", self.verdict)
+    }
+}
+
+/// The facts as rules see them: the rig, plus `probes` as a map by name.
+pub fn facts_json(rig: &Rig, probes: &[ProbeReport]) -> serde_json::Value {
+    let mut v = serde_json::to_value(rig).unwrap_or(serde_json::Value::Null);
+    let map: serde_json::Map<String, serde_json::Value> = probes
+        .iter()
+        .map(|p| {
+            (
+                p.name.clone(),
+                serde_json::to_value(p).unwrap_or(serde_json::Value::Null),
+            )
+        })
+        .collect();
+    if let serde_json::Value::Object(o) = &mut v {
+        o.insert("probes".into(), serde_json::Value::Object(map));
+    }
+    v
+}
+
+fn probe_status<'a>(probes: &'a [ProbeReport], name: &str) -> &'a str {
+    probes
+        .iter()
+        .find(|p| p.name == name)
+        .map(|p| p.status.as_str())
+        .unwrap_or("missing")
+}
+
+fn short_pci(p: &str) -> &str {
+    p.strip_prefix("0000:").unwrap_or(p)
+}
+
+/// Packages worth naming on the Python line.
+const NOTABLE: &[&str] = &[
+    "torch",
+    "intel-extension-for-pytorch",
+    "ipex-llm",
+    "vllm",
+    "llama-cpp-python",
+    "bitsandbytes",
+    "oneccl-bind-pt",
+    "pytorch-triton-xpu",
+    "intel-sycl-rt",
+    "dpcpp-cpp-rt",
+    "triton",
+];
+
+/// Variables not worth naming on the Environment line (always set).
+const QUIET_VARS: &[&str] = &[
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+    "PYTHONPATH",
+];
+
+fn area_summaries(
+    rig: &Rig,
+    probes: &[ProbeReport],
+) -> Vec<(&'static str, &'static str, Option<&'static str>, String)> {
+    let h = &rig.host;
+    let mut host = Vec::new();
+    if let Some(os) = &h.os_name {
+        host.push(os.clone());
+    }
+    if let Some(k) = &h.kernel {
+        host.push(format!("kernel {k}"));
+    }
+    if let Some(c) = &h.cpu_model {
+        host.push(match h.cpus {
+            Some(n) => format!("{c} ({n} threads)"),
+            None => c.clone(),
+        });
+    }
+    if let Some(m) = h.mem_total_bytes {
+        host.push(format!("{} RAM", human_bytes(m as f64)));
+    }
+    if let Some(n) = h.numa_nodes {
+        host.push(format!("{n} NUMA node{}", if n == 1 { "" } else { "s" }));
+    }
+
+    let compute: Vec<_> = rig.gpus.iter().filter(|g| g.compute).collect();
+    let others = rig.gpus.len() - compute.len();
+    let mut gpus = if compute.is_empty() {
+        "no GPU on the PCI bus".to_string()
+    } else {
+        format!(
+            "{} on the bus: {}",
+            compute.len(),
+            compute
+                .iter()
+                .map(|g| format!("{} at {}", g.name, short_pci(&g.pci)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    if others > 0 {
+        gpus.push_str(&format!(
+            " (and {others} display adapter{} that cannot run models)",
+            if others == 1 { "" } else { "s" }
+        ));
+    }
+
+    let mut by_driver: BTreeMap<String, usize> = BTreeMap::new();
+    for g in &compute {
+        *by_driver
+            .entry(g.driver.clone().unwrap_or_else(|| "no driver".into()))
+            .or_default() += 1;
+    }
+    let drivers = if compute.is_empty() {
+        "nothing to drive".to_string()
+    } else {
+        by_driver
+            .iter()
+            .map(|(d, n)| format!("{d} on {n} of {}", compute.len()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+
+    let sycl_status = probe_status(probes, "sycl-ls");
+    let sycl = match sycl_status {
+        "missing" => "sycl-ls is not installed".to_string(),
+        "timeout" => "sycl-ls did not answer".to_string(),
+        _ if !rig.sycl.listed => "sycl-ls could not list devices".to_string(),
+        _ => {
+            let listed = rig.sycl.devices.len();
+            let seen: Vec<String> = rig
+                .sycl
+                .visible
+                .iter()
+                .filter(|v| v.kind == "gpu")
+                .map(|v| format!("{}:{} {}", v.backend, v.index, v.name))
+                .collect();
+            let mut s = format!(
+                "{listed} device{} listed",
+                if listed == 1 { "" } else { "s" }
+            );
+            if let Some(sel) = &rig.sycl.selector {
+                s.push_str(&format!(", ONEAPI_DEVICE_SELECTOR={sel}"));
+            }
+            if seen.is_empty() {
+                s.push_str("; apps see no GPU");
+            } else {
+                s.push_str(&format!("; apps see {}", seen.join(", ")));
+            }
+            s
+        }
+    };
+    let sycl_skip = sycl_status == "missing" && !rig.gpus.iter().any(|g| g.vendor == "intel");
+
+    let py = &rig.python;
+    let python = match probe_status(probes, "python-packages") {
+        "missing" => "no Python interpreter found".to_string(),
+        "ok" => {
+            let mut parts = vec![format!(
+                "Python {} ({})",
+                py.version.as_deref().unwrap_or("?"),
+                py.interpreter.as_deref().unwrap_or("?")
+            )];
+            for n in NOTABLE {
+                if let Some(v) = py.packages.get(*n) {
+                    parts.push(format!("{n} {v}"));
+                }
+            }
+            parts.join(", ")
+        }
+        other => format!("could not read the packages ({other})"),
+    };
+
+    let set: Vec<String> = rig
+        .env
+        .iter()
+        .filter(|(k, _)| !QUIET_VARS.contains(&k.as_str()))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    let env = if set.is_empty() {
+        "no GPU runtime variables set".to_string()
+    } else {
+        set.join(", ")
+    };
+
+    let unknown_if = |status: &str| -> Option<&'static str> {
+        match status {
+            "ok" => None,
+            "missing" | "skip" => Some("skip"),
+            _ => Some("unknown"),
+        }
+    };
+    vec![
+        (
+            "host",
+            "Host",
+            unknown_if(probe_status(probes, "host")),
+            host.join(", "),
+        ),
+        (
+            "gpus",
+            "GPUs",
+            unknown_if(probe_status(probes, "pci")).map(|_| "unknown"),
+            gpus,
+        ),
+        (
+            "drivers",
+            "Drivers",
+            unknown_if(probe_status(probes, "pci")).map(|_| "unknown"),
+            drivers,
+        ),
+        (
+            "sycl",
+            "SYCL",
+            if sycl_skip {
+                Some("skip")
+            } else {
+                unknown_if(sycl_status).filter(|s| *s != "skip")
+            },
+            sycl,
+        ),
+        (
+            "python",
+            "Python",
+            unknown_if(probe_status(probes, "python-packages")),
+            python,
+        ),
+        ("env", "Environment", None, env),
+    ]
+}
+
+pub fn build(
+    mode: Mode,
+    rig: Rig,
+    probes: Vec<ProbeReport>,
+    ev: Evaluation,
+    _rules: &[Rule],
+) -> Report {
+    let count = |s: Severity| ev.diagnoses.iter().filter(|d| d.severity == s).count();
+    let summary = Summary {
+        errors: count(Severity::Error),
+        warnings: count(Severity::Warn),
+        infos: count(Severity::Info),
+    };
+    let verdict = if summary.errors > 0 {
+        "error"
+    } else if summary.warnings > 0 {
+        "warn"
+    } else {
+        "ok"
+    };
+    let mut areas: Vec<Area> = area_summaries(&rig, &probes)
+        .into_iter()
+        .map(|(area, label, forced, summary)| {
+            let worst = ev
+                .diagnoses
+                .iter()
+                .filter(|d| d.area == area)
+                .map(|d| d.severity)
+                .max();
+            let status = match worst {
+                Some(s) => s.as_str().to_string(),
+                None => forced.unwrap_or("ok").to_string(),
+            };
+            Area {
+                area: area.into(),
+                label: label.into(),
+                status,
+                summary,
+            }
+        })
+        .collect();
+    if let Some(worst) = ev
+        .diagnoses
+        .iter()
+        .filter(|d| d.area == "probes")
+        .map(|d| d.severity)
+        .max()
+    {
+        let slow: Vec<String> = probes
+            .iter()
+            .filter(|p| p.status != "ok" && p.status != "missing")
+            .map(|p| format!("{}: {}", p.name, p.detail))
+            .collect();
+        areas.push(Area {
+            area: "probes".into(),
+            label: "Probes".into(),
+            status: worst.as_str().into(),
+            summary: slow.join("; "),
+        });
+    }
+    Report {
+        schema: SCHEMA,
+        verdict,
+        mode,
+        summary,
+        areas,
+        diagnoses: ev.diagnoses,
+        facts: rig,
+        probes,
+        rule_errors: ev.rule_errors,
+    }
+}

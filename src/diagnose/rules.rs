@@ -1,0 +1,374 @@
+//! Rules as data: `rules/*.toml`, compiled into the binary, plus site rules
+//! from `--rules DIR`. A rule has a CEL condition (`when`), may iterate over
+//! a list of facts (`each`, binding `it`), and its title, evidence and fix
+//! are templates with `{{ cel-expression }}` holes. See docs/rules.md.
+
+use std::path::Path;
+use std::sync::{Arc, LazyLock};
+
+use cel::{Env, Program};
+use serde::Deserialize;
+
+/// The built-in rule files. A test checks that every file in rules/ is here.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("rules/gpus.toml", include_str!("../../rules/gpus.toml")),
+    ("rules/pcie.toml", include_str!("../../rules/pcie.toml")),
+    ("rules/sycl.toml", include_str!("../../rules/sycl.toml")),
+    ("rules/python.toml", include_str!("../../rules/python.toml")),
+    ("rules/probes.toml", include_str!("../../rules/probes.toml")),
+];
+
+pub const AREAS: &[&str] = &["host", "gpus", "drivers", "sycl", "python", "env", "probes"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Warn,
+    Error,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// A rule as written in TOML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub id: String,
+    pub severity: Severity,
+    pub area: String,
+    pub title: String,
+    pub when: String,
+    #[serde(default)]
+    pub each: Option<String>,
+    #[serde(default)]
+    pub evidence: String,
+    pub explain: String,
+    pub fix: String,
+    #[serde(default)]
+    pub refs: Vec<String>,
+    /// Fixtures (names under fixtures/rigs/) this rule must fire on.
+    #[serde(default)]
+    pub fires_on: Vec<String>,
+    /// Close fixtures this rule must stay silent on.
+    #[serde(default)]
+    pub silent_on: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleFile {
+    #[serde(default)]
+    rule: Vec<RuleSpec>,
+}
+
+/// A piece of a template.
+pub enum Segment {
+    Text(String),
+    Expr { source: String, program: Program },
+}
+
+pub struct Template(pub Vec<Segment>);
+
+pub struct Rule {
+    pub spec: RuleSpec,
+    /// Where it came from (`rules/sycl.toml`, or a site file path).
+    pub origin: String,
+    pub when: Program,
+    pub title: Template,
+    pub evidence: Template,
+    pub fix: Template,
+    pub explain: Template,
+}
+
+/// Why rules could not be loaded (exit code 2: rigdoctor cannot do its job).
+#[derive(Debug)]
+pub struct RuleError {
+    pub origin: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for RuleError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.origin, self.message)
+    }
+}
+
+impl std::error::Error for RuleError {}
+
+static CEL_ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
+    let mut env = Env::stdlib();
+    // The extension registers fresh names on a fresh stdlib; a failure here
+    // would be a cel bug, and rules would then fail to compile and say so.
+    let _ = cel::extensions::strings(&mut env);
+    Arc::new(env)
+});
+
+/// The CEL environment rules are compiled and run in: the standard library
+/// plus the strings extension (`split`, `join`, `lowerAscii`, ...).
+pub fn cel_env() -> Arc<Env> {
+    CEL_ENV.clone()
+}
+
+fn compile_template(
+    env: &Env,
+    text: &str,
+    origin: &str,
+    id: &str,
+    field: &str,
+) -> Result<Template, RuleError> {
+    let mut segs = Vec::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            segs.push(Segment::Text(rest[..start].to_string()));
+        }
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else {
+            return Err(RuleError {
+                origin: origin.into(),
+                message: format!("{id}.{field}: '{{{{' without '}}}}'"),
+            });
+        };
+        let source = after[..end].trim().to_string();
+        let program = env.compile(&source).map_err(|e| RuleError {
+            origin: origin.into(),
+            message: format!("{id}.{field}: {{{{ {source} }}}} does not compile: {e}"),
+        })?;
+        segs.push(Segment::Expr { source, program });
+        rest = &after[end + 2..];
+    }
+    if !rest.is_empty() {
+        segs.push(Segment::Text(rest.to_string()));
+    }
+    Ok(Template(segs))
+}
+
+fn valid_id(id: &str) -> bool {
+    let parts: Vec<&str> = id.split('-').collect();
+    parts.len() >= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        })
+}
+
+/// Parse and compile one rule file.
+pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
+    let file: RuleFile = toml::from_str(text).map_err(|e| RuleError {
+        origin: origin.into(),
+        message: e.to_string(),
+    })?;
+    let mut out = Vec::new();
+    for spec in file.rule {
+        let id = spec.id.clone();
+        let bad = |m: String| RuleError {
+            origin: origin.into(),
+            message: format!("{id}: {m}"),
+        };
+        if !valid_id(&id) {
+            return Err(bad(
+                "ids are UPPER-KEBAB-CASE with at least two parts (AREA-WHAT)".into(),
+            ));
+        }
+        if !AREAS.contains(&spec.area.as_str()) {
+            return Err(bad(format!("area must be one of {}", AREAS.join(", "))));
+        }
+        if spec.title.trim().is_empty()
+            || spec.fix.trim().is_empty()
+            || spec.explain.trim().is_empty()
+        {
+            return Err(bad("title, explain and fix must say something".into()));
+        }
+        let when = env
+            .compile(&spec.when)
+            .map_err(|e| bad(format!("`when` does not compile: {e}")))?;
+        let title = compile_template(env, &spec.title, origin, &id, "title")?;
+        let evidence = compile_template(env, &spec.evidence, origin, &id, "evidence")?;
+        let fix = compile_template(env, &spec.fix, origin, &id, "fix")?;
+        let explain = compile_template(env, &spec.explain, origin, &id, "explain")?;
+        out.push(Rule {
+            spec,
+            origin: origin.into(),
+            when,
+            title,
+            evidence,
+            fix,
+            explain,
+        });
+    }
+    Ok(out)
+}
+
+/// The built-in rules, then the site rules of `extra` (a directory of
+/// `*.toml`). A site rule with a built-in's id replaces it, so a site can
+/// change a severity or a fix. Duplicate ids within one set are an error.
+pub fn load(extra: Option<&Path>) -> Result<Vec<Rule>, RuleError> {
+    let env = cel_env();
+    let mut rules: Vec<Rule> = Vec::new();
+    for (origin, text) in BUILTIN {
+        for r in parse_file(&env, origin, text)? {
+            if rules.iter().any(|x| x.spec.id == r.spec.id) {
+                return Err(RuleError {
+                    origin: origin.to_string(),
+                    message: format!("duplicate rule id {}", r.spec.id),
+                });
+            }
+            rules.push(r);
+        }
+    }
+    if let Some(dir) = extra {
+        let origin = dir.display().to_string();
+        let rd = std::fs::read_dir(dir).map_err(|e| RuleError {
+            origin: origin.clone(),
+            message: e.to_string(),
+        })?;
+        let mut files: Vec<_> = rd
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        files.sort();
+        let mut site_ids: Vec<String> = Vec::new();
+        for f in files {
+            let origin = f.display().to_string();
+            let text = std::fs::read_to_string(&f).map_err(|e| RuleError {
+                origin: origin.clone(),
+                message: e.to_string(),
+            })?;
+            for r in parse_file(&env, &origin, &text)? {
+                if site_ids.contains(&r.spec.id) {
+                    return Err(RuleError {
+                        origin,
+                        message: format!("duplicate rule id {}", r.spec.id),
+                    });
+                }
+                site_ids.push(r.spec.id.clone());
+                match rules.iter_mut().find(|x| x.spec.id == r.spec.id) {
+                    Some(slot) => *slot = r,
+                    None => rules.push(r),
+                }
+            }
+        }
+    }
+    Ok(rules)
+}
+
+/// A template with its holes shown as placeholders, for listings:
+/// `{{ it.name }} at {{ it.pci }}` -> `<name> at <pci>`; anything more
+/// complex than a field path reads as `…`.
+pub fn outline(template: &str) -> String {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(start) = rest.find("{{") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let expr = after[..end].trim();
+        let simple = !expr.is_empty()
+            && expr
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.');
+        if simple {
+            out.push_str(&format!("<{}>", expr.rsplit('.').next().unwrap_or(expr)));
+        } else {
+            out.push('…');
+        }
+        rest = &after[end + 2..];
+    }
+    out.push_str(rest);
+    out.trim().to_string()
+}
+
+/// A rule in full, for `rigdoctor explain ID` and docs/rules.md. Template
+/// holes (`{{ ... }}`) are shown as written: they are filled from the facts.
+pub fn explain_text(r: &Rule) -> String {
+    let s = &r.spec;
+    let mut out = format!(
+        "{}  [{}, area {}]\n{}\n\n",
+        s.id,
+        s.severity.as_str(),
+        s.area,
+        s.title
+    );
+    out.push_str(&format!("When:     {}\n", s.when.trim()));
+    if let Some(each) = &s.each {
+        out.push_str(&format!("For each: {each} (as `it`)\n"));
+    }
+    out.push_str(&format!("\nWhy:\n{}\n", s.explain.trim()));
+    if !s.evidence.trim().is_empty() {
+        out.push_str(&format!("\nEvidence:\n{}\n", s.evidence.trim()));
+    }
+    out.push_str(&format!("\nFix:\n{}\n", s.fix.trim()));
+    if !s.refs.is_empty() {
+        out.push_str("\nReferences:\n");
+        for x in &s.refs {
+            out.push_str(&format!("- {x}\n"));
+        }
+    }
+    out.push_str(&format!("\nDefined in {}\n", r.origin));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outlines_show_placeholders() {
+        assert_eq!(
+            outline("{{ it.name }} at {{it.pci}} has x{{ a ? b : c }}"),
+            "<name> at <pci> has x…"
+        );
+        assert_eq!(outline("plain"), "plain");
+    }
+
+    #[test]
+    fn ids_are_upper_kebab() {
+        assert!(valid_id("PCI-REBAR-OFF"));
+        assert!(valid_id("SYCL-L0-MISSING"));
+        assert!(!valid_id("pci-rebar"));
+        assert!(!valid_id("PCI"));
+        assert!(!valid_id("PCI--X"));
+    }
+
+    #[test]
+    fn templates_split_text_and_expressions() {
+        let env = cel_env();
+        let t = compile_template(&env, "a {{ 1 + 1 }} b {{x}}", "t", "X-Y", "title").unwrap();
+        assert_eq!(t.0.len(), 4);
+        assert!(compile_template(&env, "a {{ 1 +", "t", "X-Y", "title").is_err());
+        assert!(compile_template(&env, "a {{ ) }}", "t", "X-Y", "title").is_err());
+    }
+
+    #[test]
+    fn bad_rule_files_are_refused_with_the_reason() {
+        let env = cel_env();
+        let base =
+            "[[rule]]\nid='A-B'\nseverity='warn'\narea='gpus'\ntitle='t'\nexplain='e'\nfix='f'\n";
+        assert!(parse_file(&env, "x", &format!("{base}when='true'\n")).is_ok());
+        let e = parse_file(&env, "x", &format!("{base}when='1 +'\n"))
+            .err()
+            .unwrap();
+        assert!(e.message.contains("does not compile"), "{e}");
+        assert!(parse_file(&env, "x", &format!("{base}when='true'\nunknown=1\n")).is_err());
+        assert!(
+            parse_file(
+                &env,
+                "x",
+                &base
+                    .replace("gpus", "nowhere")
+                    .replace("title='t'", "title='t'\nwhen='true'")
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,174 @@
+//! The edge: parse arguments into a validated plan, run it, map the outcome
+//! to an exit code (0 nothing at or above --fail-on, 1 problems, 2 rigdoctor
+//! could not do its job).
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use rigdoctor::cli::{Cli, Format, Plan, Target, Terminal};
+use rigdoctor::diagnose::rules::{self, Rule};
+use rigdoctor::render;
+use rigdoctor::source::live::Live;
+use rigdoctor::source::record::Record;
+use rigdoctor::source::replay::Replay;
+
+const EXIT_USAGE: u8 = 2;
+
+fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("rigdoctor: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Write to stdout; a closed pipe (`rigdoctor check | head`) is not an error.
+fn emit(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
+}
+
+fn load_rules(dir: Option<&std::path::Path>) -> Result<Vec<Rule>, rules::RuleError> {
+    rules::load(dir)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let term = Terminal {
+        stdout_is_tty: std::io::stdout().is_terminal(),
+        no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+    };
+    let plan = match cli.plan(term) {
+        Ok(p) => p,
+        Err(e) => return fail(e),
+    };
+    match plan {
+        Plan::Check {
+            target,
+            probe,
+            format,
+            fail_on,
+            quiet,
+            color,
+            rules,
+        } => {
+            let rules = match load_rules(rules.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return fail(format!("cannot load rules: {e}")),
+            };
+            let opts = probe.options();
+            let report = match target {
+                Target::Live { sysfs, procfs } => {
+                    rigdoctor::check(&Live::new(sysfs, procfs), &opts, &rules)
+                }
+                Target::Replay(dir) => match Replay::open(&dir) {
+                    Ok(src) => rigdoctor::check(&src, &opts, &rules),
+                    Err(e) => return fail(e),
+                },
+            };
+            let text = match format {
+                Format::Json => render::json::render(&report),
+                Format::Human => {
+                    render::human::render(&report, render::human::Style { color }, quiet)
+                }
+            };
+            emit(&text);
+            if report.fails(fail_on) {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Plan::Capture {
+            output,
+            sysfs,
+            procfs,
+            probe,
+        } => {
+            let rules = match load_rules(None) {
+                Ok(r) => r,
+                Err(e) => return fail(format!("cannot load rules: {e}")),
+            };
+            let rec = match Record::new(Live::new(sysfs, procfs), &output) {
+                Ok(r) => r,
+                Err(e) => {
+                    return fail(format!(
+                        "cannot write a capture into {}: {e}",
+                        output.display()
+                    ));
+                }
+            };
+            let report = rigdoctor::check(&rec, &probe.options(), &rules);
+            let problems = rec.finish();
+            emit(&format!(
+                "Wrote a capture of this machine to {dir}\n\
+                 It holds what rigdoctor read: sysfs/procfs files, probe command outputs and the\n\
+                 allowlisted GPU runtime variables (no other environment, no tokens).\n\
+                 Replay it:      rigdoctor check --replay {dir}\n\
+                 Attach it:      tar czf rigdoctor-capture.tar.gz -C {dir} .\n\
+                 Check summary:  {summary}\n",
+                dir = output.display(),
+                summary = report.summary_line()
+            ));
+            if problems.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                for p in &problems {
+                    eprintln!("rigdoctor: capture incomplete: {p}");
+                }
+                ExitCode::from(EXIT_USAGE)
+            }
+        }
+        Plan::Rules { format, rules } => {
+            let rules = match load_rules(rules.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return fail(format!("cannot load rules: {e}")),
+            };
+            emit(&render_rules(&rules, format));
+            ExitCode::SUCCESS
+        }
+        Plan::Explain { id, rules } => {
+            let rules = match load_rules(rules.as_deref()) {
+                Ok(r) => r,
+                Err(e) => return fail(format!("cannot load rules: {e}")),
+            };
+            match rules.iter().find(|r| r.spec.id.eq_ignore_ascii_case(&id)) {
+                Some(r) => {
+                    emit(&rigdoctor::diagnose::rules::explain_text(r));
+                    ExitCode::SUCCESS
+                }
+                None => fail(format!("no rule {id:?}; `rigdoctor rules` lists them")),
+            }
+        }
+    }
+}
+
+fn render_rules(rules: &[Rule], format: Format) -> String {
+    match format {
+        Format::Json => {
+            let v: Vec<serde_json::Value> = rules
+                .iter()
+                .map(|r| {
+                    serde_json::json!({
+                        "id": r.spec.id, "severity": r.spec.severity, "area": r.spec.area,
+                        "title": rules::outline(&r.spec.title), "refs": r.spec.refs, "origin": r.origin,
+                    })
+                })
+                .collect();
+            serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
+        }
+        Format::Human => {
+            let w = rules.iter().map(|r| r.spec.id.len()).max().unwrap_or(0);
+            rules
+                .iter()
+                .map(|r| {
+                    format!(
+                        "{:<w$}  {:<5}  {}\n",
+                        r.spec.id,
+                        r.spec.severity.as_str(),
+                        rules::outline(&r.spec.title)
+                    )
+                })
+                .collect()
+        }
+    }
+}

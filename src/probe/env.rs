@@ -1,0 +1,106 @@
+//! The environment variables that steer GPU runtimes, and only those.
+//!
+//! This allowlist is the privacy boundary of a capture: a name not matched
+//! here is never read, never stored, never printed. Names that look like
+//! credentials are refused even when a prefix matches (`OLLAMA_API_KEY`).
+
+use std::collections::BTreeMap;
+
+use crate::rig::ProbeReport;
+use crate::source::Source;
+
+/// Prefixes of variables read by oneAPI/SYCL/Level Zero, CUDA/NCCL, ROCm/HIP,
+/// OpenMP/MPI/oneCCL, IPEX/ipex-llm, ollama and ggml.
+const PREFIXES: &[&str] = &[
+    "ONEAPI_", "SYCL_", "ZE_", "ZES_", "ZEL_", "UR_", "CUDA_", "NCCL_", "HIP_", "ROCR_", "ROCM_",
+    "HSA_", "GPU_", "OMP_", "KMP_", "I_MPI_", "CCL_", "FI_", "IPEX_", "BIGDL_", "OLLAMA_", "GGML_",
+    "LLAMA_", "VLLM_", "PYTORCH_", "TORCH_", "NVIDIA_", "OCL_", "NEO", "PTI_",
+];
+
+/// Exact names.
+const NAMES: &[&str] = &[
+    "PATH",
+    "LD_LIBRARY_PATH",
+    "LD_PRELOAD",
+    "PYTHONPATH",
+    "VIRTUAL_ENV",
+    "CONDA_PREFIX",
+    "CONDA_DEFAULT_ENV",
+    "CMPLR_ROOT",
+    "MKLROOT",
+    "TBBROOT",
+    "SETVARS_COMPLETED",
+    "USE_XETLA",
+    "ENABLE_SDP_FUSION",
+    "RenderCompressedBuffersEnabled",
+    "DRI_PRIME",
+    "CUDA_VISIBLE_DEVICES",
+];
+
+/// Substrings that mark a credential; such a variable is never read.
+const SECRET_MARKS: &[&str] = &[
+    "TOKEN",
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "API_KEY",
+    "APIKEY",
+    "CREDENTIAL",
+    "AUTH",
+];
+
+/// Is this variable one rigdoctor may read?
+pub fn allowed(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    if SECRET_MARKS.iter().any(|m| upper.contains(m)) || upper.ends_with("_KEY") {
+        return false;
+    }
+    NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
+}
+
+pub fn probe(src: &dyn Source) -> (BTreeMap<String, String>, ProbeReport) {
+    let vars: BTreeMap<String, String> = src.env_vars(&allowed).into_iter().collect();
+    let detail = format!("{} allowlisted variables", vars.len());
+    (vars, ProbeReport::new("env", "ok", 0, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn runtime_variables_are_allowed() {
+        for n in [
+            "ONEAPI_DEVICE_SELECTOR",
+            "SYCL_DEVICE_FILTER",
+            "ZE_AFFINITY_MASK",
+            "ZES_ENABLE_SYSMAN",
+            "CUDA_VISIBLE_DEVICES",
+            "HSA_OVERRIDE_GFX_VERSION",
+            "LD_LIBRARY_PATH",
+            "OLLAMA_NUM_GPU",
+            "NEOReadDebugKeys",
+        ] {
+            assert!(allowed(n), "{n}");
+        }
+    }
+
+    #[test]
+    fn everything_else_and_credentials_are_refused() {
+        for n in [
+            "HOME",
+            "USER",
+            "HF_TOKEN",
+            "OPENAI_API_KEY",
+            "AWS_SECRET_ACCESS_KEY",
+            "OLLAMA_API_KEY",
+            "VLLM_API_KEY",
+            "GGML_AUTH_TOKEN",
+            "SSH_AUTH_SOCK",
+            "PATHX",
+            "ld_library_path",
+        ] {
+            assert!(!allowed(n), "{n}");
+        }
+    }
+}

@@ -1,0 +1,278 @@
+//! The Python stack: which distributions are installed for the interpreter
+//! on PATH (or `--python`), read from `*.dist-info` / `*.egg-info` metadata
+//! without importing anything. Only the interpreter's `sys.path` is asked
+//! for, by a one-line script that imports `sys` and `json`.
+//!
+//! The result is the computed probe output `python-packages` (one
+//! `name==version` per line; the interpreter and its version on stderr as
+//! `interpreter=...` / `version=...`), so a capture holds the list, not the
+//! thousands of metadata files behind it.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::rig::{ProbeReport, Python};
+use crate::source::{CmdOutput, CmdSpec, CmdStatus, Listing, Source};
+
+const SYS_PATH_SCRIPT: &str = "import sys, json; print(json.dumps({'version': sys.version.split()[0], 'executable': sys.executable, 'path': sys.path}))";
+
+/// PEP 503 normalization: lower case, runs of `-`, `_`, `.` become `-`.
+pub fn normalize_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    let mut sep = false;
+    for c in name.trim().chars() {
+        if matches!(c, '-' | '_' | '.') {
+            sep = true;
+        } else {
+            if sep && !out.is_empty() {
+                out.push('-');
+            }
+            sep = false;
+            out.extend(c.to_lowercase());
+        }
+    }
+    out
+}
+
+/// `Name:` and `Version:` from the RFC 822 header block of METADATA / PKG-INFO.
+pub fn parse_metadata(text: &str) -> (Option<String>, Option<String>) {
+    let (mut name, mut version) = (None, None);
+    for line in text.lines() {
+        if line.trim().is_empty() {
+            break; // the body (long description) starts here
+        }
+        if let Some(v) = line.strip_prefix("Name:") {
+            name.get_or_insert_with(|| v.trim().to_string());
+        } else if let Some(v) = line.strip_prefix("Version:") {
+            version.get_or_insert_with(|| v.trim().to_string());
+        }
+    }
+    (name, version)
+}
+
+/// Name and version from a metadata directory name:
+/// `torch-2.1.0a0+cxx11.abi.dist-info`, `foo-1.0-py3.11.egg-info`, `foo.egg-info`.
+pub fn parse_info_dir_name(dir: &str) -> Option<(String, Option<String>)> {
+    let stem = dir
+        .strip_suffix(".dist-info")
+        .or_else(|| dir.strip_suffix(".egg-info"))?;
+    match stem.split_once('-') {
+        Some((name, rest)) => {
+            // egg-info may carry a `-pyX.Y` tag after the version.
+            let version = rest.split("-py").next().unwrap_or(rest);
+            Some((name.to_string(), Some(version.to_string())))
+        }
+        None => Some((stem.to_string(), None)),
+    }
+}
+
+/// Parse the `python-packages` output back into a map.
+pub fn parse_packages(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter_map(|l| {
+            let (n, v) = l.trim().split_once("==")?;
+            let n = normalize_name(n);
+            (!n.is_empty()).then(|| (n, v.trim().to_string()))
+        })
+        .collect()
+}
+
+/// Walk `sys.path` and list installed distributions; the first one on the
+/// path wins, as it does for `import`.
+fn installed(src: &dyn Source, path: &[String]) -> BTreeMap<String, String> {
+    let mut found = BTreeMap::new();
+    for dir in path.iter().filter(|p| p.starts_with('/')) {
+        let Listing::Ok(names) = src.list(dir) else {
+            continue;
+        };
+        for entry in names
+            .iter()
+            .filter(|n| n.ends_with(".dist-info") || n.ends_with(".egg-info"))
+        {
+            let Some((dir_name, dir_version)) = parse_info_dir_name(entry) else {
+                continue;
+            };
+            let base = format!("{dir}/{entry}");
+            let meta = src
+                .read(&format!("{base}/METADATA"))
+                .text()
+                .or_else(|| src.read(&format!("{base}/PKG-INFO")).text())
+                // An egg-info may be a single file.
+                .or_else(|| src.read(&base).text());
+            let (name, version) = meta.as_deref().map(parse_metadata).unwrap_or((None, None));
+            let name = normalize_name(&name.unwrap_or(dir_name));
+            let Some(version) = version.or(dir_version) else {
+                continue;
+            };
+            found.entry(name).or_insert(version);
+        }
+    }
+    found
+}
+
+/// The computed `python-packages` output on the live machine.
+fn produce(src: &dyn Source, interpreter: Option<&str>, timeout: Duration) -> CmdOutput {
+    let candidates: Vec<&str> = match interpreter {
+        Some(p) => vec![p],
+        None => vec!["python3", "python"],
+    };
+    let mut last = CmdOutput::with_status(CmdStatus::Missing);
+    for cand in candidates {
+        let out = src.run(&CmdSpec::new(
+            "python-sys-path",
+            &[cand, "-c", SYS_PATH_SCRIPT],
+            timeout,
+        ));
+        match out.status {
+            CmdStatus::Exit(0) => {
+                let v: serde_json::Value = match serde_json::from_slice(&out.stdout) {
+                    Ok(v) => v,
+                    Err(e) => {
+                        let mut o = CmdOutput::with_status(CmdStatus::Failed(format!(
+                            "{cand}: unreadable sys.path: {e}"
+                        )));
+                        o.duration_ms = out.duration_ms;
+                        return o;
+                    }
+                };
+                let path: Vec<String> = v["path"]
+                    .as_array()
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let pkgs = installed(src, &path);
+                let stdout: String = pkgs.iter().map(|(n, v)| format!("{n}=={v}\n")).collect();
+                let stderr = format!(
+                    "interpreter={}\nversion={}\n",
+                    v["executable"].as_str().unwrap_or(cand),
+                    v["version"].as_str().unwrap_or("")
+                );
+                return CmdOutput {
+                    status: CmdStatus::Exit(0),
+                    stdout: stdout.into_bytes(),
+                    stderr: stderr.into_bytes(),
+                    duration_ms: out.duration_ms,
+                    truncated: false,
+                };
+            }
+            CmdStatus::Missing => continue,
+            _ => {
+                last = out;
+                break;
+            }
+        }
+    }
+    last
+}
+
+pub fn probe(
+    src: &dyn Source,
+    interpreter: Option<&str>,
+    timeout: Duration,
+) -> (Python, ProbeReport) {
+    let started = std::time::Instant::now();
+    let out = src.computed("python-packages", &|live| {
+        produce(live, interpreter, timeout)
+    });
+    let ms = if out.duration_ms > 0 {
+        out.duration_ms
+    } else {
+        started.elapsed().as_millis() as u64
+    };
+    let mut py = Python::default();
+    let (status, detail) = match &out.status {
+        CmdStatus::Exit(0) => {
+            py.packages = parse_packages(&out.stdout_text());
+            for line in out.stderr_text().lines() {
+                if let Some(v) = line.strip_prefix("interpreter=") {
+                    py.interpreter = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("version=") {
+                    py.version = Some(v.to_string());
+                }
+            }
+            ("ok", format!("{} distributions", py.packages.len()))
+        }
+        CmdStatus::Missing => ("missing", "no Python interpreter on PATH".to_string()),
+        CmdStatus::Timeout => (
+            "timeout",
+            format!("the interpreter did not answer in {} s", timeout.as_secs()),
+        ),
+        CmdStatus::Exit(c) => (
+            "failed",
+            format!(
+                "the interpreter exited with {c}: {}",
+                out.stderr_text().trim()
+            ),
+        ),
+        CmdStatus::Signal(s) => (
+            "failed",
+            format!("the interpreter was killed by signal {s}"),
+        ),
+        CmdStatus::Failed(e) => ("failed", e.clone()),
+    };
+    (py, ProbeReport::new("python-packages", status, ms, detail))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_normalize() {
+        assert_eq!(
+            normalize_name("Intel_Extension_For_PyTorch"),
+            "intel-extension-for-pytorch"
+        );
+        assert_eq!(normalize_name("ruamel.yaml"), "ruamel-yaml");
+        assert_eq!(normalize_name("a__b--c"), "a-b-c");
+    }
+
+    #[test]
+    fn metadata_headers_only() {
+        let (n, v) = parse_metadata(
+            "Metadata-Version: 2.1\nName: torch\nVersion: 2.1.0a0+cxx11.abi\n\nName: not this\n",
+        );
+        assert_eq!(n.as_deref(), Some("torch"));
+        assert_eq!(v.as_deref(), Some("2.1.0a0+cxx11.abi"));
+        assert_eq!(parse_metadata(""), (None, None));
+    }
+
+    #[test]
+    fn info_dir_names() {
+        assert_eq!(
+            parse_info_dir_name("intel_extension_for_pytorch-2.1.10+xpu.dist-info"),
+            Some((
+                "intel_extension_for_pytorch".into(),
+                Some("2.1.10+xpu".into())
+            ))
+        );
+        assert_eq!(
+            parse_info_dir_name("six-1.16.0-py3.11.egg-info"),
+            Some(("six".into(), Some("1.16.0".into())))
+        );
+        assert_eq!(
+            parse_info_dir_name("mypkg.egg-info"),
+            Some(("mypkg".into(), None))
+        );
+        assert_eq!(parse_info_dir_name("torch"), None);
+    }
+
+    #[test]
+    fn packages_output_round_trips() {
+        let m = parse_packages(
+            "torch==2.1.0a0+cxx11.abi\nIntel_Extension_For_PyTorch==2.1.10+xpu\njunk\n==1\n",
+        );
+        assert_eq!(
+            m.get("torch").map(String::as_str),
+            Some("2.1.0a0+cxx11.abi")
+        );
+        assert_eq!(
+            m.get("intel-extension-for-pytorch").map(String::as_str),
+            Some("2.1.10+xpu")
+        );
+        assert_eq!(m.len(), 2);
+    }
+}

@@ -1,0 +1,4 @@
+//! Renderers: print a [`Report`](crate::diagnose::report::Report); decide nothing.
+
+pub mod human;
+pub mod json;
