@@ -165,6 +165,9 @@ pub struct Sycl {
     pub devices: Vec<SyclDevice>,
     /// What an app sees after ZE_AFFINITY_MASK and ONEAPI_DEVICE_SELECTOR, in order.
     pub visible: Vec<VisibleDevice>,
+    /// The GPU SYCL's default selector picks: the first visible Level Zero GPU,
+    /// else the first visible GPU (intel/llvm scores GPUs first and prefers Level Zero).
+    pub first_gpu: Option<VisibleDevice>,
     /// The ONEAPI_DEVICE_SELECTOR value, if set.
     pub selector: Option<String>,
     /// The runtime's own words when the selector does not parse.

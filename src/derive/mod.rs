@@ -52,6 +52,13 @@ pub fn derive(rig: &mut Rig) {
         rig.env.get("ZE_AFFINITY_MASK").map(String::as_str),
     );
     rig.sycl.visible = outcome.visible;
+    rig.sycl.first_gpu = rig
+        .sycl
+        .visible
+        .iter()
+        .find(|v| v.kind == "gpu" && v.backend == "level_zero")
+        .or_else(|| rig.sycl.visible.iter().find(|v| v.kind == "gpu"))
+        .cloned();
     rig.sycl.selector_error = outcome.error.as_ref().map(|e| e.message.clone());
     rig.sycl.selector_fix = outcome.error.and_then(|e| e.fix);
     rig.sycl.suggested_selector = selector::suggest(

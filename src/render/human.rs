@@ -31,6 +31,7 @@ impl Style {
             "warn" => ("!", |x| x.yellow().bold().to_string()),
             "unknown" => ("?", |x| x.magenta().bold().to_string()),
             "skip" => ("–", |x| x.dimmed().to_string()),
+            "info" => ("i", |x| x.cyan().bold().to_string()),
             _ => ("✓", |x| x.green().to_string()),
         };
         self.paint(mark, f)

@@ -1,0 +1,194 @@
+//! Exit codes, options and the edges of the command line.
+
+mod common;
+
+use common::*;
+
+fn replay(rig: &str, extra: &[&str]) -> Run {
+    let dir = rigs_dir().join(rig);
+    let mut args = vec!["check", "--replay", dir.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn exit_codes_follow_fail_on() {
+    // (rig, worst severity) -> expected exit code for --fail-on error / warn / info
+    let cases = [
+        ("dual-a770", [0, 0, 0]),
+        ("b580-bogus-x1-endpoint", [0, 0, 1]), // a note only
+        ("a770-rebar-off", [0, 1, 1]),         // a warning
+        ("no-gpu", [1, 1, 1]),                 // an error
+    ];
+    for (rig, want) in cases {
+        for (level, code) in ["error", "warn", "info"].iter().zip(want) {
+            let r = replay(rig, &["--fail-on", level, "--quiet"]);
+            assert_eq!(r.code, code, "{rig} --fail-on {level}: {}", r.stdout);
+        }
+        // The default is --fail-on error.
+        assert_eq!(replay(rig, &["--quiet"]).code, want[0], "{rig} default");
+    }
+}
+
+#[test]
+fn usage_errors_and_unreadable_captures_exit_2() {
+    let r = run(&["check", "--fail-on", "sometimes"]);
+    assert_eq!(r.code, 2);
+    let r = run(&["--sysfs", "/tmp", "check", "--replay", "x"]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("--replay"), "{}", r.stderr);
+    let r = run(&["check", "--replay", "/nonexistent/capture"]);
+    assert_eq!(r.code, 2);
+    let empty = tempfile::tempdir().unwrap();
+    let r = run(&["check", "--replay", empty.path().to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("capture.json"), "{}", r.stderr);
+    let r = run(&["explain", "NO-SUCH-RULE"]);
+    assert_eq!(r.code, 2);
+}
+
+#[test]
+fn json_has_the_fixed_shape() {
+    let v = replay_json("a770-rebar-off");
+    assert_eq!(v["schema"], "rigdoctor/check/1");
+    assert_eq!(v["verdict"], "warn");
+    let d = &v["diagnoses"][0];
+    for k in ["id", "severity", "title", "evidence", "explain", "fix", "refs"] {
+        assert!(d.get(k).is_some(), "diagnosis lacks {k}");
+    }
+    for p in v["probes"].as_array().unwrap() {
+        for k in ["name", "status", "duration_ms", "detail"] {
+            assert!(p.get(k).is_some(), "probe lacks {k}");
+        }
+    }
+    let f = &v["facts"];
+    for k in ["gpus", "sycl", "env", "python"] {
+        assert!(f.get(k).is_some(), "facts lack {k}");
+    }
+    let g = &f["gpus"][0];
+    for k in ["pci", "vendor", "device_id", "name", "driver", "discrete", "vram_bytes", "link", "effective_link", "rebar"] {
+        assert!(g.get(k).is_some(), "gpu lacks {k}");
+    }
+    for k in ["speed_gts", "width", "max_speed_gts", "max_width"] {
+        assert!(g["link"].get(k).is_some(), "link lacks {k}");
+    }
+    assert!(g["effective_link"].get("at").is_some());
+    for k in ["devices", "visible", "selector_error"] {
+        assert!(f["sycl"].get(k).is_some(), "sycl lacks {k}");
+    }
+    let dev = &f["sycl"]["devices"][0];
+    for k in ["backend", "type", "index", "platform", "name", "version", "driver"] {
+        assert!(dev.get(k).is_some(), "sycl device lacks {k}");
+    }
+    assert!(f["python"]["packages"].is_object());
+}
+
+#[test]
+fn selector_facts_on_a_parse_error() {
+    let v = replay_json("selector-triple");
+    let s = &v["facts"]["sycl"];
+    assert_eq!(s["selector"], "level_zero:gpu:0");
+    assert_eq!(s["selector_error"], "Error parsing selector string \"level_zero:gpu:0\"  Too many colons (:)");
+    assert_eq!(s["selector_fix"], "level_zero:0");
+    assert_eq!(s["visible"].as_array().unwrap().len(), 0);
+    let fix = v["diagnoses"][0]["fix"].as_str().unwrap();
+    assert_eq!(fix, "export ONEAPI_DEVICE_SELECTOR='level_zero:0'");
+}
+
+#[test]
+fn visible_devices_after_mask_and_selector() {
+    let v = replay_json("selector-ok");
+    let vis = v["facts"]["sycl"]["visible"].as_array().unwrap();
+    assert_eq!(vis.len(), 1);
+    assert_eq!((vis[0]["backend"].as_str(), vis[0]["index"].as_u64()), (Some("level_zero"), Some(0)));
+    assert_eq!(vis[0]["name"], "Intel(R) Arc(TM) A770 Graphics");
+}
+
+#[test]
+fn color_is_off_when_piped_and_on_when_forced() {
+    let dir = rigs_dir().join("a770-rebar-off");
+    let d = dir.to_str().unwrap();
+    assert!(!run(&["check", "--replay", d]).stdout.contains('\u{1b}'));
+    assert!(run(&["check", "--replay", d, "--color", "always"]).stdout.contains('\u{1b}'));
+    let r = run_with(&["check", "--replay", d, "--color", "auto"], |c| {
+        c.env("NO_COLOR", "1");
+    });
+    assert!(!r.stdout.contains('\u{1b}'));
+}
+
+#[test]
+fn rules_and_explain() {
+    let r = run(&["rules"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("PCI-REBAR-OFF"));
+    let r = run(&["rules", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(v.as_array().unwrap().len() >= 12);
+    assert!(v[0].get("severity").is_some() && v[0].get("title").is_some());
+    let r = run(&["explain", "pci-rebar-off"]);
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.starts_with("PCI-REBAR-OFF  [warn, area gpus]"), "{}", r.stdout);
+    assert!(r.stdout.contains("Fix:"));
+}
+
+#[test]
+fn site_rules_add_and_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("site.toml"),
+        r#"
+[[rule]]
+id = "SITE-NEEDS-TWO-GPUS"
+severity = "error"
+area = "gpus"
+when = "gpus.filter(g, g.compute && g.discrete == true).size() < 2"
+title = "This node needs two discrete GPUs, it has {{ gpus.filter(g, g.compute && g.discrete == true).size() }}"
+explain = "Our serving layout uses tensor parallel 2."
+fix = "Check the second card."
+
+[[rule]]
+id = "PCI-REBAR-OFF"
+severity = "error"
+area = "gpus"
+each = "gpus.filter(g, g.compute && g.vendor == 'intel' && g.discrete == true)"
+when = "it.rebar == false"
+title = "ReBAR off on {{ it.pci }} (site policy: error)"
+explain = "x"
+fix = "y"
+"#,
+    )
+    .unwrap();
+    let rules = dir.path().to_str().unwrap();
+    let r = replay("a770-rebar-off", &["--rules", rules, "--format", "json"]);
+    assert_eq!(r.code, 1);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let ids = diagnosis_ids(&v);
+    assert!(ids.contains(&"SITE-NEEDS-TWO-GPUS".to_string()), "{ids:?}");
+    let rebar = v["diagnoses"].as_array().unwrap().iter().find(|d| d["id"] == "PCI-REBAR-OFF").unwrap();
+    assert_eq!(rebar["severity"], "error");
+    assert_eq!(rebar["title"], "ReBAR off on 0000:03:00.0 (site policy: error)");
+    // A broken site rule is rigdoctor failing its job: exit 2, with the reason.
+    std::fs::write(dir.path().join("zz-bad.toml"), "[[rule]]\nid = 'BAD-ONE'\nseverity = 'warn'\narea = 'gpus'\nwhen = '1 +'\ntitle = 't'\nexplain = 'e'\nfix = 'f'\n").unwrap();
+    let r = replay("a770-rebar-off", &["--rules", rules]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("BAD-ONE"), "{}", r.stderr);
+}
+
+#[test]
+fn a_closed_pipe_is_not_a_crash() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let dir = rigs_dir().join("no-gpu");
+    let mut child = Command::new(bin())
+        .args(["check", "--replay", dir.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away at once, like `| head -0`
+    let mut err = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(status.code().is_some(), "killed by a signal");
+}
