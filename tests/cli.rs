@@ -1,5 +1,12 @@
 //! Exit codes, options and the edges of the command line.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on purpose"
+)]
+
 mod common;
 
 use common::*;
@@ -53,7 +60,9 @@ fn json_has_the_fixed_shape() {
     assert_eq!(v["schema"], "rigdoctor/check/1");
     assert_eq!(v["verdict"], "warn");
     let d = &v["diagnoses"][0];
-    for k in ["id", "severity", "title", "evidence", "explain", "fix", "refs"] {
+    for k in [
+        "id", "severity", "title", "evidence", "explain", "fix", "refs",
+    ] {
         assert!(d.get(k).is_some(), "diagnosis lacks {k}");
     }
     for p in v["probes"].as_array().unwrap() {
@@ -66,7 +75,18 @@ fn json_has_the_fixed_shape() {
         assert!(f.get(k).is_some(), "facts lack {k}");
     }
     let g = &f["gpus"][0];
-    for k in ["pci", "vendor", "device_id", "name", "driver", "discrete", "vram_bytes", "link", "effective_link", "rebar"] {
+    for k in [
+        "pci",
+        "vendor",
+        "device_id",
+        "name",
+        "driver",
+        "discrete",
+        "vram_bytes",
+        "link",
+        "effective_link",
+        "rebar",
+    ] {
         assert!(g.get(k).is_some(), "gpu lacks {k}");
     }
     for k in ["speed_gts", "width", "max_speed_gts", "max_width"] {
@@ -77,7 +97,9 @@ fn json_has_the_fixed_shape() {
         assert!(f["sycl"].get(k).is_some(), "sycl lacks {k}");
     }
     let dev = &f["sycl"]["devices"][0];
-    for k in ["backend", "type", "index", "platform", "name", "version", "driver"] {
+    for k in [
+        "backend", "type", "index", "platform", "name", "version", "driver",
+    ] {
         assert!(dev.get(k).is_some(), "sycl device lacks {k}");
     }
     assert!(f["python"]["packages"].is_object());
@@ -88,7 +110,10 @@ fn selector_facts_on_a_parse_error() {
     let v = replay_json("selector-triple");
     let s = &v["facts"]["sycl"];
     assert_eq!(s["selector"], "level_zero:gpu:0");
-    assert_eq!(s["selector_error"], "Error parsing selector string \"level_zero:gpu:0\"  Too many colons (:)");
+    assert_eq!(
+        s["selector_error"],
+        "Error parsing selector string \"level_zero:gpu:0\"  Too many colons (:)"
+    );
     assert_eq!(s["selector_fix"], "level_zero:0");
     assert_eq!(s["visible"].as_array().unwrap().len(), 0);
     let fix = v["diagnoses"][0]["fix"].as_str().unwrap();
@@ -100,7 +125,10 @@ fn visible_devices_after_mask_and_selector() {
     let v = replay_json("selector-ok");
     let vis = v["facts"]["sycl"]["visible"].as_array().unwrap();
     assert_eq!(vis.len(), 1);
-    assert_eq!((vis[0]["backend"].as_str(), vis[0]["index"].as_u64()), (Some("level_zero"), Some(0)));
+    assert_eq!(
+        (vis[0]["backend"].as_str(), vis[0]["index"].as_u64()),
+        (Some("level_zero"), Some(0))
+    );
     assert_eq!(vis[0]["name"], "Intel(R) Arc(TM) A770 Graphics");
 }
 
@@ -109,7 +137,11 @@ fn color_is_off_when_piped_and_on_when_forced() {
     let dir = rigs_dir().join("a770-rebar-off");
     let d = dir.to_str().unwrap();
     assert!(!run(&["check", "--replay", d]).stdout.contains('\u{1b}'));
-    assert!(run(&["check", "--replay", d, "--color", "always"]).stdout.contains('\u{1b}'));
+    assert!(
+        run(&["check", "--replay", d, "--color", "always"])
+            .stdout
+            .contains('\u{1b}')
+    );
     let r = run_with(&["check", "--replay", d, "--color", "auto"], |c| {
         c.env("NO_COLOR", "1");
     });
@@ -127,7 +159,11 @@ fn rules_and_explain() {
     assert!(v[0].get("severity").is_some() && v[0].get("title").is_some());
     let r = run(&["explain", "pci-rebar-off"]);
     assert_eq!(r.code, 0);
-    assert!(r.stdout.starts_with("PCI-REBAR-OFF  [warn, area gpus]"), "{}", r.stdout);
+    assert!(
+        r.stdout.starts_with("PCI-REBAR-OFF  [warn, area gpus]"),
+        "{}",
+        r.stdout
+    );
     assert!(r.stdout.contains("Fix:"));
 }
 
@@ -164,9 +200,17 @@ fix = "y"
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let ids = diagnosis_ids(&v);
     assert!(ids.contains(&"SITE-NEEDS-TWO-GPUS".to_string()), "{ids:?}");
-    let rebar = v["diagnoses"].as_array().unwrap().iter().find(|d| d["id"] == "PCI-REBAR-OFF").unwrap();
+    let rebar = v["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "PCI-REBAR-OFF")
+        .unwrap();
     assert_eq!(rebar["severity"], "error");
-    assert_eq!(rebar["title"], "ReBAR off on 0000:03:00.0 (site policy: error)");
+    assert_eq!(
+        rebar["title"],
+        "ReBAR off on 0000:03:00.0 (site policy: error)"
+    );
     // A broken site rule is rigdoctor failing its job: exit 2, with the reason.
     std::fs::write(dir.path().join("zz-bad.toml"), "[[rule]]\nid = 'BAD-ONE'\nseverity = 'warn'\narea = 'gpus'\nwhen = '1 +'\ntitle = 't'\nexplain = 'e'\nfix = 'f'\n").unwrap();
     let r = replay("a770-rebar-off", &["--rules", rules]);
@@ -187,7 +231,12 @@ fn a_closed_pipe_is_not_a_crash() {
         .unwrap();
     drop(child.stdout.take()); // the reader goes away at once, like `| head -0`
     let mut err = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
     let status = child.wait().unwrap();
     assert!(!err.contains("panicked"), "{err}");
     assert!(status.code().is_some(), "killed by a signal");

@@ -1,6 +1,13 @@
 //! The live face on this machine (CI has no GPU), fake tools on a test PATH
 //! printing real outputs, capture -> replay, timeouts and the privacy of a capture.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on purpose"
+)]
+
 mod common;
 
 use std::path::Path;
@@ -8,7 +15,11 @@ use std::path::Path;
 use common::*;
 
 fn path_with(dir: &Path) -> String {
-    format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default())
+    format!(
+        "{}:{}",
+        dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
 }
 
 fn facts_and_verdict(v: &serde_json::Value) -> (serde_json::Value, serde_json::Value, Vec<String>) {
@@ -23,16 +34,25 @@ fn live_check_on_this_machine_gives_a_verdict() {
     assert_eq!(v["mode"], "live");
     let has_display = std::fs::read_dir("/sys/bus/pci/devices")
         .map(|rd| {
-            rd.filter_map(|e| e.ok())
-                .any(|e| std::fs::read_to_string(e.path().join("class")).is_ok_and(|c| c.starts_with("0x03")))
+            rd.filter_map(|e| e.ok()).any(|e| {
+                std::fs::read_to_string(e.path().join("class")).is_ok_and(|c| c.starts_with("0x03"))
+            })
         })
         .unwrap_or(true);
     if !has_display {
         // The CI machine: no GPU, said plainly, exit 1.
-        assert!(diagnosis_ids(&v).contains(&"GPU-NONE".to_string()), "{:?}", diagnosis_ids(&v));
+        assert!(
+            diagnosis_ids(&v).contains(&"GPU-NONE".to_string()),
+            "{:?}",
+            diagnosis_ids(&v)
+        );
         assert_eq!(r.code, 1);
         let human = run(&["check"]);
-        assert!(human.stdout.contains("No GPU on this machine"), "{}", human.stdout);
+        assert!(
+            human.stdout.contains("No GPU on this machine"),
+            "{}",
+            human.stdout
+        );
     }
 }
 
@@ -43,9 +63,19 @@ fn capture_then_replay_gives_the_same_facts_and_verdict() {
     let r = run(&["capture", "-o", cap.to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(cap.join("capture.json").exists() && cap.join("env").exists());
-    let live: serde_json::Value = serde_json::from_str(&run(&["check", "--format", "json"]).stdout).unwrap();
-    let replayed: serde_json::Value =
-        serde_json::from_str(&run(&["check", "--replay", cap.to_str().unwrap(), "--format", "json"]).stdout).unwrap();
+    let live: serde_json::Value =
+        serde_json::from_str(&run(&["check", "--format", "json"]).stdout).unwrap();
+    let replayed: serde_json::Value = serde_json::from_str(
+        &run(&[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
     assert_eq!(facts_and_verdict(&live), facts_and_verdict(&replayed));
     // A capture refuses to overwrite a directory with content.
     assert_eq!(run(&["capture", "-o", cap.to_str().unwrap()]).code, 2);
@@ -57,20 +87,37 @@ fn fake_rig(tmp: &Path) -> (String, Vec<String>) {
     let tools = tmp.join("bin");
     let site = tmp.join("site-packages");
     for (dir, meta) in [
-        ("torch-2.1.0a0+cxx11.abi.dist-info", "Metadata-Version: 2.1\nName: torch\nVersion: 2.1.0a0+cxx11.abi\n\nlong text\n"),
-        ("intel_extension_for_pytorch-2.1.10+xpu.dist-info", "Metadata-Version: 2.1\nName: intel_extension_for_pytorch\nVersion: 2.1.10+xpu\n"),
+        (
+            "torch-2.1.0a0+cxx11.abi.dist-info",
+            "Metadata-Version: 2.1\nName: torch\nVersion: 2.1.0a0+cxx11.abi\n\nlong text\n",
+        ),
+        (
+            "intel_extension_for_pytorch-2.1.10+xpu.dist-info",
+            "Metadata-Version: 2.1\nName: intel_extension_for_pytorch\nVersion: 2.1.10+xpu\n",
+        ),
     ] {
         std::fs::create_dir_all(site.join(dir)).unwrap();
         std::fs::write(site.join(dir).join("METADATA"), meta).unwrap();
     }
     std::fs::create_dir_all(site.join("six-1.16.0-py3.11.egg-info")).unwrap();
-    std::fs::write(site.join("six-1.16.0-py3.11.egg-info/PKG-INFO"), "Name: six\nVersion: 1.16.0\n").unwrap();
-    let listing = root().join("fixtures/outputs/sycl-ls/llamacpp-sycl-doc-2025-a770-uhd730-ur-over-l0.txt");
+    std::fs::write(
+        site.join("six-1.16.0-py3.11.egg-info/PKG-INFO"),
+        "Name: six\nVersion: 1.16.0\n",
+    )
+    .unwrap();
+    let listing =
+        root().join("fixtures/outputs/sycl-ls/llamacpp-sycl-doc-2025-a770-uhd730-ur-over-l0.txt");
     fake_tools(
         &tools,
         &[
             // Print the corpus output without its 3-line header; show the env it was given.
-            ("sycl-ls", &format!("tail -n +4 '{}'\necho \"ODS=${{ONEAPI_DEVICE_SELECTOR-unset}}\" >&2", listing.display())),
+            (
+                "sycl-ls",
+                &format!(
+                    "tail -n +4 '{}'\necho \"ODS=${{ONEAPI_DEVICE_SELECTOR-unset}}\" >&2",
+                    listing.display()
+                ),
+            ),
             (
                 "python3",
                 &format!(
@@ -97,7 +144,9 @@ fn live_probes_read_fake_tools_and_trees() {
     let mut args: Vec<&str> = roots.iter().map(String::as_str).collect();
     args.extend(["check", "--format", "json"]);
     let r = run_with(&args, |c| {
-        c.env("PATH", &path).env("ONEAPI_DEVICE_SELECTOR", "level_zero:0").env("HF_TOKEN", "hf_secret_value");
+        c.env("PATH", &path)
+            .env("ONEAPI_DEVICE_SELECTOR", "level_zero:0")
+            .env("HF_TOKEN", "hf_secret_value");
     });
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
@@ -105,11 +154,20 @@ fn live_probes_read_fake_tools_and_trees() {
     assert_eq!(f["gpus"].as_array().unwrap().len(), 2);
     assert_eq!(f["sycl"]["devices"].as_array().unwrap().len(), 5);
     // sycl-ls ran without the user's selector, so the listing is complete...
-    assert!(f["sycl"]["messages"].as_array().unwrap().iter().any(|m| m == "ODS=unset"));
+    assert!(
+        f["sycl"]["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == "ODS=unset")
+    );
     // ...and rigdoctor applied the selector itself.
     assert_eq!(f["sycl"]["visible"].as_array().unwrap().len(), 1);
     assert_eq!(f["python"]["packages"]["torch"], "2.1.0a0+cxx11.abi");
-    assert_eq!(f["python"]["packages"]["intel-extension-for-pytorch"], "2.1.10+xpu");
+    assert_eq!(
+        f["python"]["packages"]["intel-extension-for-pytorch"],
+        "2.1.10+xpu"
+    );
     assert_eq!(f["python"]["packages"]["six"], "1.16.0");
     assert_eq!(f["env"]["ONEAPI_DEVICE_SELECTOR"], "level_zero:0");
     assert!(f["env"].get("HF_TOKEN").is_none());
@@ -133,7 +191,10 @@ fn a_capture_holds_no_secrets_and_replays_identically() {
     let r = run_with(&args, env);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let env_file = std::fs::read_to_string(cap.join("env")).unwrap();
-    assert!(env_file.contains("ONEAPI_DEVICE_SELECTOR=level_zero:0\n"), "{env_file}");
+    assert!(
+        env_file.contains("ONEAPI_DEVICE_SELECTOR=level_zero:0\n"),
+        "{env_file}"
+    );
     // No file of the capture holds a value that is not allowlisted.
     fn grep(dir: &Path, needles: &[&str], hits: &mut Vec<String>) {
         for e in std::fs::read_dir(dir).unwrap().filter_map(|e| e.ok()) {
@@ -152,17 +213,37 @@ fn a_capture_holds_no_secrets_and_replays_identically() {
         }
     }
     let mut hits = Vec::new();
-    grep(&cap, &["hf_secret_value", "ollama_secret_value", "secret_home_value"], &mut hits);
+    grep(
+        &cap,
+        &[
+            "hf_secret_value",
+            "ollama_secret_value",
+            "secret_home_value",
+        ],
+        &mut hits,
+    );
     assert!(hits.is_empty(), "{hits:?}");
 
     let mut live_args: Vec<&str> = roots.iter().map(String::as_str).collect();
     live_args.extend(["check", "--format", "json"]);
     let live: serde_json::Value = serde_json::from_str(&run_with(&live_args, env).stdout).unwrap();
-    let replayed: serde_json::Value =
-        serde_json::from_str(&run(&["check", "--replay", cap.to_str().unwrap(), "--format", "json"]).stdout).unwrap();
+    let replayed: serde_json::Value = serde_json::from_str(
+        &run(&[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
     assert_eq!(facts_and_verdict(&live), facts_and_verdict(&replayed));
     // The bridge walk works on the copy: links were kept as links.
-    assert_eq!(replayed["facts"]["gpus"][1]["effective_link"]["at"], "0000:01:00.0");
+    assert_eq!(
+        replayed["facts"]["gpus"][1]["effective_link"]["at"],
+        "0000:01:00.0"
+    );
 }
 
 #[test]
@@ -173,13 +254,27 @@ fn a_hung_probe_costs_the_timeout_and_is_a_diagnosis() {
     let rig = rigs_dir().join("dual-a770/root");
     let started = std::time::Instant::now();
     let r = run_with(
-        &["--sysfs", rig.join("sys").to_str().unwrap(), "check", "--timeout", "1", "--format", "json"],
+        &[
+            "--sysfs",
+            rig.join("sys").to_str().unwrap(),
+            "check",
+            "--timeout",
+            "1",
+            "--format",
+            "json",
+        ],
         |c| {
             c.env("PATH", path_with(&tools));
         },
     );
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let probe = v["probes"].as_array().unwrap().iter().find(|p| p["name"] == "sycl-ls").unwrap().clone();
+    let probe = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "sycl-ls")
+        .unwrap()
+        .clone();
     assert_eq!(probe["status"], "timeout");
     assert!(diagnosis_ids(&v).contains(&"PROBE-TIMEOUT".to_string()));
     assert_ne!(v["verdict"], "ok", "an unknown must not read as healthy");

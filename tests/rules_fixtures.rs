@@ -1,6 +1,13 @@
 //! Every rule parses, ids are unique, and every rule fires on the fixtures it
 //! names and stays silent on the close ones it names.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on purpose"
+)]
+
 mod common;
 
 use std::collections::BTreeSet;
@@ -51,7 +58,10 @@ fn every_rule_fires_on_its_fixture_and_not_on_its_near_miss() {
                 };
                 let fired = diagnosis_ids(report).contains(id);
                 if fired != want {
-                    failures.push(format!("{id}: {} on {name}", if want { "did not fire" } else { "fired" }));
+                    failures.push(format!(
+                        "{id}: {} on {name}",
+                        if want { "did not fire" } else { "fired" }
+                    ));
                 }
             }
         }
@@ -71,14 +81,24 @@ fn no_rule_errors_on_any_fixture() {
 #[test]
 fn healthy_rigs_raise_nothing_alarming() {
     for rig in ["dual-a770", "selector-ok"] {
-        let report = replay_json(&rig);
+        let report = replay_json(rig);
         assert_eq!(report["verdict"], "ok", "{rig}");
-        assert!(diagnosis_ids(&report).is_empty(), "{rig}: {:?}", diagnosis_ids(&report));
+        assert!(
+            diagnosis_ids(&report).is_empty(),
+            "{rig}: {:?}",
+            diagnosis_ids(&report)
+        );
     }
     // The Arc endpoint's fake 2.5 GT/s x1 must not read as a slow link.
     let report = replay_json("b580-bogus-x1-endpoint");
     assert_eq!(report["verdict"], "ok");
-    let gpu = report["facts"]["gpus"].as_array().unwrap().iter().find(|g| g["device_id"] == "0xe20b").unwrap().clone();
+    let gpu = report["facts"]["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["device_id"] == "0xe20b")
+        .unwrap()
+        .clone();
     assert_eq!(gpu["link"]["width"], 1);
     assert_eq!(gpu["effective_link"]["width"], 8);
     assert_eq!(gpu["effective_link"]["at"], "0000:01:00.0");
@@ -88,20 +108,35 @@ fn healthy_rigs_raise_nothing_alarming() {
 #[test]
 fn fixtures_are_built_from_their_specs() {
     // fixtures/mkrig.py needs Python 3.11+ (tomllib); skip where it is missing.
-    let ok = std::process::Command::new("python3").args(["-c", "import tomllib"]).output().map(|o| o.status.success());
+    let ok = std::process::Command::new("python3")
+        .args(["-c", "import tomllib"])
+        .output()
+        .map(|o| o.status.success());
     if !matches!(ok, Ok(true)) {
         eprintln!("skipped: python3 with tomllib not available");
         return;
     }
-    let out = std::process::Command::new("python3").arg(root().join("fixtures/mkrig.py")).arg("--check").output().unwrap();
-    assert!(out.status.success(), "{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let out = std::process::Command::new("python3")
+        .arg(root().join("fixtures/mkrig.py"))
+        .arg("--check")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
 fn fixtures_have_no_empty_directories() {
     // git does not keep empty directories, so a fresh clone would lose them.
     fn walk(d: &std::path::Path, empty: &mut Vec<String>) {
-        let entries: Vec<_> = std::fs::read_dir(d).unwrap().filter_map(|e| e.ok()).collect();
+        let entries: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .collect();
         if entries.is_empty() {
             empty.push(d.display().to_string());
         }

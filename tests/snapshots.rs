@@ -1,15 +1,31 @@
 //! Snapshots of the human and JSON output of every rig fixture. A snapshot is
 //! an assertion: read every .snap.new diff before accepting it.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on purpose"
+)]
+
 mod common;
 
 use common::*;
 
 fn human(rig: &str) -> String {
     let dir = rigs_dir().join(rig);
-    let r = run(&["check", "--replay", dir.to_str().unwrap(), "--color", "never"]);
+    let r = run(&[
+        "check",
+        "--replay",
+        dir.to_str().unwrap(),
+        "--color",
+        "never",
+    ]);
     assert!(r.code == 0 || r.code == 1, "{rig}: {}", r.stderr);
-    r.stdout.replace(concat!("rigdoctor ", env!("CARGO_PKG_VERSION")), "rigdoctor [version]")
+    r.stdout.replace(
+        concat!("rigdoctor ", env!("CARGO_PKG_VERSION")),
+        "rigdoctor [version]",
+    )
 }
 
 fn json(rig: &str) -> String {
@@ -38,9 +54,19 @@ fn json_output_of_every_rig() {
 #[test]
 fn quiet_output_is_problems_and_summary_only() {
     let dir = rigs_dir().join("a770-rebar-off");
-    let r = run(&["check", "--replay", dir.to_str().unwrap(), "--quiet", "--color", "never"]);
+    let r = run(&[
+        "check",
+        "--replay",
+        dir.to_str().unwrap(),
+        "--quiet",
+        "--color",
+        "never",
+    ]);
     insta::assert_snapshot!("quiet__a770-rebar-off", r.stdout);
     let dir = rigs_dir().join("dual-a770");
     let r = run(&["check", "--replay", dir.to_str().unwrap(), "--quiet"]);
-    assert_eq!(r.stdout, "Summary: 0 errors, 0 warnings, 0 notes — verdict: ok\n");
+    assert_eq!(
+        r.stdout,
+        "Summary: 0 errors, 0 warnings, 0 notes — verdict: ok\n"
+    );
 }

@@ -208,22 +208,36 @@ fn area_summaries(
         _ if !rig.sycl.listed => "sycl-ls could not list devices".to_string(),
         _ => {
             let listed = rig.sycl.devices.len();
-            let gpus: Vec<_> = rig.sycl.visible.iter().filter(|v| v.kind == "gpu").collect();
+            let gpus: Vec<_> = rig
+                .sycl
+                .visible
+                .iter()
+                .filter(|v| v.kind == "gpu")
+                .collect();
             let l0: Vec<String> = gpus
                 .iter()
                 .filter(|v| v.backend == "level_zero")
                 .map(|v| format!("level_zero:{} {}", v.index, v.name))
                 .collect();
             let others = gpus.len() - l0.len();
-            let mut s = format!("{listed} device{} listed", if listed == 1 { "" } else { "s" });
+            let mut s = format!(
+                "{listed} device{} listed",
+                if listed == 1 { "" } else { "s" }
+            );
             if let Some(sel) = &rig.sycl.selector {
                 s.push_str(&format!(", ONEAPI_DEVICE_SELECTOR={sel}"));
             }
             match (l0.is_empty(), others) {
                 (true, 0) => s.push_str("; apps see no GPU"),
-                (true, n) => s.push_str(&format!("; apps see {n} GPU{} through OpenCL only", if n == 1 { "" } else { "s" })),
+                (true, n) => s.push_str(&format!(
+                    "; apps see {n} GPU{} through OpenCL only",
+                    if n == 1 { "" } else { "s" }
+                )),
                 (false, 0) => s.push_str(&format!("; apps see {}", l0.join(", "))),
-                (false, n) => s.push_str(&format!("; apps see {} (and {n} through OpenCL)", l0.join(", "))),
+                (false, n) => s.push_str(&format!(
+                    "; apps see {} (and {n} through OpenCL)",
+                    l0.join(", ")
+                )),
             }
             s
         }

@@ -288,6 +288,80 @@ pub fn outline(template: &str) -> String {
     out.trim().to_string()
 }
 
+/// docs/rules.md: every rule, generated from rules/*.toml (a test keeps the
+/// file in sync; `UPDATE_DOCS=1 cargo test --test docs` rewrites it).
+pub fn reference_markdown(rules: &[Rule]) -> String {
+    let mut out = String::from(
+        "# Rules\n\n<!-- Generated from rules/*.toml by `UPDATE_DOCS=1 cargo test --test docs`; do not edit. -->\n\n\
+         Each rule has an id, a severity (`error`, `warn`, `info`), the area of the page it belongs to, a CEL \
+         condition over the facts (`rigdoctor check --format json` shows them under `facts`), and texts with \
+         `{{ ... }}` holes filled from the facts. `rigdoctor explain ID` prints one rule; a site adds or \
+         replaces rules with `--rules DIR` (same format; a rule with a built-in id replaces it).\n\n\
+         | id | severity | area | title |\n|---|---|---|---|\n",
+    );
+    for r in rules {
+        out.push_str(&format!(
+            "| [{id}](#{anchor}) | {sev} | {area} | {title} |\n",
+            id = r.spec.id,
+            anchor = r.spec.id.to_ascii_lowercase(),
+            sev = r.spec.severity.as_str(),
+            area = r.spec.area,
+            title = outline(&r.spec.title).replace('|', "\\|")
+        ));
+    }
+    for r in rules {
+        let s = &r.spec;
+        out.push_str(&format!("\n## {}\n\n", s.id));
+        out.push_str(&format!(
+            "**{}** · area `{}` · defined in `{}`\n\n",
+            s.severity.as_str(),
+            s.area,
+            r.origin
+        ));
+        out.push_str(&format!("{}\n\n", outline(&s.title)));
+        out.push_str(&format!(
+            "{}\n\n",
+            s.explain.split_whitespace().collect::<Vec<_>>().join(" ")
+        ));
+        if let Some(each) = &s.each {
+            out.push_str(&format!(
+                "For each item of `{each}` (bound to `it`), when:\n\n"
+            ));
+        } else {
+            out.push_str("When:\n\n");
+        }
+        out.push_str(&format!("```\n{}\n```\n\n", s.when.trim()));
+        out.push_str(&format!("Fix (template):\n\n```\n{}\n```\n", s.fix.trim()));
+        if !s.fires_on.is_empty() {
+            out.push_str(&format!(
+                "\nFires on {}; silent on {}.\n",
+                s.fires_on
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                s.silent_on
+                    .iter()
+                    .map(|f| format!("`{f}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if !s.refs.is_empty() {
+            out.push_str("\nReferences: ");
+            out.push_str(
+                &s.refs
+                    .iter()
+                    .map(|x| format!("<{x}>"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            );
+            out.push('\n');
+        }
+    }
+    out
+}
+
 /// A rule in full, for `rigdoctor explain ID` and docs/rules.md. Template
 /// holes (`{{ ... }}`) are shown as written: they are filled from the facts.
 pub fn explain_text(r: &Rule) -> String {

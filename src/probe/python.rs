@@ -198,7 +198,10 @@ pub fn probe(
         CmdStatus::Missing => ("missing", "no Python interpreter on PATH".to_string()),
         CmdStatus::Timeout => (
             "timeout",
-            format!("the interpreter did not answer in {} s", timeout.as_secs()),
+            format!(
+                "the interpreter did not answer in {:.1} s",
+                ms as f64 / 1000.0
+            ),
         ),
         CmdStatus::Exit(c) => (
             "failed",

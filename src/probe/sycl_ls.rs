@@ -208,7 +208,10 @@ pub fn probe(src: &dyn Source, timeout: std::time::Duration) -> (Sycl, ProbeRepo
         CmdStatus::Missing => ("missing", "sycl-ls is not on PATH".to_string()),
         CmdStatus::Timeout => (
             "timeout",
-            format!("sycl-ls did not answer in {} s", timeout.as_secs()),
+            format!(
+                "sycl-ls did not answer in {:.1} s",
+                out.duration_ms as f64 / 1000.0
+            ),
         ),
         CmdStatus::Failed(e) => ("failed", format!("sycl-ls could not start: {e}")),
         CmdStatus::Signal(s) => ("failed", format!("sycl-ls was killed by signal {s}")),

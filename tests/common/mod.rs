@@ -38,7 +38,11 @@ pub fn run_with(args: &[&str], setup: impl FnOnce(&mut Command)) -> Run {
     let mut c = Command::new(bin());
     c.args(args).stdin(Stdio::null()).env_remove("NO_COLOR");
     setup(&mut c);
-    let Output { status, stdout, stderr } = c.output().unwrap();
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = c.output().unwrap();
     Run {
         code: status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -53,13 +57,29 @@ pub fn run(args: &[&str]) -> Run {
 /// `check --replay` of a rig as JSON.
 pub fn replay_json(rig: &str) -> serde_json::Value {
     let dir = rigs_dir().join(rig);
-    let r = run(&["check", "--replay", dir.to_str().unwrap(), "--format", "json"]);
-    assert!(r.code == 0 || r.code == 1, "{rig}: exit {} stderr {}", r.code, r.stderr);
+    let r = run(&[
+        "check",
+        "--replay",
+        dir.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        r.code == 0 || r.code == 1,
+        "{rig}: exit {} stderr {}",
+        r.code,
+        r.stderr
+    );
     serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{rig}: {e}\n{}", r.stdout))
 }
 
 pub fn diagnosis_ids(report: &serde_json::Value) -> Vec<String> {
-    report["diagnoses"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect()
+    report["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// A directory with executable scripts named like tools, for a test PATH.

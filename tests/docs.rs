@@ -1,0 +1,69 @@
+//! Docs that can drift are generated and checked here.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on purpose"
+)]
+
+mod common;
+
+use common::*;
+
+fn check_or_update(path: &str, generated: &str) {
+    let file = root().join(path);
+    if std::env::var_os("UPDATE_DOCS").is_some() {
+        std::fs::write(&file, generated).unwrap();
+        return;
+    }
+    let on_disk = std::fs::read_to_string(&file).unwrap_or_default();
+    assert!(
+        on_disk == generated,
+        "{path} is out of date; run `UPDATE_DOCS=1 cargo test --test docs`"
+    );
+}
+
+#[test]
+fn rules_reference_is_in_sync() {
+    let rules = rigdoctor::diagnose::rules::load(None).unwrap();
+    check_or_update(
+        "docs/rules.md",
+        &rigdoctor::diagnose::rules::reference_markdown(&rules),
+    );
+}
+
+#[test]
+fn readme_commands_exist() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.contains("cargo test"),
+        "README must say how to run the tests"
+    );
+    assert!(
+        readme.contains("cargo run --release -- check"),
+        "README must say how to run rigdoctor"
+    );
+    // The sample-rig demo in the README must name a fixture that exists.
+    for line in readme
+        .lines()
+        .filter(|l| l.contains("--replay fixtures/rigs/"))
+    {
+        let rig = line
+            .split("--replay fixtures/rigs/")
+            .nth(1)
+            .unwrap()
+            .split(|c: char| c.is_whitespace() || c == '`')
+            .next()
+            .unwrap();
+        assert!(
+            rigs_dir().join(rig).join("capture.json").exists(),
+            "README names missing rig {rig}"
+        );
+    }
+    let ci = std::fs::read_to_string(root().join(".ci/run")).unwrap();
+    assert!(
+        ci.contains("cargo test"),
+        ".ci/run must run the README's test command"
+    );
+}
