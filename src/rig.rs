@@ -170,8 +170,20 @@ pub struct Sycl {
     pub first_gpu: Option<VisibleDevice>,
     /// The ONEAPI_DEVICE_SELECTOR value, if set.
     pub selector: Option<String>,
-    /// The runtime's own words when the selector does not parse.
+    /// The runtime's own words when the device selection fails before any
+    /// device is seen (a selector that does not parse, a conflicting filter).
     pub selector_error: Option<String>,
+    /// Which variable that error is about (`ONEAPI_DEVICE_SELECTOR`, `SYCL_DEVICE_FILTER`, `SYCL_DEVICE_ALLOWLIST`).
+    pub selector_error_variable: Option<String>,
+    pub selector_info: Option<SelectorInfo>,
+    /// ZE_AFFINITY_MASK as the driver applies it.
+    pub mask: Option<MaskFacts>,
+    /// SYCL_DEVICE_FILTER is set and this runtime release does not read it.
+    pub filter_ignored: bool,
+    /// The runtime release the selection was modelled on (`2025.0.4`), if known.
+    pub release: Option<String>,
+    /// Which behaviour that release has: `before 2025`, `2025.0-2025.1`, `2025.2 and later`.
+    pub model: String,
     /// A corrected selector, when one can be proposed.
     pub selector_fix: Option<String>,
     /// A selector that keeps the discrete GPUs on Level Zero (`level_zero:0,1`),
@@ -186,12 +198,50 @@ pub struct Sycl {
     pub messages: Vec<String>,
 }
 
+/// What the mask does, as a fact (`facts.sycl.mask`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MaskFacts {
+    pub value: String,
+    /// `FLAT`, `COMPOSITE` or `COMBINED`.
+    pub hierarchy: String,
+    /// The hierarchy came from the product default, not ZE_FLAT_DEVICE_HIERARCHY.
+    pub hierarchy_default: bool,
+    /// Device ordinals (as listed, before renumbering) the mask keeps.
+    pub kept: Vec<u32>,
+    /// `X.Y` entries ignored because the hierarchy is FLAT or COMBINED.
+    pub ignored_tiles: Vec<String>,
+    /// Entries naming a device that does not exist.
+    pub unknown: Vec<String>,
+    /// Entries that are not numbers.
+    pub invalid: Vec<String>,
+    /// How many GPUs the driver lists without the mask.
+    pub gpus: u32,
+    /// When the entries look counted from 1 (the largest equals the device
+    /// count), the same mask counted from 0.
+    pub counted_from_one_fix: Option<String>,
+}
+
+/// The parsed ONEAPI_DEVICE_SELECTOR, for rules.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SelectorInfo {
+    pub accept_terms: usize,
+    pub discard_terms: usize,
+    /// Backends named by several accepting terms (`level_zero:0;level_zero:1`).
+    pub duplicate_backends: Vec<String>,
+    /// A discarding term names a device number (`!opencl:0`).
+    pub index_discard: bool,
+    /// An accepting Level Zero term names device numbers (`level_zero:1`).
+    pub level_zero_indices: bool,
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Python {
     pub interpreter: Option<String>,
     pub version: Option<String>,
     /// Normalized distribution name -> version.
     pub packages: BTreeMap<String, String>,
+    /// Version pins of the XPU stack (derive/pins.rs).
+    pub pins: crate::derive::pins::Pins,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

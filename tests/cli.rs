@@ -22,7 +22,8 @@ fn replay(rig: &str, extra: &[&str]) -> Run {
 fn exit_codes_follow_fail_on() {
     // (rig, worst severity) -> expected exit code for --fail-on error / warn / info
     let cases = [
-        ("dual-a770", [0, 0, 0]),
+        ("bnb-mask", [0, 0, 0]),               // nothing at all
+        ("dual-a770", [0, 0, 1]),              // a note (IPEX end of life)
         ("b580-bogus-x1-endpoint", [0, 0, 1]), // a note only
         ("a770-rebar-off", [0, 1, 1]),         // a warning
         ("no-gpu", [1, 1, 1]),                 // an error

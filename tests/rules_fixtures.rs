@@ -80,14 +80,24 @@ fn no_rule_errors_on_any_fixture() {
 
 #[test]
 fn healthy_rigs_raise_nothing_alarming() {
-    for rig in ["dual-a770", "selector-ok"] {
+    // Healthy rigs: nothing above a note (IPEX's end of life is a note).
+    for rig in [
+        "dual-a770",
+        "selector-ok",
+        "selector-list",
+        "torch-xpu-ok",
+        "max1550-flat",
+        "bnb-mask",
+    ] {
         let report = replay_json(rig);
         assert_eq!(report["verdict"], "ok", "{rig}");
-        assert!(
-            diagnosis_ids(&report).is_empty(),
-            "{rig}: {:?}",
-            diagnosis_ids(&report)
-        );
+        let loud: Vec<_> = report["diagnoses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["severity"] != "info")
+            .collect();
+        assert!(loud.is_empty(), "{rig}: {loud:?}");
     }
     // The Arc endpoint's fake 2.5 GT/s x1 must not read as a slow link.
     let report = replay_json("b580-bogus-x1-endpoint");

@@ -63,7 +63,7 @@ fn quiet_output_is_problems_and_summary_only() {
         "never",
     ]);
     insta::assert_snapshot!("quiet__a770-rebar-off", r.stdout);
-    let dir = rigs_dir().join("dual-a770");
+    let dir = rigs_dir().join("bnb-mask");
     let r = run(&["check", "--replay", dir.to_str().unwrap(), "--quiet"]);
     assert_eq!(
         r.stdout,

@@ -4,10 +4,11 @@
 
 pub mod catalog;
 pub mod link;
+pub mod pins;
 pub mod selector;
 
 use crate::probe::oneapi::{release_in_path, year_of};
-use crate::rig::{OneApiRelease, Rig, SyclDevice};
+use crate::rig::{OneApiRelease, Rig, SelectorInfo, SyclDevice};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -45,31 +46,55 @@ pub fn derive(rig: &mut Rig) {
     for d in &mut rig.sycl.devices {
         d.integrated = integrated(d);
     }
-    rig.sycl.selector = rig.env.get("ONEAPI_DEVICE_SELECTOR").cloned();
-    let outcome = selector::evaluate(
-        &rig.sycl.devices,
-        rig.sycl.selector.as_deref(),
-        rig.env.get("ZE_AFFINITY_MASK").map(String::as_str),
-    );
-    rig.sycl.visible = outcome.visible;
-    rig.sycl.first_gpu = rig
-        .sycl
+    derive_oneapi(rig);
+    rig.python.pins = pins::derive(&rig.python, &rig.oneapi);
+    derive_sycl(rig);
+}
+
+/// Which SYCL devices an app started from this environment sees.
+fn derive_sycl(rig: &mut Rig) {
+    let env = |k: &str| rig.env.get(k).map(String::as_str);
+    let inputs = selector::Inputs {
+        selector: env("ONEAPI_DEVICE_SELECTOR"),
+        filter: env("SYCL_DEVICE_FILTER"),
+        allowlist: env("SYCL_DEVICE_ALLOWLIST"),
+        mask: env("ZE_AFFINITY_MASK"),
+        hierarchy: env("ZE_FLAT_DEVICE_HIERARCHY"),
+    };
+    let model =
+        selector::Model::from_release(rig.oneapi.active.as_deref(), rig.sycl.generation.as_deref());
+    let outcome = selector::evaluate(&rig.sycl.devices, inputs, model);
+    let suggested = selector::suggest(&rig.sycl.devices, inputs);
+    let s = &mut rig.sycl;
+    s.model = model.label().to_string();
+    s.release = rig.oneapi.active.clone();
+    s.selector = inputs.selector.map(String::from);
+    s.visible = outcome.visible;
+    s.first_gpu = s
         .visible
         .iter()
         .find(|v| v.kind == "gpu" && v.backend == "level_zero")
-        .or_else(|| rig.sycl.visible.iter().find(|v| v.kind == "gpu"))
+        .or_else(|| s.visible.iter().find(|v| v.kind == "gpu"))
         .cloned();
-    rig.sycl.selector_error = outcome.error.as_ref().map(|e| e.message.clone());
-    rig.sycl.selector_fix = outcome.error.and_then(|e| e.fix);
-    rig.sycl.suggested_selector = selector::suggest(
-        &rig.sycl.devices,
-        rig.env.get("ZE_AFFINITY_MASK").map(String::as_str),
-    );
-    rig.sycl.filter_as_selector = rig
-        .env
-        .get("SYCL_DEVICE_FILTER")
-        .and_then(|f| selector::translate_filter(f));
-    derive_oneapi(rig);
+    s.selector_error = outcome.failure.as_ref().map(|f| f.error.message.clone());
+    s.selector_error_variable = outcome.failure.as_ref().map(|f| f.variable.to_string());
+    s.selector_fix = outcome.failure.and_then(|f| f.error.fix);
+    s.selector_info = outcome.selector.map(|sel| SelectorInfo {
+        accept_terms: sel.accept.len(),
+        discard_terms: sel.discard.len(),
+        duplicate_backends: sel.duplicate_backends(),
+        index_discard: sel.has_index_discard(),
+        level_zero_indices: sel.accept.iter().any(|t| {
+            t.backend == "level_zero"
+                && t.devices
+                    .iter()
+                    .any(|d| matches!(d, selector::DevSpec::Index(_)))
+        }),
+    });
+    s.mask = outcome.mask;
+    s.filter_ignored = outcome.filter_ignored;
+    s.suggested_selector = suggested;
+    s.filter_as_selector = inputs.filter.and_then(selector::translate_filter);
 }
 
 fn vendor_label(v: &str) -> &str {

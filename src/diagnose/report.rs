@@ -178,6 +178,25 @@ fn area_summaries(
                 .join(", ")
         )
     };
+    // Two 16 GB cards are two 16 GB pools, not one of 32 GB.
+    let discrete: Vec<u64> = compute
+        .iter()
+        .filter(|g| g.discrete == Some(true))
+        .filter_map(|g| g.vram_bytes)
+        .collect();
+    if discrete.len() >= 2 {
+        let total: u64 = discrete.iter().sum();
+        gpus.push_str(&format!(
+            " ({} of VRAM: {} separate pools, not one of {})",
+            discrete
+                .iter()
+                .map(|b| human_bytes(*b as f64))
+                .collect::<Vec<_>>()
+                .join(" + "),
+            discrete.len(),
+            human_bytes(total as f64)
+        ));
+    }
     if others > 0 {
         gpus.push_str(&format!(
             " (and {others} display adapter{} that cannot run models)",

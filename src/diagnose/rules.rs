@@ -15,6 +15,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rules/pcie.toml", include_str!("../../rules/pcie.toml")),
     ("rules/sycl.toml", include_str!("../../rules/sycl.toml")),
     ("rules/python.toml", include_str!("../../rules/python.toml")),
+    ("rules/intel.toml", include_str!("../../rules/intel.toml")),
     ("rules/probes.toml", include_str!("../../rules/probes.toml")),
 ];
 

@@ -62,6 +62,11 @@ fn normalize_backend(be: &str) -> String {
 
 /// Split `Platform, Name Version [Driver]`.
 fn split_rest(rest: &str) -> (String, String, String, String) {
+    // dpctl-based listings append `  (filter_string: opencl:cpu:0)`.
+    let rest = match rest.rfind("  (filter_string:") {
+        Some(i) if rest.trim_end().ends_with(')') => &rest[..i],
+        _ => rest,
+    };
     let rest = rest.trim_end();
     let (body, driver) = match (rest.rfind('['), rest.ends_with(']')) {
         (Some(i), true) => (&rest[..i], rest[i + 1..rest.len() - 1].trim().to_string()),
