@@ -125,17 +125,60 @@ fn basename(p: &str) -> String {
         .to_string()
 }
 
-fn read_gpu(src: &dyn Source, addr: &str, class: String, vendor_id: String) -> Gpu {
+/// A bridge's bus range, for the fallback chain when a device's sysfs entry
+/// is not a link into the device tree (hand-built or copied trees).
+#[derive(Debug, Clone)]
+pub struct BusRange {
+    pub addr: String,
+    pub secondary: u32,
+    pub subordinate: u32,
+}
+
+fn bus_of(addr: &str) -> Option<u32> {
+    u32::from_str_radix(addr.get(5..7)?, 16).ok()
+}
+
+/// The bridges above `addr` from their bus ranges, root side first: every
+/// bridge of the same domain whose secondary..subordinate range holds the
+/// device's bus, the widest range first.
+pub fn chain_from_bus_ranges(addr: &str, bridges: &[BusRange]) -> Vec<String> {
+    let Some(bus) = bus_of(addr) else {
+        return Vec::new();
+    };
+    let domain = addr.get(..4).unwrap_or("");
+    let mut above: Vec<&BusRange> = bridges
+        .iter()
+        .filter(|b| {
+            b.addr.starts_with(domain)
+                && b.secondary <= bus
+                && bus <= b.subordinate
+                && b.addr != addr
+        })
+        .collect();
+    above.sort_by_key(|b| (std::cmp::Reverse(b.subordinate - b.secondary), b.secondary));
+    above.iter().map(|b| b.addr.clone()).collect()
+}
+
+fn read_gpu(
+    src: &dyn Source,
+    addr: &str,
+    class: String,
+    vendor_id: String,
+    bridges: &[BusRange],
+) -> Gpu {
     let a = |n: &str| read_attr(src, &format!("{DEVICES}/{addr}/{n}"));
     let device_id = a("device").unwrap_or_default().to_ascii_lowercase();
     let vendor = vendor_name(&vendor_id).to_string();
     let driver = src
         .link(&format!("{DEVICES}/{addr}/driver"))
         .map(|t| basename(&t));
-    let chain_addrs = src
+    let mut chain_addrs = src
         .link(&format!("{DEVICES}/{addr}"))
         .map(|t| parse_chain(&t))
         .unwrap_or_default();
+    if chain_addrs.len() <= 1 {
+        chain_addrs = chain_from_bus_ranges(addr, bridges);
+    }
     let chain = chain_addrs
         .iter()
         .filter(|p| p.as_str() != addr)
@@ -205,7 +248,8 @@ pub fn probe(src: &dyn Source) -> (Vec<Gpu>, ProbeReport) {
         }
         Listing::Failed(e) => return (Vec::new(), ProbeReport::new("pci", "failed", 0, e)),
     };
-    let mut gpus = Vec::new();
+    let mut found = Vec::new();
+    let mut bridges = Vec::new();
     for addr in addrs.iter().filter(|a| is_pci_address(a)) {
         let Some(class) = read_attr(src, &format!("{DEVICES}/{addr}/class")) else {
             continue;
@@ -214,9 +258,41 @@ pub fn probe(src: &dyn Source) -> (Vec<Gpu>, ProbeReport) {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if is_gpu_class(&class, &vendor_id) {
-            gpus.push(read_gpu(src, addr, class, vendor_id));
+            found.push((addr.clone(), class, vendor_id));
+        } else if class.starts_with("0x0604") {
+            bridges.push(addr.clone());
         }
     }
+    // Bus ranges are only needed when a GPU's entry is not a link into the
+    // device tree; read them lazily.
+    let needs_ranges = found.iter().any(|(a, _, _)| {
+        src.link(&format!("{DEVICES}/{a}"))
+            .map(|t| parse_chain(&t).len())
+            .unwrap_or(0)
+            <= 1
+    });
+    let ranges: Vec<BusRange> = if needs_ranges {
+        bridges
+            .iter()
+            .filter_map(|b| {
+                let n = |attr: &str| {
+                    read_attr(src, &format!("{DEVICES}/{b}/{attr}"))
+                        .and_then(|v| v.parse::<u32>().ok())
+                };
+                Some(BusRange {
+                    addr: b.clone(),
+                    secondary: n("secondary_bus_number")?,
+                    subordinate: n("subordinate_bus_number")?,
+                })
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let gpus: Vec<Gpu> = found
+        .into_iter()
+        .map(|(addr, class, vendor)| read_gpu(src, &addr, class, vendor, &ranges))
+        .collect();
     let detail = format!("{} PCI devices, {} display-class", addrs.len(), gpus.len());
     (gpus, ProbeReport::new("pci", "ok", 0, detail))
 }
@@ -275,6 +351,28 @@ mod tests {
         assert!(is_pci_address("0000:c1:00.0"));
         assert!(!is_pci_address("pci0000:00"));
         assert!(!is_pci_address("0000:00:02.0:extra"));
+    }
+
+    #[test]
+    fn chain_from_bus_numbers_when_links_are_missing() {
+        let r = |a: &str, s: u32, e: u32| BusRange {
+            addr: a.into(),
+            secondary: s,
+            subordinate: e,
+        };
+        let bridges = vec![
+            r("0000:00:01.0", 1, 4),
+            r("0000:01:00.0", 2, 4),
+            r("0000:02:01.0", 3, 3),
+            r("0000:02:04.0", 4, 4),
+            r("0000:00:1c.0", 5, 5),
+        ];
+        assert_eq!(
+            chain_from_bus_ranges("0000:03:00.0", &bridges),
+            vec!["0000:00:01.0", "0000:01:00.0", "0000:02:01.0"]
+        );
+        assert!(chain_from_bus_ranges("0000:00:02.0", &bridges).is_empty());
+        assert!(chain_from_bus_ranges("junk", &bridges).is_empty());
     }
 
     #[test]
