@@ -101,6 +101,16 @@ pub fn facts_json(rig: &Rig, probes: &[ProbeReport]) -> serde_json::Value {
     v
 }
 
+/// Probes that could not look: they failed, or (for the PCI bus) found nothing to read.
+fn blind(probes: &[ProbeReport]) -> impl Iterator<Item = &ProbeReport> {
+    probes.iter().filter(|p| {
+        matches!(
+            p.status.as_str(),
+            "timeout" | "failed" | "unparsed" | "denied"
+        ) || (p.name == "pci" && p.status == "missing")
+    })
+}
+
 fn probe_status<'a>(probes: &'a [ProbeReport], name: &str) -> &'a str {
     probes
         .iter()
@@ -165,7 +175,9 @@ fn area_summaries(
 
     let compute: Vec<_> = rig.gpus.iter().filter(|g| g.compute).collect();
     let others = rig.gpus.len() - compute.len();
-    let mut gpus = if compute.is_empty() {
+    let mut gpus = if probe_status(probes, "pci") != "ok" {
+        "could not look at the PCI bus".to_string()
+    } else if compute.is_empty() {
         "no GPU on the PCI bus".to_string()
     } else {
         format!(
@@ -243,6 +255,9 @@ fn area_summaries(
                 "{listed} device{} listed",
                 if listed == 1 { "" } else { "s" }
             );
+            if let Some(rel) = &rig.oneapi.active {
+                s.push_str(&format!(" by oneAPI {rel}"));
+            }
             if let Some(sel) = &rig.sycl.selector {
                 s.push_str(&format!(", ONEAPI_DEVICE_SELECTOR={sel}"));
             }
@@ -388,9 +403,7 @@ pub fn build(
         .map(|d| d.severity)
         .max()
     {
-        let slow: Vec<String> = probes
-            .iter()
-            .filter(|p| p.status != "ok" && p.status != "missing")
+        let slow: Vec<String> = blind(&probes)
             .map(|p| format!("{}: {}", p.name, p.detail))
             .collect();
         areas.push(Area {
