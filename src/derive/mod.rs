@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod link;
+pub mod runtimes;
 pub mod selector;
 
 use crate::probe::oneapi::{release_in_path, year_of};
@@ -70,6 +71,7 @@ pub fn derive(rig: &mut Rig) {
         .get("SYCL_DEVICE_FILTER")
         .and_then(|f| selector::translate_filter(f));
     derive_oneapi(rig);
+    runtimes::derive(rig);
 }
 
 fn vendor_label(v: &str) -> &str {

@@ -56,12 +56,12 @@ pub struct Listing {
     pub filtered: bool,
 }
 
-fn normalize_backend(be: &str) -> String {
+pub(crate) fn normalize_backend(be: &str) -> String {
     be.strip_prefix("ext_oneapi_").unwrap_or(be).to_string()
 }
 
 /// Split `Platform, Name Version [Driver]`.
-fn split_rest(rest: &str) -> (String, String, String, String) {
+pub(crate) fn split_rest(rest: &str) -> (String, String, String, String) {
     let rest = rest.trim_end();
     let (body, driver) = match (rest.rfind('['), rest.ends_with(']')) {
         (Some(i), true) => (&rest[..i], rest[i + 1..rest.len() - 1].trim().to_string()),
