@@ -16,6 +16,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rules/sycl.toml", include_str!("../../rules/sycl.toml")),
     ("rules/python.toml", include_str!("../../rules/python.toml")),
     ("rules/probes.toml", include_str!("../../rules/probes.toml")),
+    (
+        "rules/intel_runtime.toml",
+        include_str!("../../rules/intel_runtime.toml"),
+    ),
 ];
 
 pub const AREAS: &[&str] = &["host", "gpus", "drivers", "sycl", "python", "env", "probes"];
