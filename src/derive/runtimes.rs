@@ -243,6 +243,21 @@ pub fn derive(rig: &mut Rig) {
     }
     out.cpu_icds = regs;
     rig.intel_runtime = out;
+
+    // Older torch/IPEX do not say which XPU device is integrated; the name does.
+    if let Some(deep) = &mut rig.python.deep {
+        for d in &mut deep.xpu_devices {
+            if d.integrated.is_none() {
+                d.integrated = d.name.as_ref().and_then(|n| {
+                    crate::derive::integrated(&crate::rig::SyclDevice {
+                        kind: "gpu".into(),
+                        name: n.clone(),
+                        ..Default::default()
+                    })
+                });
+            }
+        }
+    }
 }
 
 #[cfg(test)]
