@@ -345,3 +345,82 @@ fn replay_json_dir(dir: &Path) -> serde_json::Value {
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     serde_json::from_str(&r.stdout).unwrap()
 }
+
+/// The real script on the real interpreter, with stand-in `torch` and
+/// `intel_extension_for_pytorch` packages on PYTHONPATH: every step of the
+/// script runs, and the JSON it prints is what the parser reads.
+#[test]
+fn the_script_runs_on_a_real_interpreter() {
+    let has_python = std::process::Command::new("python3")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_python {
+        eprintln!("skipped: no python3");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let pkgs = tmp.path().join("pkgs");
+    std::fs::create_dir_all(pkgs.join("torch")).unwrap();
+    std::fs::create_dir_all(pkgs.join("intel_extension_for_pytorch")).unwrap();
+    std::fs::write(
+        pkgs.join("torch/__init__.py"),
+        r#"__version__ = "2.7.0+xpu"
+class version:
+    xpu = "20250004"
+    cuda = None
+class _Props:
+    name = "Intel(R) Arc(TM) A770 Graphics"
+    platform_name = "Intel(R) oneAPI Unified Runtime over Level-Zero"
+    total_memory = 16225243136
+    driver_version = "1.6.33578+11"
+    device_id = 0x56A0
+    is_integrated_gpu = 0
+class xpu:
+    @staticmethod
+    def is_available():
+        return True
+    @staticmethod
+    def device_count():
+        return 2
+    @staticmethod
+    def get_device_properties(i):
+        return _Props()
+"#,
+    )
+    .unwrap();
+    // The undefined symbol of oneAPI-samples #1596, raised at import.
+    std::fs::write(
+        pkgs.join("intel_extension_for_pytorch/__init__.py"),
+        format!(
+            "raise ImportError({:?})\n",
+            last_line("oneapisamples1596-max-ipex-undefined-symbol-abi-mismatch.txt")
+                .trim_start_matches("ImportError: ")
+        ),
+    )
+    .unwrap();
+    let sys = sysfs();
+    let r = run_with(
+        &[
+            "--sysfs", &sys, "check", "--deep", "--python", "python3", "--format", "json",
+        ],
+        |c| {
+            c.env("PYTHONPATH", &pkgs);
+        },
+    );
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let deep = &v["facts"]["python"]["deep"];
+    assert_eq!(deep["completed"], true, "{deep:#}");
+    assert_eq!(deep["torch_version"], "2.7.0+xpu");
+    assert_eq!(deep["torch_xpu_build"], "20250004");
+    assert_eq!(deep["ipex_installed"], true);
+    assert_eq!(deep["error_kind"], "abi-mismatch");
+    assert_eq!(deep["error_step"], "ipex");
+    assert_eq!(deep["xpu_available"], true);
+    assert_eq!(deep["xpu_device_count"], 2);
+    assert_eq!(deep["xpu_devices"][1]["device_id"], "0x56a0");
+    assert_eq!(deep["xpu_devices"][1]["integrated"], false);
+    assert_eq!(deep["xpu_devices"][1]["total_memory_bytes"], 16225243136u64);
+    assert!(diagnosis_ids(&v).contains(&"PY-IMPORT-ABI-MISMATCH".to_string()));
+}

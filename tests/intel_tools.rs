@@ -37,8 +37,14 @@ fn tools(dir: &Path) -> String {
                 "sycl-ls",
                 &format!(
                     "if [ \"$1\" = --verbose ]; then tail -n +4 '{}'; else tail -n +4 '{}'; fi\necho \"ODS=${{ONEAPI_DEVICE_SELECTOR-unset}}\" >&2",
-                    corpus("sycl-ls-verbose", "oracle-2026.2.0-pocl-intel-cpu-baseline.txt"),
-                    corpus("sycl-ls", "llamacpp-sycl-doc-2025-a770-uhd730-ur-over-l0.txt"),
+                    corpus(
+                        "sycl-ls-verbose",
+                        "oracle-2026.2.0-pocl-intel-cpu-baseline.txt"
+                    ),
+                    corpus(
+                        "sycl-ls",
+                        "llamacpp-sycl-doc-2025-a770-uhd730-ur-over-l0.txt"
+                    ),
                 ),
             ),
             (
@@ -120,7 +126,13 @@ fn intel_tools_are_probed_recorded_and_replayed() {
         );
     }
     let replayed = json(
-        &["check", "--replay", cap.to_str().unwrap(), "--format", "json"],
+        &[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
         &path,
     );
     assert_eq!(live["facts"], replayed["facts"]);
@@ -133,7 +145,10 @@ fn verbose_is_skipped_when_sycl_ls_is_missing() {
     let bin = tmp.path().join("bin");
     fake_tools(&bin, &[("xpu-smi", "echo 'No device discovered'")]);
     let path = format!("{}:/usr/bin:/bin", bin.display());
-    let sys = rigs_dir().join("b580-no-oneapi/root/sys").display().to_string();
+    let sys = rigs_dir()
+        .join("b580-no-oneapi/root/sys")
+        .display()
+        .to_string();
     let cap = tmp.path().join("cap");
     let r = run_with(
         &["--sysfs", &sys, "capture", "-o", cap.to_str().unwrap()],
@@ -144,7 +159,13 @@ fn verbose_is_skipped_when_sycl_ls_is_missing() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(!cap.join("cmd/sycl-ls-verbose.status").exists());
     let v = json(
-        &["check", "--replay", cap.to_str().unwrap(), "--format", "json"],
+        &[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
         &path,
     );
     assert!(v["facts"]["sycl"]["verbose"].is_null());
