@@ -56,6 +56,12 @@ pub struct ProbeArgs {
     /// The Python interpreter whose installed packages to read (default: python3 on PATH).
     #[arg(long, value_name = "PATH")]
     pub python: Option<String>,
+    /// Also import torch (and IPEX) in that interpreter and ask what it sees: slow, loads the GPU runtime.
+    #[arg(long)]
+    pub deep: bool,
+    /// Seconds the --deep import check may take [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub deep_timeout: Option<u64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -144,13 +150,21 @@ pub enum Plan {
 pub struct ProbeOptionsPlan {
     pub timeout: Duration,
     pub python: Option<String>,
+    /// `--deep`: run the Python import check.
+    pub deep: bool,
+    pub deep_timeout: Duration,
 }
+
+/// The import check's timeout when `--deep-timeout` is not given.
+pub const DEFAULT_DEEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ProbeOptionsPlan {
     pub fn options(&self) -> ProbeOptions {
         ProbeOptions {
             timeout: self.timeout,
             python: self.python.clone(),
+            deep: self.deep,
+            deep_timeout: self.deep_timeout,
         }
     }
 }
@@ -169,9 +183,24 @@ fn probe_plan(a: &ProbeArgs) -> Result<ProbeOptionsPlan, String> {
     if a.timeout > 3600 {
         return Err("--timeout is in seconds; more than an hour is surely a mistake".into());
     }
+    let deep_timeout = match (a.deep, a.deep_timeout) {
+        (false, Some(_)) => {
+            return Err("--deep-timeout applies to the --deep import check; add --deep".into());
+        }
+        (_, Some(0)) => return Err("--deep-timeout must be at least 1 second".into()),
+        (_, Some(s)) if s > 3600 => {
+            return Err(
+                "--deep-timeout is in seconds; more than an hour is surely a mistake".into(),
+            );
+        }
+        (_, Some(s)) => Duration::from_secs(s),
+        (_, None) => DEFAULT_DEEP_TIMEOUT,
+    };
     Ok(ProbeOptionsPlan {
         timeout: Duration::from_secs(a.timeout),
         python: a.python.clone(),
+        deep: a.deep,
+        deep_timeout,
     })
 }
 
@@ -200,6 +229,11 @@ impl Cli {
                             return Err(
                                 "--replay reads only the capture; --python does not apply".into()
                             );
+                        }
+                        if probe.deep {
+                            return Err("--replay reads only the capture; it holds the import \
+                                 check if it was made with `capture --deep`"
+                                .into());
                         }
                         Target::Replay(dir)
                     }
@@ -280,6 +314,8 @@ mod tests {
             }
         );
         assert_eq!(probe.timeout, Duration::from_secs(5));
+        assert!(!probe.deep, "the import check never runs unasked");
+        assert_eq!(probe.deep_timeout, DEFAULT_DEEP_TIMEOUT);
         assert_eq!(
             (format, fail_on, quiet, color, rules),
             (Format::Human, Severity::Error, false, true, None)
@@ -360,5 +396,30 @@ mod tests {
             Plan::Capture { .. }
         ));
         assert!(plan(&["capture"], TTY).is_err());
+    }
+
+    #[test]
+    fn deep_and_its_own_timeout() {
+        let probe = |args: &[&str]| match plan(args, TTY).unwrap() {
+            Plan::Check { probe, .. } | Plan::Capture { probe, .. } => probe,
+            _ => panic!(),
+        };
+        let p = probe(&["check", "--deep"]);
+        assert!(p.deep);
+        assert_eq!(p.deep_timeout, Duration::from_secs(60));
+        // The per-probe --timeout does not shorten the import check.
+        let p = probe(&["check", "--deep", "--timeout", "2", "--deep-timeout", "1"]);
+        assert_eq!(
+            (p.timeout, p.deep_timeout),
+            (Duration::from_secs(2), Duration::from_secs(1))
+        );
+        assert_eq!(p.options().deep_timeout, Duration::from_secs(1));
+        assert!(probe(&["capture", "-o", "/tmp/x", "--deep"]).deep);
+        assert!(!probe(&["capture", "-o", "/tmp/x"]).deep);
+        // Mistakes fail before any work.
+        assert!(plan(&["check", "--deep-timeout", "5"], TTY).is_err());
+        assert!(plan(&["check", "--deep", "--deep-timeout", "0"], TTY).is_err());
+        assert!(plan(&["check", "--deep", "--deep-timeout", "7200"], TTY).is_err());
+        assert!(plan(&["check", "--replay", "x", "--deep"], TTY).is_err());
     }
 }

@@ -19,6 +19,12 @@ pub struct Rig {
     pub sycl: Sycl,
     pub python: Python,
     pub oneapi: OneApi,
+    /// `xpu-smi discovery` (probe::xpu_smi).
+    pub xpu_smi: XpuSmi,
+    /// `clinfo -l` and the OpenCL ICD registrations (probe::clinfo).
+    pub clinfo: Clinfo,
+    /// Derived: the Intel GPUs on the bus against what the runtimes list (derive::runtimes).
+    pub intel_runtime: IntelRuntime,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -196,6 +202,215 @@ pub struct Sycl {
     pub generation: Option<String>,
     /// Lines sycl-ls printed that were not device lines (warnings, errors).
     pub messages: Vec<String>,
+    /// `sycl-ls --verbose`, when it ran and printed something (null otherwise).
+    pub verbose: Option<SyclVerbose>,
+}
+
+/// What `sycl-ls --verbose` says beyond the concise listing (probe::sycl_ls_verbose).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SyclVerbose {
+    /// `Platforms: N` as printed; None in a fragment that lacks the line.
+    pub declared_platforms: Option<u32>,
+    pub platforms: Vec<SyclPlatform>,
+    /// What the runtime's own selectors picked, by selector: `default`, `gpu`,
+    /// `cpu`, `accelerator`, `host`, `custom_gpu`, `custom_cpu`, `custom_acc`.
+    pub selectors: BTreeMap<String, SelectorChoice>,
+    /// Every declared platform and device was printed, and the selector lines follow.
+    pub complete: bool,
+    /// Lines that are neither fields nor noise (warnings, exceptions).
+    pub messages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SyclPlatform {
+    /// The `k` of `Platform [#k]:` (1-based); None for a fragment without the line.
+    pub number: Option<u32>,
+    /// `level_zero`, `opencl`, ...: from the concise listing of the same run, else from the name.
+    pub backend: Option<String>,
+    pub name: String,
+    pub vendor: String,
+    pub version: String,
+    /// `Devices : N` as printed.
+    pub declared_devices: Option<u32>,
+    pub devices: Vec<SyclVerboseDevice>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SyclVerboseDevice {
+    /// The per-backend index (`Device [#n]:`, or the concise line of the same device).
+    pub index: Option<u32>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: String,
+    pub vendor: String,
+    pub version: String,
+    pub driver: String,
+    pub uuid: Option<String>,
+    /// PCI device id as sysfs writes it (`0xe20b`); sycl-ls prints it in decimal (57867).
+    pub device_id: Option<String>,
+    pub sub_devices: Option<u32>,
+    pub sub_sub_devices: Option<u32>,
+    pub aspects: Vec<String>,
+    pub sub_group_sizes: Vec<u32>,
+    /// `intel_gpu_bmg_g21`, `x86_64`, ...
+    pub architecture: Option<String>,
+}
+
+/// One `xxx_selector() : ...` line: the device picked, or the runtime's error.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SelectorChoice {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub platform: String,
+    pub name: String,
+    pub version: String,
+    pub driver: String,
+    /// The runtime's words (cut at 50 characters by sycl-ls) when nothing was picked.
+    pub error: Option<String>,
+}
+
+/// `xpu-smi discovery` (probe::xpu_smi). Missing values (empty, `N/A`, `-1`) are null.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct XpuSmi {
+    /// xpu-smi ran and its output was read.
+    pub listed: bool,
+    pub devices: Vec<XpuSmiDevice>,
+    /// xpu-smi said `No device discovered`.
+    pub no_device: bool,
+    /// `table`, `borderless` (2.x), `json` (`-j`), `csv` (`--dump`), `summary` (2.x bare `xpu-smi`).
+    pub layout: Option<String>,
+    pub messages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct XpuSmiDevice {
+    /// xpu-smi's own device id (0, 1, ...).
+    pub id: Option<u32>,
+    pub name: Option<String>,
+    /// `GPU`, `Discrete GPU`, `Integrated GPU`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub vendor: Option<String>,
+    /// `0000:03:00.0`.
+    pub pci_bdf: Option<String>,
+    /// As sysfs writes it: `0x56a0`, `0x020a`.
+    pub pci_device_id: Option<String>,
+    pub uuid: Option<String>,
+    pub driver_version: Option<String>,
+    pub memory_bytes: Option<u64>,
+    pub link_gen: Option<u32>,
+    pub link_width: Option<u32>,
+    pub tiles: Option<u32>,
+    pub drm_device: Option<String>,
+    /// `normal`, `survivability`, ... (2.x `Device State`).
+    pub state: Option<String>,
+}
+
+/// `clinfo -l` (probe::clinfo) and the ICD files under `/etc/OpenCL/vendors`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Clinfo {
+    /// clinfo ran and its output was read.
+    pub listed: bool,
+    pub platforms: Vec<ClPlatform>,
+    /// clinfo found no OpenCL platform at all (`Number of platforms 0`, or `-l` printing nothing).
+    pub no_platform: bool,
+    /// The OpenCL ICD registrations: which library each `*.icd` file loads.
+    pub icds: Vec<IcdFile>,
+    pub messages: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClPlatform {
+    pub index: Option<u32>,
+    pub name: String,
+    pub devices: Vec<ClDevice>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ClDevice {
+    pub index: Option<u32>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IcdFile {
+    /// `/etc/OpenCL/vendors/intel64.icd`.
+    pub path: String,
+    /// The library it names (its first line).
+    pub library: String,
+    /// The oneAPI release in the library path (`2024.2`), when there is one.
+    pub release: Option<String>,
+}
+
+/// Derived (derive::runtimes): the Intel GPUs on the PCI bus set against what
+/// the runtimes list.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IntelRuntime {
+    /// Intel discrete GPUs with a kernel driver bound.
+    pub discrete_on_bus: u32,
+    /// Level Zero GPUs sycl-ls lists (all, and those not known to be integrated);
+    /// None when sycl-ls did not list.
+    pub level_zero_gpus: Option<u32>,
+    pub level_zero_discrete: Option<u32>,
+    /// How the listing was matched to the bus: `device-id` (sycl-ls --verbose
+    /// DeviceID) or `count`; None when there was nothing to match.
+    pub matched_by: Option<String>,
+    /// Bus GPUs (by PCI device id) the Level Zero runtime lists fewer of than there are.
+    pub unlisted: Vec<UnlistedGpu>,
+    /// Devices a runtime names only generically (`Intel(R) Graphics [0xe20b]`):
+    /// the runtime predates the card.
+    pub generic_names: Vec<GenericName>,
+    /// Distinct Intel OpenCL CPU runtimes the SYCL runtime lists, one per release line.
+    pub opencl_cpu_runtimes: Vec<CpuRuntime>,
+    /// Where an Intel OpenCL CPU runtime (`libintelocl.so`) is registered: ICD
+    /// files and `OCL_ICD_FILENAMES` entries; `stale` for an older release than another.
+    pub cpu_icds: Vec<IcdRegistration>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct IcdRegistration {
+    /// The `.icd` file, or `OCL_ICD_FILENAMES`.
+    pub source: String,
+    pub library: String,
+    pub release: Option<String>,
+    pub stale: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct UnlistedGpu {
+    pub device_id: String,
+    pub name: String,
+    /// How many GPUs with this id are on the bus, and how many Level Zero lists.
+    pub on_bus: u32,
+    pub listed: u32,
+    /// The bus addresses of the GPUs with this id (which of them is missing is
+    /// not known when several share the id).
+    pub pci: Vec<String>,
+    /// Those of them without a DRM render node (the driver did not finish probing).
+    pub no_render_node: Vec<String>,
+    pub driver: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct GenericName {
+    /// `sycl-ls`, `sycl-ls-verbose`, `clinfo`, `xpu-smi`.
+    pub source: String,
+    pub name: String,
+    /// The id inside the name, as sysfs writes it (`0xe20b`).
+    pub device_id: String,
+    /// A GPU with this id is on the bus.
+    pub on_bus: bool,
+    /// Catalog name of that id, if known.
+    pub catalog_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CpuRuntime {
+    /// The driver version sycl-ls prints (`2024.18.6.0.02_160000`).
+    pub driver: String,
+    /// Its release line: `2024.18` (year and minor of the CPU runtime).
+    pub release: String,
+    pub platform: String,
 }
 
 /// What the mask does, as a fact (`facts.sycl.mask`).
@@ -242,6 +457,57 @@ pub struct Python {
     pub packages: BTreeMap<String, String>,
     /// Version pins of the XPU stack (derive/pins.rs).
     pub pins: crate::derive::pins::Pins,
+    /// `--deep` only: what importing torch (and IPEX) said (probe::python_deep);
+    /// null when the import check did not run.
+    pub deep: Option<PythonDeep>,
+}
+
+/// The import check of `check --deep`. Every field is null when its step did not run or failed.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PythonDeep {
+    /// The script reached its end (an import that kills the interpreter stops it early).
+    pub completed: bool,
+    pub python_version: Option<String>,
+    pub torch_version: Option<String>,
+    /// `torch.version.xpu`: the oneAPI compiler the wheel was built with.
+    pub torch_xpu_build: Option<String>,
+    /// `torch.version.cuda`.
+    pub cuda_build: Option<String>,
+    pub cuda_available: Option<bool>,
+    pub cuda_device_count: Option<u32>,
+    /// intel_extension_for_pytorch is importable (found on sys.path).
+    pub ipex_installed: Option<bool>,
+    pub ipex_version: Option<String>,
+    pub xpu_available: Option<bool>,
+    pub xpu_device_count: Option<u32>,
+    pub xpu_devices: Vec<TorchXpuDevice>,
+    /// Every step that raised, with the exception text.
+    pub errors: Vec<DeepError>,
+    /// The most telling error: `abi-mismatch`, `oneccl-missing`, `not-linked-xpu`,
+    /// `ipex-torch-mismatch`, `no-module`, `other`.
+    pub error_kind: Option<String>,
+    pub error_step: Option<String>,
+    pub error_text: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TorchXpuDevice {
+    pub index: u32,
+    pub name: Option<String>,
+    pub platform: Option<String>,
+    pub total_memory_bytes: Option<u64>,
+    pub driver_version: Option<String>,
+    /// As sysfs writes it (`0xe20b`), when torch reports it.
+    pub device_id: Option<String>,
+    pub integrated: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeepError {
+    /// `torch`, `ipex`, `xpu`, `xpu_tensor`, `cuda`, `interpreter`.
+    pub step: String,
+    pub text: String,
+    pub kind: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

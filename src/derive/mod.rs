@@ -5,6 +5,7 @@
 pub mod catalog;
 pub mod link;
 pub mod pins;
+pub mod runtimes;
 pub mod selector;
 
 use crate::probe::oneapi::{release_in_path, year_of};
@@ -49,6 +50,7 @@ pub fn derive(rig: &mut Rig) {
     derive_oneapi(rig);
     rig.python.pins = pins::derive(&rig.python, &rig.oneapi);
     derive_sycl(rig);
+    runtimes::derive(rig);
 }
 
 /// Which SYCL devices an app started from this environment sees.

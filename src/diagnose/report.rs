@@ -296,6 +296,37 @@ fn area_summaries(
         }
         other => format!("could not read the packages ({other})"),
     };
+    let python = match &py.deep {
+        None => python,
+        Some(d) => {
+            let kind = d.error_kind.as_deref();
+            let seen = match (&d.torch_version, d.xpu_available) {
+                (None, _) => match kind {
+                    Some(k) => format!("torch does not import ({k})"),
+                    None => "torch does not import".to_string(),
+                },
+                (Some(v), Some(true)) => format!(
+                    "torch {v} sees {} XPU device{}",
+                    d.xpu_device_count.unwrap_or(0),
+                    if d.xpu_device_count == Some(1) {
+                        ""
+                    } else {
+                        "s"
+                    }
+                ),
+                (Some(v), Some(false)) => format!("torch {v} sees no XPU device"),
+                (Some(v), None) => match kind {
+                    Some(k) => format!("torch {v} imports, but the import check failed ({k})"),
+                    None => format!("torch {v} imports"),
+                },
+            };
+            let error = match (kind, d.xpu_available) {
+                (Some(k), Some(true)) => format!(", but an import failed ({k})"),
+                _ => String::new(),
+            };
+            format!("{python}; --deep: {seen}{error}")
+        }
+    };
 
     let set: Vec<String> = rig
         .env

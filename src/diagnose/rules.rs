@@ -17,6 +17,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rules/python.toml", include_str!("../../rules/python.toml")),
     ("rules/intel.toml", include_str!("../../rules/intel.toml")),
     ("rules/probes.toml", include_str!("../../rules/probes.toml")),
+    (
+        "rules/intel_runtime.toml",
+        include_str!("../../rules/intel_runtime.toml"),
+    ),
 ];
 
 pub const AREAS: &[&str] = &["host", "gpus", "drivers", "sycl", "python", "env", "probes"];

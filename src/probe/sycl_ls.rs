@@ -56,12 +56,12 @@ pub struct Listing {
     pub filtered: bool,
 }
 
-fn normalize_backend(be: &str) -> String {
+pub(crate) fn normalize_backend(be: &str) -> String {
     be.strip_prefix("ext_oneapi_").unwrap_or(be).to_string()
 }
 
 /// Split `Platform, Name Version [Driver]`.
-fn split_rest(rest: &str) -> (String, String, String, String) {
+pub(crate) fn split_rest(rest: &str) -> (String, String, String, String) {
     // dpctl-based listings append `  (filter_string: opencl:cpu:0)`.
     let rest = match rest.rfind("  (filter_string:") {
         Some(i) if rest.trim_end().ends_with(')') => &rest[..i],
