@@ -86,7 +86,6 @@ fn healthy_rigs_raise_nothing_alarming() {
         "selector-ok",
         "selector-list",
         "torch-xpu-ok",
-        "max1550-flat",
         "bnb-mask",
     ] {
         let report = replay_json(rig);
