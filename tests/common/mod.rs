@@ -54,23 +54,16 @@ pub fn run(args: &[&str]) -> Run {
     run_with(args, |_| {})
 }
 
-/// `check --replay` of a rig as JSON.
+/// `check --replay` of a rig as JSON, run in-process (the same code as the
+/// binary; tests that need the binary's edges run it instead).
 pub fn replay_json(rig: &str) -> serde_json::Value {
-    let dir = rigs_dir().join(rig);
-    let r = run(&[
-        "check",
-        "--replay",
-        dir.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
-    assert!(
-        r.code == 0 || r.code == 1,
-        "{rig}: exit {} stderr {}",
-        r.code,
-        r.stderr
-    );
-    serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{rig}: {e}\n{}", r.stdout))
+    static RULES: std::sync::OnceLock<Vec<rigdoctor::diagnose::rules::Rule>> =
+        std::sync::OnceLock::new();
+    let rules = RULES.get_or_init(|| rigdoctor::diagnose::rules::load(None).unwrap());
+    let src = rigdoctor::source::replay::Replay::open(&rigs_dir().join(rig))
+        .unwrap_or_else(|e| panic!("{rig}: {e}"));
+    let report = rigdoctor::check(&src, &rigdoctor::probe::ProbeOptions::default(), rules);
+    serde_json::to_value(&report).unwrap()
 }
 
 pub fn diagnosis_ids(report: &serde_json::Value) -> Vec<String> {
