@@ -4,9 +4,13 @@
 
 pub mod env;
 pub mod host;
+pub mod nvidia_nvlink;
+pub mod nvidia_smi;
+pub mod nvidia_topo;
 pub mod oneapi;
 pub mod pci;
 pub mod python;
+pub mod rocm;
 pub mod sycl_ls;
 
 use std::time::{Duration, Instant};
@@ -48,13 +52,23 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     let (env, env_report) = env::probe(src);
     rig.env = env;
     let env_ref = &rig.env;
-    let (host, pci, sycl, python, oneapi) = std::thread::scope(|s| {
+    let (host, pci, sycl, python, oneapi, nvidia, amd) = std::thread::scope(|s| {
         let host = s.spawn(|| timed(|| host::probe(src)));
         let pci = s.spawn(|| timed(|| pci::probe(src)));
         let sycl = s.spawn(|| timed(|| sycl_ls::probe(src, opts.timeout)));
         let python = s.spawn(|| timed(|| python::probe(src, opts.python.as_deref(), opts.timeout)));
+        let nvidia = s.spawn(|| nvidia_smi::probe(src, opts.timeout));
+        let amd = s.spawn(|| rocm::probe(src, opts.timeout));
         let oneapi = timed(|| oneapi::probe(src, env_ref));
-        (host.join(), pci.join(), sycl.join(), python.join(), oneapi)
+        (
+            host.join(),
+            pci.join(),
+            sycl.join(),
+            python.join(),
+            oneapi,
+            nvidia.join(),
+            amd.join(),
+        )
     });
     let mut reports = vec![env_report];
     // A probe that panicked (a bug in rigdoctor) is reported, not fatal.
@@ -97,5 +111,19 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     let (o, r) = oneapi;
     rig.oneapi = o;
     reports.push(r);
+    match nvidia {
+        Ok((n, r)) => {
+            rig.nvidia = n;
+            reports.extend(r);
+        }
+        Err(_) => reports.push(crashed("nvidia-smi")),
+    }
+    match amd {
+        Ok((a, r)) => {
+            rig.amd = a;
+            reports.extend(r);
+        }
+        Err(_) => reports.push(crashed("rocminfo")),
+    }
     (rig, reports)
 }
