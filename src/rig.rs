@@ -137,7 +137,8 @@ pub struct CatalogEntry {
     pub vram_gb: Option<f64>,
     pub family: Option<String>,
     /// NVIDIA: `bridge` (an NVLink bridge pairs two cards), `nvswitch` (SXM
-    /// boards on an NVSwitch baseboard), `none` (no NVLink connector).
+    /// boards on an NVSwitch baseboard), `mesh` (SXM boards wired directly,
+    /// DGX-1), `none` (no NVLink connector).
     pub nvlink: Option<String>,
     /// NVIDIA: links a healthy bridge or baseboard gives each pair (`NV4` on a 3090).
     pub nvlink_links: Option<u32>,
@@ -209,6 +210,8 @@ pub struct Python {
     pub version: Option<String>,
     /// Normalized distribution name -> version.
     pub packages: BTreeMap<String, String>,
+    /// Derived (checks/pins.toml): the torch release the installed vLLM was built against.
+    pub vllm_torch: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -294,6 +297,13 @@ pub struct NvidiaGpu {
     pub numa_affinity: Option<String>,
     /// Derived: checks/devices.toml entry for this PCI ID.
     pub catalog: Option<CatalogEntry>,
+    /// Derived: GPUs this one reaches over NVLink (`topo -m` NV<n>).
+    pub nvlink_peers: Vec<u32>,
+    /// Derived: fewer NVLinks up than the card's bridge or baseboard gives
+    /// (`nvlink -s` or `topo -m` NV<n> below `catalog.nvlink_links`).
+    pub nvlink_degraded: bool,
+    /// Derived: visible to CUDA apps after CUDA_VISIBLE_DEVICES.
+    pub visible: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -329,6 +339,15 @@ pub struct NvidiaLink {
     pub nvlinks: Option<u32>,
     /// `topo -p2p r`: `OK`, `NS`, `CNS`, `GNS`, `TNS`, `DR`, `U`; None when not listed.
     pub p2p_read: Option<String>,
+    /// Derived: the names of the two GPUs.
+    pub a_name: String,
+    pub b_name: String,
+    /// Derived: both GPUs are the same catalog model.
+    pub same_model: bool,
+    /// Derived: the two are the same model with an NVLink bridge connector.
+    pub bridgeable: bool,
+    /// Derived: both are GeForce-class cards whose stock driver disables P2P over PCIe.
+    pub consumer: bool,
 }
 
 /// CUDA_VISIBLE_DEVICES applied to the nvidia-smi list (CUDA Programming
@@ -374,6 +393,26 @@ pub struct Amd {
     pub override_gfx: Option<String>,
     /// Derived: torch's ROCm build (`6.2` for `+rocm6.2`), if torch is a ROCm wheel.
     pub torch_rocm: Option<String>,
+    /// Derived: torch's ROCm build and the installed ROCm agree on major.minor.
+    pub torch_rocm_matches: Option<bool>,
+    /// Derived: ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES applied.
+    pub visible: AmdVisible,
+}
+
+/// ROCR_VISIBLE_DEVICES then HIP_VISIBLE_DEVICES (or CUDA_VISIBLE_DEVICES,
+/// which HIP also reads) applied to the GPU agents: HIP indices count what
+/// ROCr left visible (ROCm docs, "GPU isolation techniques").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AmdVisible {
+    pub rocr: Option<String>,
+    /// HIP_VISIBLE_DEVICES, else CUDA_VISIBLE_DEVICES.
+    pub hip: Option<String>,
+    /// The HIP-level variable's name when set.
+    pub hip_var: Option<String>,
+    /// Agent indices apps see, in order.
+    pub indices: Vec<u32>,
+    /// Entries that name nothing (an index past the end, an unknown UUID).
+    pub invalid: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -398,8 +437,13 @@ pub struct AmdAgent {
     pub supported: Option<bool>,
     /// Derived: the HSA_OVERRIDE_GFX_VERSION value that works for this target.
     pub override_suggested: Option<String>,
-    /// Derived: the gfx family of the override matches this target's (`10.3` for gfx103x).
+    /// Derived: the gfx family of the override matches this target's (`10.3` for gfx103x)
+    /// and the target it claims ships kernels.
     pub override_fits: Option<bool>,
+    /// Derived: an HSA_OVERRIDE_GFX_VERSION(_<index>) applies to this agent.
+    pub override_value: Option<String>,
+    /// Derived: visible after ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES.
+    pub visible: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -48,9 +48,9 @@ pub fn parse(text: &str) -> Result<HashMap<(String, String), CatalogEntry>, Stri
             ));
         }
         if let Some(n) = &d.nvlink {
-            if !matches!(n.as_str(), "bridge" | "nvswitch" | "none") {
+            if !matches!(n.as_str(), "bridge" | "nvswitch" | "mesh" | "none") {
                 return Err(format!(
-                    "{}: nvlink must be bridge, nvswitch or none, not {n:?}",
+                    "{}: nvlink must be bridge, nvswitch, mesh or none, not {n:?}",
                     d.name
                 ));
             }
