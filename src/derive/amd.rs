@@ -115,13 +115,13 @@ fn select(value: &str, pool: &[(u32, Option<String>)]) -> (Vec<u32>, Vec<String>
     let mut invalid = Vec::new();
     for t in value.split(',').map(str::trim).filter(|t| !t.is_empty()) {
         let hit = if let Ok(n) = t.parse::<i64>() {
-            usize::try_from(n).ok().and_then(|n| pool.get(n)).map(|p| p.0)
+            usize::try_from(n)
+                .ok()
+                .and_then(|n| pool.get(n))
+                .map(|p| p.0)
         } else {
             pool.iter()
-                .find(|(_, u)| {
-                    u.as_deref()
-                        .is_some_and(|u| u.eq_ignore_ascii_case(t))
-                })
+                .find(|(_, u)| u.as_deref().is_some_and(|u| u.eq_ignore_ascii_case(t)))
                 .map(|p| p.0)
         };
         match hit {
@@ -165,7 +165,11 @@ pub fn amd_visible(
 
 pub fn derive(rig: &mut Rig) {
     let amd = &mut rig.amd;
-    amd.torch_rocm = rig.python.packages.get("torch").and_then(|t| rocm_of_torch(t));
+    amd.torch_rocm = rig
+        .python
+        .packages
+        .get("torch")
+        .and_then(|t| rocm_of_torch(t));
     amd.torch_rocm_matches = match (&amd.torch_rocm, &amd.rocm_version) {
         (Some(t), Some(r)) => {
             let mm = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
@@ -230,7 +234,9 @@ mod tests {
     fn table_parses() {
         let t = parse_targets(GFX_TOML).expect("checks/amd-gfx.toml");
         assert!(t.len() > 20);
-        assert!(parse_targets("[[target]]\ngfx='gfx1'\nsupported=false\noverride='gfx1030'\n").is_err());
+        assert!(
+            parse_targets("[[target]]\ngfx='gfx1'\nsupported=false\noverride='gfx1030'\n").is_err()
+        );
     }
 
     #[test]

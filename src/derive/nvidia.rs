@@ -36,7 +36,10 @@ struct VllmTorch {
 
 fn parse_pins(text: &str) -> Result<Vec<(String, String)>, String> {
     let f: PinFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    Ok(f.vllm_torch.into_iter().map(|p| (p.vllm, p.torch)).collect())
+    Ok(f.vllm_torch
+        .into_iter()
+        .map(|p| (p.vllm, p.torch))
+        .collect())
 }
 
 static PINS: LazyLock<Vec<(String, String)>> =
@@ -87,13 +90,17 @@ pub fn torch_cuda(packages: &std::collections::BTreeMap<String, String>) -> Opti
             None
         };
     }
-    ["nvidia-cuda-runtime-cu12", "nvidia-cuda-runtime-cu11", "nvidia-cuda-runtime"]
-        .iter()
-        .find_map(|p| packages.get(*p))
-        .and_then(|v| {
-            let p = numeric_parts(v);
-            (p.len() >= 2).then(|| format!("{}.{}", p[0], p[1]))
-        })
+    [
+        "nvidia-cuda-runtime-cu12",
+        "nvidia-cuda-runtime-cu11",
+        "nvidia-cuda-runtime",
+    ]
+    .iter()
+    .find_map(|p| packages.get(*p))
+    .and_then(|v| {
+        let p = numeric_parts(v);
+        (p.len() >= 2).then(|| format!("{}.{}", p[0], p[1]))
+    })
 }
 
 /// Apply CUDA_VISIBLE_DEVICES (CUDA Programming Guide, "CUDA Environment
@@ -207,10 +214,9 @@ pub fn derive(rig: &mut Rig) {
         l.b_name = b.name.clone();
         l.same_model = model(a) == model(b);
         let cat = |g: &NvidiaGpu| g.catalog.clone();
-        l.bridgeable = l.same_model
-            && cat(a).and_then(|c| c.nvlink).as_deref() == Some("bridge");
-        l.consumer = cat(a).and_then(|c| c.p2p) == Some(false)
-            && cat(b).and_then(|c| c.p2p) == Some(false);
+        l.bridgeable = l.same_model && cat(a).and_then(|c| c.nvlink).as_deref() == Some("bridge");
+        l.consumer =
+            cat(a).and_then(|c| c.p2p) == Some(false) && cat(b).and_then(|c| c.p2p) == Some(false);
     }
     for g in &mut nv.gpus {
         let mut best = 0;
@@ -273,7 +279,10 @@ mod tests {
         assert_eq!(v.indices, vec![1]);
         assert!(v.numeric && v.invalid.is_empty());
         let v = cuda_visible(Some("2"), &g);
-        assert_eq!((v.indices.len(), v.invalid.clone()), (0, vec!["2".to_string()]));
+        assert_eq!(
+            (v.indices.len(), v.invalid.clone()),
+            (0, vec!["2".to_string()])
+        );
         let v = cuda_visible(Some("0,5,1"), &g);
         assert_eq!(v.indices, vec![0]);
         assert_eq!(v.ignored, vec!["1"]);
@@ -292,8 +301,14 @@ mod tests {
 
     #[test]
     fn torch_builds() {
-        assert_eq!(cuda_of_local_version("2.5.1+cu124").as_deref(), Some("12.4"));
-        assert_eq!(cuda_of_local_version("2.0.1+cu118").as_deref(), Some("11.8"));
+        assert_eq!(
+            cuda_of_local_version("2.5.1+cu124").as_deref(),
+            Some("12.4")
+        );
+        assert_eq!(
+            cuda_of_local_version("2.0.1+cu118").as_deref(),
+            Some("11.8")
+        );
         assert_eq!(cuda_of_local_version("2.5.1+cpu"), None);
         let mut p = std::collections::BTreeMap::new();
         p.insert("torch".to_string(), "2.5.1".to_string());

@@ -330,7 +330,9 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
 type AreaLine = (&'static str, &'static str, Option<&'static str>, String);
 
 fn gib(bytes: Option<u64>) -> String {
-    bytes.map(|b| format!(" {}", human_bytes(b as f64))).unwrap_or_default()
+    bytes
+        .map(|b| format!(" {}", human_bytes(b as f64)))
+        .unwrap_or_default()
 }
 
 /// The NVIDIA line: driver, GPUs, how they are linked, PCIe now.
