@@ -259,6 +259,8 @@ pub struct Nvidia {
     pub mixed_models: bool,
     /// Derived: torch's CUDA build (`12.4` for `+cu124`), if torch is a CUDA wheel.
     pub torch_cuda: Option<String>,
+    /// Derived: the PyTorch wheel index (`cu121`) that suits the driver's CUDA version.
+    pub driver_torch_index: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -103,6 +103,28 @@ pub fn torch_cuda(packages: &std::collections::BTreeMap<String, String>) -> Opti
     })
 }
 
+/// The CUDA builds PyTorch publishes wheel indices for
+/// (https://pytorch.org/get-started/previous-versions/).
+const TORCH_CUDA_INDICES: &[(u64, u64)] = &[(11, 8), (12, 1), (12, 4), (12, 6), (12, 8), (12, 9)];
+
+/// The newest PyTorch CUDA index not newer than the driver's CUDA version;
+/// failing that, the oldest of the driver's major (minor-version
+/// compatibility runs it). None for a driver older than CUDA 11.
+pub fn torch_index_for(driver_cuda: &str) -> Option<String> {
+    let p = numeric_parts(driver_cuda);
+    let (major, minor) = (*p.first()?, p.get(1).copied().unwrap_or(0));
+    let same: Vec<&(u64, u64)> = TORCH_CUDA_INDICES
+        .iter()
+        .filter(|(ma, _)| *ma == major)
+        .collect();
+    let pick = same
+        .iter()
+        .rev()
+        .find(|(_, mi)| *mi <= minor)
+        .or_else(|| same.first())?;
+    Some(format!("cu{}{}", pick.0, pick.1))
+}
+
 /// Apply CUDA_VISIBLE_DEVICES (CUDA Programming Guide, "CUDA Environment
 /// Variables"; domain.md §10): a comma list of indices or `GPU-<uuid>`
 /// prefixes; an invalid entry hides itself and everything after it; a
@@ -249,6 +271,7 @@ pub fn derive(rig: &mut Rig) {
         g.visible = visible.contains(&g.index);
     }
     nv.torch_cuda = torch_cuda(&rig.python.packages);
+    nv.driver_torch_index = nv.cuda_version.as_deref().and_then(torch_index_for);
     rig.python.vllm_torch = rig
         .python
         .packages
@@ -317,6 +340,16 @@ mod tests {
         assert_eq!(torch_cuda(&p).as_deref(), Some("12.4"));
         p.insert("torch".into(), "2.5.1+rocm6.2".into());
         assert_eq!(torch_cuda(&p), None);
+    }
+
+    #[test]
+    fn torch_index_for_the_driver() {
+        assert_eq!(torch_index_for("12.2").as_deref(), Some("cu121"));
+        assert_eq!(torch_index_for("12.6").as_deref(), Some("cu126"));
+        assert_eq!(torch_index_for("13.0").as_deref(), None);
+        assert_eq!(torch_index_for("11.4").as_deref(), Some("cu118"));
+        assert_eq!(torch_index_for("12.0").as_deref(), Some("cu121"));
+        assert_eq!(torch_index_for("10.2"), None);
     }
 
     #[test]
