@@ -348,6 +348,8 @@ pub struct NvidiaLink {
     pub same_model: bool,
     /// Derived: the two are the same model with an NVLink bridge connector.
     pub bridgeable: bool,
+    /// Derived: NVLinks a healthy bridge or baseboard gives this pair (catalog), if any.
+    pub expected_nvlinks: Option<u32>,
     /// Derived: both are GeForce-class cards whose stock driver disables P2P over PCIe.
     pub consumer: bool,
 }
@@ -439,6 +441,8 @@ pub struct AmdAgent {
     pub supported: Option<bool>,
     /// Derived: the HSA_OVERRIDE_GFX_VERSION value that works for this target.
     pub override_suggested: Option<String>,
+    /// Derived: the first ROCm release with kernels for this target, when known.
+    pub native_since: Option<String>,
     /// Derived: the gfx family of the override matches this target's (`10.3` for gfx103x)
     /// and the target it claims ships kernels.
     pub override_fits: Option<bool>,

@@ -89,13 +89,16 @@ pub fn family(gfx: &str) -> Option<(u32, u32)> {
 /// Is `gfx` supported with `rocm` installed? None when the table does not know it.
 pub fn supported(gfx: &str, rocm: Option<&str>) -> Option<bool> {
     let t = TARGETS.get(gfx)?;
-    if t.supported {
-        return Some(true);
-    }
+    // With the installed release known, `native_since` decides; otherwise
+    // the table's verdict for current releases.
     match (&t.native_since, rocm) {
-        (Some(since), Some(have)) if vercmp(have, since) != std::cmp::Ordering::Less => Some(true),
-        _ => Some(false),
+        (Some(since), Some(have)) => Some(vercmp(have, since) != std::cmp::Ordering::Less),
+        _ => Some(t.supported),
     }
+}
+
+fn native_since(gfx: &str) -> Option<String> {
+    TARGETS.get(gfx).and_then(|t| t.native_since.clone())
 }
 
 fn suggested(gfx: &str) -> Option<String> {
@@ -188,6 +191,7 @@ pub fn derive(rig: &mut Rig) {
         let Some(gfx) = a.gfx.clone() else { continue };
         a.supported = supported(&gfx, rocm.as_deref());
         a.override_suggested = suggested(&gfx);
+        a.native_since = native_since(&gfx);
         // Per-device overrides (HSA_OVERRIDE_GFX_VERSION_<n>) win over the global one.
         a.override_value = rig
             .env
@@ -261,6 +265,9 @@ mod tests {
         assert_eq!(supported("gfx1103", Some("6.4.1")), Some(false));
         assert_eq!(supported("gfx1103", Some("7.2.0")), Some(true));
         assert_eq!(supported("gfx9999", None), None);
+        assert_eq!(supported("gfx1201", Some("6.2.4")), Some(false));
+        assert_eq!(supported("gfx1201", Some("6.4.1")), Some(true));
+        assert_eq!(supported("gfx1201", None), Some(true));
         assert_eq!(rocm_of_torch("2.5.1+rocm6.2").as_deref(), Some("6.2"));
         assert_eq!(rocm_of_torch("2.5.1+cu124"), None);
     }

@@ -237,6 +237,9 @@ pub fn derive(rig: &mut Rig) {
         l.same_model = model(a) == model(b);
         let cat = |g: &NvidiaGpu| g.catalog.clone();
         l.bridgeable = l.same_model && cat(a).and_then(|c| c.nvlink).as_deref() == Some("bridge");
+        l.expected_nvlinks = cat(a)
+            .filter(|c| l.same_model && matches!(c.nvlink.as_deref(), Some("bridge" | "nvswitch")))
+            .and_then(|c| c.nvlink_links);
         l.consumer =
             cat(a).and_then(|c| c.p2p) == Some(false) && cat(b).and_then(|c| c.p2p) == Some(false);
     }

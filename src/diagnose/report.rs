@@ -359,6 +359,8 @@ fn nvidia_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
             ));
         }
         "ok" => {}
+        // nvidia-smi left on a machine without an NVIDIA GPU ("No devices were found").
+        _ if nv.gpus.is_empty() && !on_bus => return None,
         _ if nv.gpus.is_empty() => {
             return Some((
                 "nvidia",

@@ -256,12 +256,17 @@ pub fn parse_query(text: &str) -> Query {
         let top = stack.last().map(|(_, s)| s.as_str()).unwrap_or("");
         // Top-level lines, before any GPU block.
         match key {
+            // `N/A` (and anything else that is not a version) stays unknown.
             "Driver Version" => {
-                q.driver_version = Some(value.to_string());
+                q.driver_version = value
+                    .starts_with(|c: char| c.is_ascii_digit())
+                    .then(|| value.to_string());
                 continue;
             }
             "CUDA Version" => {
-                q.cuda_version = Some(value.to_string());
+                q.cuda_version = value
+                    .starts_with(|c: char| c.is_ascii_digit())
+                    .then(|| value.to_string());
                 continue;
             }
             "Timestamp" | "Attached GPUs" => continue,

@@ -252,7 +252,11 @@ fn report(name: &str, out: &CmdOutput, ok_detail: String) -> ProbeReport {
                 .lines()
                 .chain(out.stdout_text().lines())
                 .map(str::trim)
-                .find(|l| !l.is_empty())
+                // The banner says nothing about the failure; the next line does.
+                .find(|l| {
+                    let banner = l.starts_with("ROCk module") && l.ends_with("is loaded");
+                    !(l.is_empty() || l.starts_with('=') || banner)
+                })
                 .map(|l| l.chars().take(200).collect::<String>());
             (
                 "failed",
