@@ -25,6 +25,10 @@ pub struct Rig {
     pub clinfo: Clinfo,
     /// Derived: the Intel GPUs on the bus against what the runtimes list (derive::runtimes).
     pub intel_runtime: IntelRuntime,
+    /// NVIDIA: nvidia-smi (table, `-q`, `topo -m`, `topo -p2p r`, `nvlink -s`).
+    pub nvidia: Nvidia,
+    /// AMD: rocminfo, rocm-smi, the installed ROCm release.
+    pub amd: Amd,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -125,6 +129,10 @@ pub struct Gpu {
     pub catalog: Option<CatalogEntry>,
     /// True for display adapters that cannot run inference (BMC VGA, virtual GPUs).
     pub compute: bool,
+    /// amdgpu `gpu_busy_percent` at the moment of the probe.
+    pub busy_percent: Option<u32>,
+    /// amdgpu `mem_info_vram_used`.
+    pub vram_used_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -134,6 +142,16 @@ pub struct CatalogEntry {
     pub kind: String,
     pub vram_gb: Option<f64>,
     pub family: Option<String>,
+    /// NVIDIA: `bridge` (an NVLink bridge pairs two cards), `nvswitch` (SXM
+    /// boards on an NVSwitch baseboard), `mesh` (SXM boards wired directly,
+    /// DGX-1), `none` (no NVLink connector).
+    pub nvlink: Option<String>,
+    /// NVIDIA: links a healthy bridge or baseboard gives each pair (`NV4` on a 3090).
+    pub nvlink_links: Option<u32>,
+    /// NVIDIA: peer-to-peer over PCIe enabled by the stock driver (false on GeForce).
+    pub p2p: Option<bool>,
+    /// AMD: the LLVM target (`gfx1100`).
+    pub gfx: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -460,6 +478,8 @@ pub struct Python {
     /// `--deep` only: what importing torch (and IPEX) said (probe::python_deep);
     /// null when the import check did not run.
     pub deep: Option<PythonDeep>,
+    /// Derived (checks/vllm.toml): the torch release the installed vLLM was built against.
+    pub vllm_torch: Option<String>,
 }
 
 /// The import check of `check --deep`. Every field is null when its step did not run or failed.
@@ -530,11 +550,242 @@ pub struct OneApi {
     pub active_year: Option<u32>,
 }
 
+/// NVIDIA GPUs as nvidia-smi reports them (design.md "Stable facts":
+/// `nvidia.gpus[]` and `nvidia.links[]` are an interface).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Nvidia {
+    /// nvidia-smi answered and its table parsed.
+    pub listed: bool,
+    /// Kernel driver version (`Driver Version`, `KMD Version` on 610+).
+    pub driver_version: Option<String>,
+    /// The newest CUDA the driver supports (`CUDA Version`).
+    pub cuda_version: Option<String>,
+    pub gpus: Vec<NvidiaGpu>,
+    /// Each GPU pair once (`a < b`), from `topo -m` and `topo -p2p r`.
+    pub links: Vec<NvidiaLink>,
+    /// `topo -m` answered and named at least one GPU pair.
+    pub topology_listed: bool,
+    /// `topo -p2p r` answered and named at least one GPU pair.
+    pub p2p_listed: bool,
+    /// `nvlink -s` answered (an empty answer means no NVLink at all).
+    pub nvlink_listed: bool,
+    /// Derived: what CUDA applications see after CUDA_VISIBLE_DEVICES.
+    pub visible: CudaVisible,
+    /// Derived: the GPUs are not all the same model.
+    pub mixed_models: bool,
+    /// Derived: torch's CUDA build (`12.4` for `+cu124`), if torch is a CUDA wheel.
+    pub torch_cuda: Option<String>,
+    /// Derived: the PyTorch wheel index (`cu121`) that suits the driver's CUDA version.
+    pub driver_torch_index: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NvidiaGpu {
+    /// nvidia-smi's index (PCI bus order).
+    pub index: u32,
+    pub name: String,
+    /// `0000:41:00.0` (nvidia-smi prints an 8-digit domain; normalized to sysfs form).
+    pub pci: String,
+    pub uuid: Option<String>,
+    /// PCI device ID (`0x2204`), from `nvidia-smi -q`.
+    pub device_id: Option<String>,
+    pub vram_bytes: Option<u64>,
+    pub vram_used_bytes: Option<u64>,
+    pub driver_version: Option<String>,
+    pub cuda_version: Option<String>,
+    /// `Utilization > Gpu` (or GPU-Util of the table) at the moment of the probe.
+    pub utilization_pct: Option<u32>,
+    /// `P0` .. `P12`.
+    pub pstate: Option<String>,
+    /// Derived: busy enough that the PCIe link should be at full speed
+    /// (utilization of 20 % or more). None when unknown.
+    pub busy: Option<bool>,
+    pub pcie: NvidiaPcie,
+    /// `Clocks Event Reasons` (`Clocks Throttle Reasons` before 535) that are
+    /// `Active`, e.g. `Idle`, `HW Power Brake Slowdown`.
+    pub clocks_event_reasons: Vec<String>,
+    /// MIG mode is enabled.
+    pub mig: Option<bool>,
+    /// BAR1: the CPU and peer window onto VRAM.
+    pub bar1_bytes: Option<u64>,
+    /// From `nvidia-smi nvlink -s`; None when not listed.
+    pub nvlink: Option<NvlinkStatus>,
+    /// From `topo -m`: `CPU Affinity` and `NUMA Affinity` as printed.
+    pub cpu_affinity: Option<String>,
+    pub numa_affinity: Option<String>,
+    /// Derived: checks/devices.toml entry for this PCI ID.
+    pub catalog: Option<CatalogEntry>,
+    /// Derived: GPUs this one reaches over NVLink (`topo -m` NV<n>).
+    pub nvlink_peers: Vec<u32>,
+    /// Derived: fewer NVLinks up than the card's bridge or baseboard gives
+    /// (`nvlink -s` or `topo -m` NV<n> below `catalog.nvlink_links`).
+    pub nvlink_degraded: bool,
+    /// Derived: visible to CUDA apps after CUDA_VISIBLE_DEVICES.
+    pub visible: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NvidiaPcie {
+    /// `PCIe Generation > Current` (drops at idle by design).
+    pub gen_current: Option<u32>,
+    /// `PCIe Generation > Max`: what the GPU and the system can both do.
+    pub gen_max: Option<u32>,
+    pub gen_device_max: Option<u32>,
+    pub gen_host_max: Option<u32>,
+    pub width_current: Option<u32>,
+    pub width_max: Option<u32>,
+    pub replays: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NvlinkStatus {
+    pub active: u32,
+    pub inactive: u32,
+    /// Per-link speed of the active links, GB/s.
+    pub speed_gbs: Option<f64>,
+    /// nvidia-smi said `all links are inActive` (or listed no link).
+    pub all_inactive: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NvidiaLink {
+    pub a: u32,
+    pub b: u32,
+    /// `topo -m`: `NV4`, `PIX`, `PXB`, `PHB`, `NODE`, `SYS`, `SOC`; None when not listed.
+    pub kind: Option<String>,
+    /// Number of bonded NVLinks (`NV4` -> 4); 0 for PCIe paths.
+    pub nvlinks: Option<u32>,
+    /// `topo -p2p r`: `OK`, `NS`, `CNS`, `GNS`, `TNS`, `DR`, `U`; None when not listed.
+    pub p2p_read: Option<String>,
+    /// Derived: the names of the two GPUs.
+    pub a_name: String,
+    pub b_name: String,
+    /// Derived: both GPUs are the same catalog model.
+    pub same_model: bool,
+    /// Derived: the two are the same model with an NVLink bridge connector.
+    pub bridgeable: bool,
+    /// Derived: NVLinks a healthy bridge or baseboard gives this pair (catalog), if any.
+    pub expected_nvlinks: Option<u32>,
+    /// Derived: both are GeForce-class cards whose stock driver disables P2P over PCIe.
+    pub consumer: bool,
+}
+
+/// CUDA_VISIBLE_DEVICES applied to the nvidia-smi list (CUDA Programming
+/// Guide, "CUDA Environment Variables").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct CudaVisible {
+    /// The variable is set (possibly to the empty string).
+    pub set: bool,
+    pub value: Option<String>,
+    /// nvidia-smi indices of the GPUs CUDA exposes, in CUDA's order.
+    pub indices: Vec<u32>,
+    /// Entries that name no GPU here (an index past the end, an unknown UUID).
+    pub invalid: Vec<String>,
+    /// Entries after the first invalid one: CUDA ignores them.
+    pub ignored: Vec<String>,
+    /// The list hides every GPU on purpose (`""`, `-1`, or starting with a negative index).
+    pub hides_all: bool,
+    /// The list uses numeric indices (which follow CUDA_DEVICE_ORDER), not UUIDs.
+    pub numeric: bool,
+}
+
+/// AMD GPUs as the ROCm runtime sees them (design.md "Stable facts":
+/// `amd.agents[]` is an interface).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Amd {
+    /// rocminfo answered and its output parsed.
+    pub listed: bool,
+    /// `Runtime Version` of the HSA runtime.
+    pub runtime_version: Option<String>,
+    /// `ROCk module version ... is loaded` (the amdgpu-dkms driver), if printed.
+    pub kfd_version: Option<String>,
+    /// The installed ROCm release (`/opt/rocm/.info/version`).
+    pub rocm_version: Option<String>,
+    /// GPU agents, in ROCr's order (the order of ROCR_VISIBLE_DEVICES / HIP indices).
+    pub agents: Vec<AmdAgent>,
+    /// Devices `rocm-smi` lists.
+    pub smi_devices: Vec<RocmSmiDevice>,
+    /// Derived: HSA_OVERRIDE_GFX_VERSION checks.
+    pub override_value: Option<String>,
+    /// Derived: the value is `x.y.z`.
+    pub override_valid: Option<bool>,
+    /// Derived: the gfx target the override claims (`10.3.0` -> `gfx1030`).
+    pub override_gfx: Option<String>,
+    /// Derived: torch's ROCm build (`6.2` for `+rocm6.2`), if torch is a ROCm wheel.
+    pub torch_rocm: Option<String>,
+    /// Derived: torch's ROCm build and the installed ROCm agree on major.minor.
+    pub torch_rocm_matches: Option<bool>,
+    /// Derived: ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES applied.
+    pub visible: AmdVisible,
+}
+
+/// ROCR_VISIBLE_DEVICES then HIP_VISIBLE_DEVICES (or CUDA_VISIBLE_DEVICES,
+/// which HIP also reads) applied to the GPU agents: HIP indices count what
+/// ROCr left visible (ROCm docs, "GPU isolation techniques").
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AmdVisible {
+    pub rocr: Option<String>,
+    /// HIP_VISIBLE_DEVICES, else CUDA_VISIBLE_DEVICES.
+    pub hip: Option<String>,
+    /// The HIP-level variable's name when set.
+    pub hip_var: Option<String>,
+    /// Agent indices apps see, in order.
+    pub indices: Vec<u32>,
+    /// Entries that name nothing (an index past the end, an unknown UUID).
+    pub invalid: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AmdAgent {
+    /// Index among GPU agents (what ROCR_VISIBLE_DEVICES and HIP count).
+    pub index: u32,
+    /// rocminfo's `Agent N` (the CPU agents come first).
+    pub agent: Option<u32>,
+    /// rocminfo `Name` (the gfx target for GPU agents).
+    pub name: String,
+    pub gfx: Option<String>,
+    pub marketing_name: Option<String>,
+    pub uuid: Option<String>,
+    /// `0x744c`, from `Chip ID`.
+    pub chip_id: Option<String>,
+    /// From `BDFID` (bus << 8 | device << 3 | function), domain 0.
+    pub pci: Option<String>,
+    pub compute_units: Option<u32>,
+    /// Derived: an integrated GPU (APU), from the catalog or the PCI join.
+    pub integrated: Option<bool>,
+    /// Derived (checks/amd-gfx.toml): ROCm libraries ship kernels for this target.
+    pub supported: Option<bool>,
+    /// Derived: the HSA_OVERRIDE_GFX_VERSION value that works for this target.
+    pub override_suggested: Option<String>,
+    /// Derived: the first ROCm release with kernels for this target, when known.
+    pub native_since: Option<String>,
+    /// Derived: the gfx family of the override matches this target's (`10.3` for gfx103x)
+    /// and the target it claims ships kernels.
+    pub override_fits: Option<bool>,
+    /// Derived: an HSA_OVERRIDE_GFX_VERSION(_<index>) applies to this agent.
+    pub override_value: Option<String>,
+    /// Derived: visible after ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES.
+    pub visible: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RocmSmiDevice {
+    pub index: u32,
+    /// `0x744c` when the layout prints it.
+    pub device_id: Option<String>,
+    pub gpu_pct: Option<u32>,
+    pub vram_pct: Option<u32>,
+    pub vram_bytes: Option<u64>,
+    pub vram_used_bytes: Option<u64>,
+    pub pci: Option<String>,
+}
+
 /// The outcome of one probe. `status` is itself a fact rules can read.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ProbeReport {
     pub name: String,
-    /// `ok`, `missing`, `timeout`, `failed`, `unparsed`, `denied`.
+    /// `ok`, `missing`, `timeout`, `failed`, `unparsed`, `denied`, or `skipped`
+    /// (not run because an earlier command showed it would hang).
     pub status: String,
     pub duration_ms: u64,
     pub detail: String,

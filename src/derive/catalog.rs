@@ -25,6 +25,14 @@ struct Device {
     #[allow(dead_code, reason = "documentation for reviewers of the table")]
     vram_note: Option<String>,
     family: Option<String>,
+    /// NVIDIA: `bridge`, `nvswitch` or `none`.
+    nvlink: Option<String>,
+    nvlink_links: Option<u32>,
+    p2p: Option<bool>,
+    /// AMD: LLVM target.
+    gfx: Option<String>,
+    #[allow(dead_code, reason = "documentation for reviewers of the table")]
+    note: Option<String>,
 }
 
 /// Parse a catalog table. Errors name the problem; the built-in table is
@@ -39,6 +47,14 @@ pub fn parse(text: &str) -> Result<HashMap<(String, String), CatalogEntry>, Stri
                 d.name, d.kind
             ));
         }
+        if let Some(n) = &d.nvlink {
+            if !matches!(n.as_str(), "bridge" | "nvswitch" | "mesh" | "none") {
+                return Err(format!(
+                    "{}: nvlink must be bridge, nvswitch, mesh or none, not {n:?}",
+                    d.name
+                ));
+            }
+        }
         for id in &d.ids {
             let key = (d.vendor.to_ascii_lowercase(), id.to_ascii_lowercase());
             let entry = CatalogEntry {
@@ -46,6 +62,10 @@ pub fn parse(text: &str) -> Result<HashMap<(String, String), CatalogEntry>, Stri
                 kind: d.kind.clone(),
                 vram_gb: d.vram_gb,
                 family: d.family.clone(),
+                nvlink: d.nvlink.clone(),
+                nvlink_links: d.nvlink_links,
+                p2p: d.p2p,
+                gfx: d.gfx.clone(),
             };
             if map.insert(key, entry).is_some() {
                 return Err(format!("{}:{id} is listed twice", d.vendor));

@@ -2,8 +2,10 @@
 //! PCIe bridge walk, Resizable BAR, which SYCL devices an app sees, and the
 //! oneAPI release in use. Pure functions of the probed [`Rig`].
 
+pub mod amd;
 pub mod catalog;
 pub mod link;
+pub mod nvidia;
 pub mod pins;
 pub mod runtimes;
 pub mod selector;
@@ -44,6 +46,8 @@ pub fn derive(rig: &mut Rig) {
         g.rebar = link::rebar(g);
         g.largest_bar_bytes = g.bars.iter().map(|b| b.size_bytes).max();
     }
+    nvidia::derive(rig);
+    amd::derive(rig);
     for d in &mut rig.sycl.devices {
         d.integrated = integrated(d);
     }

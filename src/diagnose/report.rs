@@ -148,10 +148,7 @@ const QUIET_VARS: &[&str] = &[
     "PYTHONPATH",
 ];
 
-fn area_summaries(
-    rig: &Rig,
-    probes: &[ProbeReport],
-) -> Vec<(&'static str, &'static str, Option<&'static str>, String)> {
+fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
     let h = &rig.host;
     let mut host = Vec::new();
     if let Some(os) = &h.os_name {
@@ -347,7 +344,9 @@ fn area_summaries(
             _ => Some("unknown"),
         }
     };
-    vec![
+    let nvidia = nvidia_area(rig, probes);
+    let amd = amd_area(rig, probes);
+    let mut areas = vec![
         (
             "host",
             "Host",
@@ -383,7 +382,179 @@ fn area_summaries(
             python,
         ),
         ("env", "Environment", None, env),
-    ]
+    ];
+    // NVIDIA and AMD lines (before Python) only where there is something to say.
+    let at = areas
+        .iter()
+        .position(|a| a.0 == "python")
+        .unwrap_or(areas.len());
+    areas.splice(at..at, [nvidia, amd].into_iter().flatten());
+    areas
+}
+
+type AreaLine = (&'static str, &'static str, Option<&'static str>, String);
+
+fn gib(bytes: Option<u64>) -> String {
+    bytes
+        .map(|b| format!(" {}", human_bytes(b as f64)))
+        .unwrap_or_default()
+}
+
+/// The NVIDIA line: driver, GPUs, how they are linked, PCIe now.
+fn nvidia_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
+    let status = probe_status(probes, "nvidia-smi");
+    let on_bus = rig.gpus.iter().any(|g| g.vendor == "nvidia" && g.compute);
+    let nv = &rig.nvidia;
+    match status {
+        "missing" if !on_bus => return None,
+        "missing" => {
+            return Some((
+                "nvidia",
+                "NVIDIA",
+                Some("unknown"),
+                "nvidia-smi is not installed".to_string(),
+            ));
+        }
+        "timeout" => {
+            return Some((
+                "nvidia",
+                "NVIDIA",
+                Some("unknown"),
+                "nvidia-smi did not answer".to_string(),
+            ));
+        }
+        "ok" => {}
+        // nvidia-smi left on a machine without an NVIDIA GPU ("No devices were found").
+        _ if nv.gpus.is_empty() && !on_bus => return None,
+        _ if nv.gpus.is_empty() => {
+            return Some((
+                "nvidia",
+                "NVIDIA",
+                Some("unknown"),
+                "nvidia-smi could not list the GPUs".to_string(),
+            ));
+        }
+        _ => {}
+    }
+    let mut parts = Vec::new();
+    if let Some(d) = &nv.driver_version {
+        parts.push(match &nv.cuda_version {
+            Some(c) => format!("driver {d} (CUDA {c})"),
+            None => format!("driver {d}"),
+        });
+    }
+    parts.push(
+        nv.gpus
+            .iter()
+            .map(|g| format!("{}: {}{}", g.index, g.name, gib(g.vram_bytes)))
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    let links: Vec<String> = nv
+        .links
+        .iter()
+        .filter_map(|l| {
+            let kind = l.kind.as_deref()?;
+            Some(match &l.p2p_read {
+                Some(p) => format!("{}-{} {kind} P2P {p}", l.a, l.b),
+                None => format!("{}-{} {kind}", l.a, l.b),
+            })
+        })
+        .take(6)
+        .collect();
+    if !links.is_empty() {
+        let more = nv.links.len().saturating_sub(links.len());
+        parts.push(if more > 0 {
+            format!("links {} (+{more} more)", links.join(", "))
+        } else {
+            format!("links {}", links.join(", "))
+        });
+    }
+    let pcie: Vec<String> = nv
+        .gpus
+        .iter()
+        .filter_map(|g| {
+            let (c, m) = (g.pcie.gen_current?, g.pcie.gen_max?);
+            let w = match (g.pcie.width_current, g.pcie.width_max) {
+                (Some(w), Some(wm)) => format!(" x{w}/x{wm}"),
+                _ => String::new(),
+            };
+            let state = match g.busy {
+                Some(true) => "busy",
+                Some(false) => "idle",
+                None => "load unknown",
+            };
+            Some(format!("{}: Gen{c}/{m}{w} {state}", g.index))
+        })
+        .collect();
+    if !pcie.is_empty() {
+        parts.push(format!("PCIe {}", pcie.join(", ")));
+    }
+    Some(("nvidia", "NVIDIA", None, parts.join("; ")))
+}
+
+/// The AMD line: ROCm release, GPU agents and their gfx targets, the override.
+fn amd_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
+    let status = probe_status(probes, "rocminfo");
+    let on_bus = rig
+        .gpus
+        .iter()
+        .any(|g| g.vendor == "amd" && g.compute && g.driver.as_deref() == Some("amdgpu"));
+    let amd = &rig.amd;
+    match status {
+        "missing" if !on_bus => return None,
+        "missing" => {
+            return Some((
+                "amd",
+                "AMD",
+                Some("unknown"),
+                "rocminfo is not installed (ROCm not found)".to_string(),
+            ));
+        }
+        "ok" | "unparsed" => {}
+        _ => {
+            return Some((
+                "amd",
+                "AMD",
+                Some("unknown"),
+                format!("rocminfo could not list the GPUs ({status})"),
+            ));
+        }
+    }
+    let mut parts = Vec::new();
+    if let Some(v) = &amd.rocm_version {
+        parts.push(format!("ROCm {v}"));
+    }
+    parts.push(if amd.agents.is_empty() {
+        "rocminfo lists no GPU agent".to_string()
+    } else {
+        amd.agents
+            .iter()
+            .map(|a| {
+                let name = a.marketing_name.as_deref().unwrap_or("");
+                let kind = match a.integrated {
+                    Some(true) => " integrated",
+                    _ => "",
+                };
+                format!(
+                    "{}: {}{}{}",
+                    a.index,
+                    a.gfx.as_deref().unwrap_or(&a.name),
+                    if name.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" {name}")
+                    },
+                    kind
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    });
+    if let Some(o) = &amd.override_value {
+        parts.push(format!("HSA_OVERRIDE_GFX_VERSION={o}"));
+    }
+    Some(("amd", "AMD", None, parts.join("; ")))
 }
 
 pub fn build(

@@ -21,9 +21,13 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "rules/intel_runtime.toml",
         include_str!("../../rules/intel_runtime.toml"),
     ),
+    ("rules/nvidia.toml", include_str!("../../rules/nvidia.toml")),
+    ("rules/amd.toml", include_str!("../../rules/amd.toml")),
 ];
 
-pub const AREAS: &[&str] = &["host", "gpus", "drivers", "sycl", "python", "env", "probes"];
+pub const AREAS: &[&str] = &[
+    "host", "gpus", "drivers", "sycl", "nvidia", "amd", "python", "env", "probes",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -5,10 +5,14 @@
 pub mod clinfo;
 pub mod env;
 pub mod host;
+pub mod nvidia_nvlink;
+pub mod nvidia_smi;
+pub mod nvidia_topo;
 pub mod oneapi;
 pub mod pci;
 pub mod python;
 pub mod python_deep;
+pub mod rocm;
 pub mod sycl_ls;
 pub mod sycl_ls_verbose;
 pub mod xpu_smi;
@@ -61,7 +65,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     // A replayed capture holds the import check if it was made with --deep;
     // live, it runs only when asked.
     let deep_wanted = opts.deep || src.mode() == Mode::Replay;
-    let (host, pci, sycl, python, oneapi, xpu, cl) = std::thread::scope(|s| {
+    let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd) = std::thread::scope(|s| {
         let host = s.spawn(|| timed(|| host::probe(src)));
         let pci = s.spawn(|| timed(|| pci::probe(src)));
         let sycl = s.spawn(|| {
@@ -89,6 +93,8 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         });
         let xpu = s.spawn(|| timed(|| xpu_smi::probe(src, opts.timeout)));
         let cl = s.spawn(|| timed(|| clinfo::probe(src, env_ref, opts.timeout)));
+        let nvidia = s.spawn(|| nvidia_smi::probe(src, opts.timeout));
+        let amd = s.spawn(|| rocm::probe(src, opts.timeout));
         let oneapi = timed(|| oneapi::probe(src, env_ref));
         (
             host.join(),
@@ -98,6 +104,8 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
             oneapi,
             xpu.join(),
             cl.join(),
+            nvidia.join(),
+            amd.join(),
         )
     });
     let mut reports = vec![env_report];
@@ -156,6 +164,20 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
             reports.push(r);
         }
         Err(_) => reports.push(crashed("clinfo")),
+    }
+    match nvidia {
+        Ok((n, r)) => {
+            rig.nvidia = n;
+            reports.extend(r);
+        }
+        Err(_) => reports.push(crashed("nvidia-smi")),
+    }
+    match amd {
+        Ok((a, r)) => {
+            rig.amd = a;
+            reports.extend(r);
+        }
+        Err(_) => reports.push(crashed("rocminfo")),
     }
     (rig, reports)
 }

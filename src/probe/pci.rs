@@ -202,11 +202,21 @@ fn read_gpu(
         })
         .cloned();
     let drm_render = drm.iter().find(|n| n.starts_with("renderD")).cloned();
-    let vram_bytes = if driver.as_deref() == Some("amdgpu") {
-        a("mem_info_vram_total").and_then(|s| s.parse().ok())
-    } else {
-        None
+    // amdgpu's own attributes (kernel Documentation/gpu/amdgpu/driver-misc.rst,
+    // domain.md §9.5); other drivers have no such files.
+    let amdgpu = driver.as_deref() == Some("amdgpu");
+    let amd_attr = |n: &str| {
+        if amdgpu {
+            a(n).and_then(|s| s.parse::<u64>().ok())
+        } else {
+            None
+        }
     };
+    let vram_bytes = amd_attr("mem_info_vram_total");
+    let vram_used_bytes = amd_attr("mem_info_vram_used");
+    let busy_percent = amd_attr("gpu_busy_percent")
+        .filter(|p| *p <= 100)
+        .map(|p| p as u32);
     Gpu {
         pci: addr.to_string(),
         name: format!("{vendor_id}:{device_id}"),
@@ -227,6 +237,8 @@ fn read_gpu(
         drm_card,
         drm_render,
         vram_bytes,
+        vram_used_bytes,
+        busy_percent,
         ..Gpu::default()
     }
 }
