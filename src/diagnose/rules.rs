@@ -16,9 +16,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rules/sycl.toml", include_str!("../../rules/sycl.toml")),
     ("rules/python.toml", include_str!("../../rules/python.toml")),
     ("rules/probes.toml", include_str!("../../rules/probes.toml")),
+    ("rules/watch.toml", include_str!("../../rules/watch.toml")),
 ];
 
-pub const AREAS: &[&str] = &["host", "gpus", "drivers", "sycl", "python", "env", "probes"];
+pub const AREAS: &[&str] = &[
+    "host", "gpus", "drivers", "sycl", "python", "env", "probes", "watch",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
