@@ -73,6 +73,22 @@ pub fn take_signals() -> nix::Result<SignalFd> {
     SignalFd::new(&set)
 }
 
+/// The program must start with the signal mask a shell would give it:
+/// std's `Command` keeps the parent's mask, and ours blocks the handled
+/// signals (they are read from a signalfd), so clear it between fork and exec.
+pub fn unblock_signals_in_child(cmd: &mut Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs between fork and exec; it only calls
+    // pthread_sigmask, which is async-signal-safe, and allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            SigSet::empty()
+                .thread_set_mask()
+                .map_err(std::io::Error::from)
+        });
+    }
+}
+
 /// One signal as read from the signalfd.
 #[derive(Debug, Clone, Copy)]
 pub struct Received {
@@ -224,12 +240,13 @@ pub fn start(
             "no command",
         ));
     };
-    let mut child: Child = Command::new(prog)
-        .args(args)
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
         .stdin(Stdio::inherit())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+        .stderr(Stdio::piped());
+    unblock_signals_in_child(&mut cmd);
+    let mut child: Child = cmd.spawn()?;
     let pid = child.id() as i32;
     let (dtx, drained) = std::sync::mpsc::channel();
     if let Some(out) = child.stdout.take() {

@@ -106,6 +106,7 @@ pub struct ProcTracker {
     rescan_every: u32,
     /// Set once `task/*/children` turned out to be missing.
     scan_all: bool,
+    samples: u32,
 }
 
 impl ProcTracker {
@@ -127,6 +128,7 @@ impl ProcTracker {
             since_scan: u32::MAX,
             rescan_every: rescan_every.max(1),
             scan_all: false,
+            samples: 0,
         }
     }
 
@@ -212,7 +214,10 @@ impl ProcTracker {
     /// Read the tree once. `now` is the time of this sample.
     pub fn sample(&mut self, r: &mut Reader, now: Instant) -> Reading {
         self.since_scan = self.since_scan.saturating_add(1);
-        if self.since_scan >= self.rescan_every {
+        self.samples = self.samples.saturating_add(1);
+        // A program that just started forks its workers now: look every
+        // sample during the first rescan period, then every `rescan_every`.
+        if self.since_scan >= self.rescan_every || self.samples <= self.rescan_every {
             self.discover(r);
             self.since_scan = 0;
         }

@@ -59,6 +59,7 @@ fn command(program: &std::path::Path, args: &[String]) -> Command {
         .env("LC_ALL", "C")
         .env("LANG", "C")
         .process_group(0);
+    super::child::unblock_signals_in_child(&mut cmd);
     cmd
 }
 
