@@ -3,6 +3,13 @@
 //! a fake `--procfs` whose process files are links to the real ones.
 //! Assertions are on verdicts, never on timings.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failed setup must fail the test loudly"
+)]
+
 mod watch_support;
 
 use std::os::unix::fs::symlink;

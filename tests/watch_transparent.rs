@@ -1,6 +1,13 @@
 //! `rigdoctor watch -- CMD` is transparent: the program's stdout/stderr bytes,
 //! exit status and signals are what they would be without rigdoctor.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failed setup must fail the test loudly"
+)]
+
 mod watch_support;
 
 use std::io::{BufRead, BufReader, Read};

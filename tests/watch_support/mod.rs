@@ -1,7 +1,13 @@
 //! Shared by the `watch` integration tests: a fake sysfs GPU tree whose
 //! counters a thread advances, a fake `nvidia-smi` that prints real CSV lines
 //! from the corpus, a thresholds file, and a runner for the real binary.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test file uses a part")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failed setup must fail the test loudly"
+)]
 
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
