@@ -429,7 +429,7 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
                 mk(
                     Verdict::DispatchBound,
                     format!(
-                        "about one core pegged ({c:.1}) feeding a GPU that is only moderately busy: {gl}"
+                        "{cores_txt} (about one thread) feeding a GPU that is only moderately busy: {gl}"
                     ),
                 )
             } else {

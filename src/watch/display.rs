@@ -145,11 +145,7 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
                 human_bytes(rmax)
             ));
         }
-        let letters: String = tl
-            .buckets
-            .iter()
-            .map(|b| b.verdict().map_or('·', |v| v.letter()))
-            .collect();
+        let letters: String = tl.buckets.iter().map(|b| b.letter()).collect();
         out.push_str(&format!("  {:<14} {}\n", "verdict", letters));
         out.push_str(&format!(
             "  {}\n\n",

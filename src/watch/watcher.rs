@@ -71,6 +71,15 @@ impl Bucket {
             );
         (secs > 0.0).then(|| Verdict::ALL[i])
     }
+
+    /// The column's letter: the verdict, `·` for warm-up, blank for no time.
+    pub fn letter(&self) -> char {
+        match self.verdict() {
+            Some(v) => v.letter(),
+            None if self.verdicts[8] > 0.0 => '·',
+            None => ' ',
+        }
+    }
 }
 
 /// Fixed number of columns; the width doubles (pairs merge) as the run grows.
@@ -442,7 +451,7 @@ impl Watcher {
         let mut cores_in = serde_json::Map::new();
         for v in Verdict::ALL {
             let a = &self.per[v.index()];
-            verdicts.insert(v.id().into(), json!(round2(a.secs) + 0.0));
+            verdicts.insert(v.id().into(), json!(round1(a.secs) + 0.0));
             first.insert(v.id().into(), json!(a.first.map(round2).unwrap_or(-1.0)));
             cores_in.insert(v.id().into(), json!(round2(a.cores.mean().unwrap_or(0.0))));
             let ev = if a.first.is_some() {
@@ -500,8 +509,8 @@ impl Watcher {
         let (cmean, cmax) = self.cores_summary();
         json!({
             "target": self.header.target,
-            "seconds": round2(self.elapsed()) + 0.0,
-            "warmup_seconds": round2(self.warmup) + 0.0,
+            "seconds": round1(self.elapsed()) + 0.0,
+            "warmup_seconds": round1(self.warmup) + 0.0,
             "interval": self.cfg.interval + 0.0,
             "window": self.cfg.window + 0.0,
             "cores": self.cfg.cores + 0.0,
@@ -529,6 +538,10 @@ impl Watcher {
             "thresholds": self.cfg.th,
         })
     }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
 }
 
 /// `73.4` -> `1:13`.
