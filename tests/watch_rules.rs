@@ -151,3 +151,18 @@ fn the_human_summary_has_timeline_time_and_fixes() {
     }
     assert!(text.chars().any(|c| "▁▂▃▄▅▆▇█".contains(c)), "sparklines");
 }
+
+#[test]
+fn summary_snapshot() {
+    // The human summary of a fixed trace, colour off (not a terminal).
+    let o = run(
+        &[
+            "watch",
+            "--replay",
+            fixture("traces/fallback.jsonl").to_str().unwrap(),
+        ],
+        &path_with(None),
+    );
+    let text = String::from_utf8_lossy(&o.stderr).replace(env!("CARGO_PKG_VERSION"), "<version>");
+    insta::assert_snapshot!(text);
+}

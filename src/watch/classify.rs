@@ -346,6 +346,12 @@ pub fn window_stats(samples: &[&Sample], gpus: &[GpuInfo], cfg: &Config) -> Opti
     })
 }
 
+/// `1.70` -> `1.7`, `0.35` -> `0.35`, `3.0` -> `3`.
+fn short(v: f64) -> String {
+    let t = format!("{v:.2}");
+    t.trim_end_matches('0').trim_end_matches('.').to_string()
+}
+
 fn gpu_list(gpus: &[&GpuWindow]) -> String {
     gpus.iter()
         .map(|g| match g.busy {
@@ -405,7 +411,8 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
             mk(
                 Verdict::CpuFallback,
                 format!(
-                    "{cores_txt} (several = {several:.1} here) while every GPU is near idle: {gl}"
+                    "{cores_txt} (several = {} here) while every GPU is near idle: {gl}",
+                    short(several)
                 ),
             )
         } else if log.cpu_only && c >= th.busy_cores && max < th.gpu_busy_pct {

@@ -179,8 +179,12 @@ fn load_thresholds(plan: &WatchPlan) -> Result<Option<Thresholds>, String> {
     Ok(Some(t))
 }
 
+/// The watch rules: `rules/watch.toml` and the site's watch-area rules.
 fn watch_rules(plan: &WatchPlan) -> Result<Vec<rules::Rule>, String> {
-    rules::load(plan.rules.as_deref()).map_err(|e| format!("cannot load rules: {e}"))
+    let mut r = rules::load_builtin_where(plan.rules.as_deref(), |o| o == "rules/watch.toml")
+        .map_err(|e| format!("cannot load rules: {e}"))?;
+    r.retain(|r| r.spec.area == "watch");
+    Ok(r)
 }
 
 fn open_sink(plan: &WatchPlan, term: Term) -> Result<Sink, String> {
@@ -323,7 +327,7 @@ fn replay(
     sink.json(&tagged("start", &header));
     let mut w = Watcher::new(header, cfg);
     let mut bad = 0usize;
-    for (n, line) in lines.enumerate() {
+    for line in lines {
         let Ok(line) = line else {
             bad += 1;
             continue;
@@ -335,7 +339,6 @@ fn replay(
             Ok(v) => v,
             Err(_) => {
                 bad += 1;
-                let _ = n;
                 continue;
             }
         };

@@ -56,8 +56,9 @@ fn status(name: &str, status: &str, detail: impl Into<String>) -> SourceStatus {
 }
 
 impl Sampler {
-    /// Set up the sources for watching `pid` every `interval` seconds.
-    /// `nvidia` / `xpu`: start the streaming tools when present.
+    /// Set up the sources for watching `pid` every `interval` seconds:
+    /// enumerate the DRM cards, start nvidia-smi when it is on PATH, and
+    /// xpu-smi when Intel cards have no residency counters.
     pub fn new(live: Live, pid: i32, interval: f64, start: Instant) -> Sampler {
         let mut reader = Reader::new(live);
         let rescan = ((2.0 / interval).round() as u32).max(1);
@@ -269,9 +270,13 @@ impl Sampler {
         let mut gpus: Vec<GpuSample> = Vec::with_capacity(self.cards.len());
         for card in &mut self.cards {
             let mut s = gpu::read(&mut self.reader, card, now);
-            s.in_use = self
-                .fds_readable
-                .map(|_| open.contains(&card.info.id.as_str()));
+            // CUDA opens /dev/nvidia*, not DRM nodes: "not open" would mean nothing.
+            s.in_use = if card.info.vendor == "nvidia" {
+                None
+            } else {
+                self.fds_readable
+                    .map(|_| open.contains(&card.info.id.as_str()))
+            };
             if let Some(u) = uses.get(&card.info.id) {
                 s.proc_busy = u.busy;
                 if s.mem.is_none() {
