@@ -113,7 +113,7 @@ pub struct WatchArgs {
     /// Watch a running process (and its children and threads).
     #[arg(long, value_name = "PID")]
     pub pid: Option<i32>,
-    /// Write rigdoctor's own output to FILE instead of stderr.
+    /// Write rigdoctor's own output to FILE instead of stderr (-- CMD) or stdout (--pid, --replay).
     #[arg(long, value_name = "FILE")]
     pub output: Option<PathBuf>,
     /// Seconds between samples [default: 1].

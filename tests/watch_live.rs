@@ -377,7 +377,7 @@ fn replay_of_a_recording_gives_the_same_verdicts() {
         &path_with(None),
     );
     assert!(o.status.success());
-    let replayed = json_lines(&String::from_utf8_lossy(&o.stderr));
+    let replayed = json_lines(&String::from_utf8_lossy(&o.stdout));
     let pairs = |l: &[serde_json::Value]| -> Vec<(String, f64)> {
         of_type(l, "verdict")
             .iter()
@@ -409,7 +409,7 @@ fn replay_of_a_recording_gives_the_same_verdicts() {
         &path_with(None),
     );
     assert_eq!(
-        pairs(&json_lines(&String::from_utf8_lossy(&o2.stderr))),
+        pairs(&json_lines(&String::from_utf8_lossy(&o2.stdout))),
         pairs(&live)
     );
 }
@@ -444,7 +444,9 @@ fn watching_a_pid_ends_when_it_ends() {
     );
     let _ = child.wait();
     assert_eq!(o.status.code(), Some(0));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("idle"), "{err}");
-    assert!(err.contains("Time in each verdict"), "{err}");
+    // No program owns stdout here: the report goes there, like `check`'s.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("idle"), "{out}");
+    assert!(out.contains("Time in each verdict"), "{out}");
+    assert!(o.stderr.is_empty());
 }

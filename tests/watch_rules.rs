@@ -32,7 +32,7 @@ fn replay(trace: &str) -> serde_json::Value {
         "{trace}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let lines = json_lines(&String::from_utf8_lossy(&o.stderr));
+    let lines = json_lines(&String::from_utf8_lossy(&o.stdout));
     let s = summary(&lines);
     assert_eq!(s["rule_errors"], serde_json::json!([]), "{trace}");
     s
@@ -134,7 +134,7 @@ fn the_human_summary_has_timeline_time_and_fixes() {
         ],
         &path_with(None),
     );
-    let text = String::from_utf8_lossy(&o.stderr);
+    let text = String::from_utf8_lossy(&o.stdout);
     for want in [
         "Timeline",
         "cpu cores",
@@ -163,6 +163,6 @@ fn summary_snapshot() {
         ],
         &path_with(None),
     );
-    let text = String::from_utf8_lossy(&o.stderr).replace(env!("CARGO_PKG_VERSION"), "<version>");
+    let text = String::from_utf8_lossy(&o.stdout).replace(env!("CARGO_PKG_VERSION"), "<version>");
     insta::assert_snapshot!(text);
 }

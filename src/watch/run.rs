@@ -1,5 +1,6 @@
 //! Running a watch: live (`--pid`, `-- CMD`) or from a trace (`--replay`).
-//! Owns the output (stderr or `--output`, human or JSON Lines), the trace
+//! Owns the output (stderr for `-- CMD`, whose program owns stdout; stdout
+//! for `--pid` / `--replay`; or `--output`; human or JSON Lines), the trace
 //! (`--record`), the final rules evaluation and the exit code.
 //!
 //! Threads for `-- CMD`: the main thread waits for the program; the sampler
@@ -123,15 +124,15 @@ impl Sink {
     }
 }
 
-fn term_width() -> usize {
+fn term_width(fd: i32) -> usize {
     let mut ws = nix::libc::winsize {
         ws_row: 0,
         ws_col: 0,
         ws_xpixel: 0,
         ws_ypixel: 0,
     };
-    // SAFETY: TIOCGWINSZ fills the winsize struct we own; fd 2 stays open.
-    let r = unsafe { nix::libc::ioctl(2, nix::libc::TIOCGWINSZ, &mut ws) };
+    // SAFETY: TIOCGWINSZ fills the winsize struct we own; fd 1/2 stay open.
+    let r = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut ws) };
     if r == 0 && ws.ws_col > 0 {
         ws.ws_col as usize
     } else {
@@ -195,12 +196,20 @@ fn open_sink(plan: &WatchPlan, term: Term) -> Result<Sink, String> {
                 .map_err(|e| format!("cannot write --output {}: {e}", p.display()))?;
             (Box::new(f), false, false)
         }
-        None => (
+        // A started program owns stdout: our lines go to stderr. With --pid
+        // and --replay stdout is free, and a report belongs there (like `check`).
+        None if matches!(plan.target, WatchTarget::Command(_)) => (
             Box::new(std::io::stderr()),
             true,
             std::io::stderr().is_terminal(),
         ),
+        None => (
+            Box::new(std::io::stdout()),
+            false,
+            std::io::stdout().is_terminal(),
+        ),
     };
+    let fd = if is_stderr { 2 } else { 1 };
     let color = match plan.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -213,7 +222,7 @@ fn open_sink(plan: &WatchPlan, term: Term) -> Result<Sink, String> {
         format: plan.format,
         style: Style { color },
         term,
-        width: if tty { term_width() } else { 100 },
+        width: if tty { term_width(fd) } else { 100 },
     })
 }
 
