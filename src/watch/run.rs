@@ -598,9 +598,18 @@ fn live_pid(
             child::signal_thread(sfd, sig_tx);
             let stop_tx = stop_tx.clone();
             thread::spawn(move || {
-                if sig_rx.recv().is_ok() {
-                    let _ = stop_tx.send(Stop::Ended(None));
+                // First signal: stop watching and print the summary. A second
+                // one, or a watcher stuck in a read for 10 s, ends rigdoctor now.
+                let Ok(first) = sig_rx.recv() else { return };
+                let _ = stop_tx.send(Stop::Ended(None));
+                let code = 128 + first.signo;
+                match sig_rx.recv_timeout(Duration::from_secs(10)) {
+                    Ok(_) => eprintln!("rigdoctor: interrupted again; leaving without a summary"),
+                    Err(_) => eprintln!(
+                        "rigdoctor: the watcher did not stop within 10 s (a hung read?); leaving"
+                    ),
                 }
+                std::process::exit(code);
             });
         }
         Err(e) => eprintln!(
@@ -705,9 +714,10 @@ fn live_command(
         engine_log: true,
     };
     let (sink, rec) = (p.sink, p.rec);
-    let watcher = thread::Builder::new()
-        .name("watch".into())
-        .spawn(move || watch_loop(ctx, sink, rec, rules, log_rx, stop_rx));
+    let (out_tx, out_rx) = mpsc::channel();
+    let watcher = thread::Builder::new().name("watch".into()).spawn(move || {
+        let _ = out_tx.send(watch_loop(ctx, sink, rec, rules, log_rx, stop_rx));
+    });
     if let Err(e) = &watcher {
         eprintln!("rigdoctor: cannot start the watcher ({e}); the program runs unwatched");
     }
@@ -729,10 +739,18 @@ fn live_command(
         }
     }
     let _ = stop_tx.send(Stop::Ended(Some(code)));
+    // A watcher stuck in a read (a GPU that fell off the bus can hang sysfs)
+    // must not keep a finished program's caller waiting.
     let outcome = match watcher {
-        Ok(h) => match h.join() {
+        Ok(_) => match out_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(o) => Some(o),
-            Err(_) => {
+            Err(RecvTimeoutError::Timeout) => {
+                eprintln!(
+                    "rigdoctor: the watcher did not finish within 10 s (a hung read?); exiting with the program's status"
+                );
+                None
+            }
+            Err(RecvTimeoutError::Disconnected) => {
                 eprintln!(
                     "rigdoctor: the watcher failed (a rigdoctor bug; please report it); the program ran untouched"
                 );
