@@ -107,6 +107,54 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
     },
+    /// Watch a live inference run and say when it falls back to the CPU.
+    #[command(
+        after_help = "Examples:\n  rigdoctor watch -- llama-server -m model.gguf -ngl 99\n  rigdoctor watch --pid $(pgrep -f 'ollama serve')\n  rigdoctor watch --record run.jsonl -- python generate.py\n  rigdoctor watch --replay run.jsonl --format json\n\nExit codes: the program's own status (128+N if signal N ended it) unless --fail-on is met (1);\n2 when rigdoctor cannot do its job; 127/126 when the command cannot be found/started."
+    )]
+    Watch(WatchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Watch a running process (and its children and threads).
+    #[arg(long, value_name = "PID")]
+    pub pid: Option<i32>,
+    /// Write rigdoctor's own output to FILE instead of stderr (-- CMD) or stdout (--pid, --replay).
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Seconds between samples [default: 1].
+    #[arg(long, value_name = "SECS")]
+    pub interval: Option<f64>,
+    /// Seconds per classified window [default: 5].
+    #[arg(long, value_name = "SECS")]
+    pub window: Option<f64>,
+    /// Stop watching after SECS (a started program keeps running; its status is still ours).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// human: status line and summary; json: JSON Lines (samples, verdicts, summary).
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Write the samples to FILE (JSON Lines) for --replay or a bug report.
+    #[arg(long, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+    /// Classify a recorded trace instead of watching (no live reads).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<PathBuf>,
+    /// Exit with 1 when the run fell back to the CPU (fallback), or when a
+    /// diagnosis at or above warn/error was made.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub fail_on: Option<crate::watch::FailOn>,
+    /// Override verdict thresholds from a TOML file (docs/watch.md).
+    #[arg(long, value_name = "FILE")]
+    pub thresholds: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    pub color: ColorChoice,
+    /// Add site rules from DIR/*.toml.
+    #[arg(long, value_name = "DIR")]
+    pub rules: Option<PathBuf>,
+    /// The command to start and watch, after `--`.
+    #[arg(last = true, value_name = "CMD", value_parser = clap::value_parser!(std::ffi::OsString))]
+    pub command: Vec<std::ffi::OsString>,
 }
 
 /// Where the facts come from.
@@ -144,6 +192,7 @@ pub enum Plan {
         id: String,
         rules: Option<PathBuf>,
     },
+    Watch(crate::watch::WatchPlan),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -174,6 +223,87 @@ impl ProbeOptionsPlan {
 pub struct Terminal {
     pub stdout_is_tty: bool,
     pub no_color: bool,
+}
+
+fn secs(name: &str, v: Option<f64>, min: f64) -> Result<Option<f64>, String> {
+    match v {
+        Some(x) if !x.is_finite() || x < min => {
+            Err(format!("--{name} is in seconds and must be at least {min}"))
+        }
+        Some(x) if x > 86400.0 * 365.0 => {
+            Err(format!("--{name} of more than a year is surely a mistake"))
+        }
+        other => Ok(other),
+    }
+}
+
+fn watch_plan(
+    a: WatchArgs,
+    sysfs: Option<PathBuf>,
+    procfs: Option<PathBuf>,
+) -> Result<crate::watch::WatchPlan, String> {
+    use crate::watch::{WatchPlan, WatchTarget};
+    let target = match (a.pid, a.replay.clone(), a.command.is_empty()) {
+        (Some(_), Some(_), _) | (Some(_), _, false) | (_, Some(_), false) => {
+            return Err("watch one thing: --pid PID, -- CMD ARGS..., or --replay FILE".into());
+        }
+        (Some(pid), None, true) => {
+            if pid <= 0 {
+                return Err(format!("--pid {pid} is not a process id"));
+            }
+            WatchTarget::Pid(pid)
+        }
+        (None, Some(f), true) => WatchTarget::Replay(f),
+        (None, None, false) => WatchTarget::Command(a.command),
+        (None, None, true) => {
+            return Err(
+                "nothing to watch: give --pid PID, or the command after `--` (rigdoctor watch -- llama-server ...), or --replay FILE"
+                    .into(),
+            );
+        }
+    };
+    if let WatchTarget::Replay(_) = target {
+        if sysfs.is_some() || procfs.is_some() {
+            return Err("--replay reads only the trace; --sysfs/--procfs do not apply".into());
+        }
+        if a.record.is_some() || a.duration.is_some() {
+            return Err(
+                "--replay classifies a finished trace; --record/--duration do not apply".into(),
+            );
+        }
+    }
+    let interval = secs("interval", a.interval, 0.05)?;
+    let window = secs("window", a.window, 0.05)?;
+    let duration = secs("duration", a.duration, 0.05)?;
+    let (i, w) = (
+        interval.unwrap_or(crate::watch::DEFAULT_INTERVAL),
+        window.unwrap_or(crate::watch::DEFAULT_WINDOW),
+    );
+    if (interval.is_some() || window.is_some() || !matches!(target, WatchTarget::Replay(_)))
+        && w < i
+    {
+        return Err(format!(
+            "--window ({w} s) must be at least one --interval ({i} s)"
+        ));
+    }
+    if a.output.is_some() && a.output == a.record {
+        return Err("--output and --record must be different files".into());
+    }
+    Ok(WatchPlan {
+        target,
+        sysfs,
+        procfs,
+        output: a.output,
+        interval,
+        window,
+        duration,
+        format: a.format,
+        record: a.record,
+        fail_on: a.fail_on,
+        thresholds: a.thresholds,
+        color: a.color,
+        rules: a.rules,
+    })
 }
 
 fn probe_plan(a: &ProbeArgs) -> Result<ProbeOptionsPlan, String> {
@@ -271,6 +401,7 @@ impl Cli {
             }),
             Command::Rules { format, rules } => Ok(Plan::Rules { format, rules }),
             Command::Explain { id, rules } => Ok(Plan::Explain { id, rules }),
+            Command::Watch(a) => Ok(Plan::Watch(watch_plan(a, self.sysfs, self.procfs)?)),
         }
     }
 }
@@ -365,6 +496,86 @@ mod tests {
         );
         assert!(plan(&["check", "--timeout", "0"], TTY).is_err());
         assert!(plan(&["check", "--fail-on", "sometimes"], TTY).is_err());
+    }
+
+    fn watch(args: &[&str]) -> Result<crate::watch::WatchPlan, String> {
+        match plan(args, TTY)? {
+            Plan::Watch(w) => Ok(w),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn watch_targets() {
+        use crate::watch::WatchTarget;
+        let w = watch(&["watch", "--pid", "42"]).unwrap();
+        assert_eq!(w.target, WatchTarget::Pid(42));
+        assert_eq!((w.interval, w.window, w.fail_on), (None, None, None));
+        let w = watch(&[
+            "watch",
+            "--interval",
+            "0.5",
+            "--",
+            "llama-cli",
+            "-ngl",
+            "99",
+            "--",
+            "x",
+        ])
+        .unwrap();
+        assert_eq!(
+            w.target,
+            WatchTarget::Command(
+                ["llama-cli", "-ngl", "99", "--", "x"]
+                    .iter()
+                    .map(std::ffi::OsString::from)
+                    .collect()
+            ),
+            "everything after the first `--` is the program's, dashes included"
+        );
+        assert_eq!(w.interval, Some(0.5));
+        let w = watch(&[
+            "watch",
+            "--replay",
+            "t.jsonl",
+            "--format",
+            "json",
+            "--fail-on",
+            "fallback",
+        ])
+        .unwrap();
+        assert_eq!(w.target, WatchTarget::Replay("t.jsonl".into()));
+        assert_eq!(w.fail_on, Some(crate::watch::FailOn::Fallback));
+        let w = watch(&["--sysfs", "/tmp/s", "watch", "--pid", "1"]).unwrap();
+        assert_eq!(w.sysfs, Some("/tmp/s".into()));
+    }
+
+    #[test]
+    fn watch_conflicts_fail_before_work() {
+        for bad in [
+            &["watch"][..],
+            &["watch", "--pid", "1", "--", "sleep", "1"],
+            &["watch", "--pid", "1", "--replay", "t"],
+            &["watch", "--replay", "t", "--", "sleep", "1"],
+            &["watch", "--pid", "0"],
+            &["watch", "--pid", "1", "--interval", "0"],
+            &["watch", "--pid", "1", "--interval", "-1"],
+            &["watch", "--pid", "1", "--interval", "NaN"],
+            &["watch", "--pid", "1", "--interval", "2", "--window", "1"],
+            &["watch", "--pid", "1", "--window", "0.5"],
+            &["watch", "--pid", "1", "--duration", "0"],
+            &["watch", "--pid", "1", "--fail-on", "sometimes"],
+            &["watch", "--pid", "1", "--output", "x", "--record", "x"],
+            &["--procfs", "/p", "watch", "--replay", "t"],
+            &["watch", "--replay", "t", "--record", "r"],
+            &["watch", "--replay", "t", "--duration", "3"],
+            &["watch", "sleep", "1"],
+        ] {
+            assert!(watch(bad).is_err(), "{bad:?} should be refused");
+        }
+        // A window of one interval is fine; replay keeps the trace's timing.
+        assert!(watch(&["watch", "--pid", "1", "--interval", "2", "--window", "2"]).is_ok());
+        assert!(watch(&["watch", "--replay", "t", "--window", "10"]).is_ok());
     }
 
     #[test]

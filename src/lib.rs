@@ -11,6 +11,7 @@ pub mod render;
 pub mod rig;
 pub mod source;
 pub mod text;
+pub mod watch;
 
 use diagnose::report::{self, Report};
 use diagnose::rules::Rule;
@@ -22,6 +23,7 @@ pub fn check(src: &dyn Source, opts: &ProbeOptions, rules: &[Rule]) -> Report {
     let (mut rig, probes) = probe::collect(src, opts);
     derive::derive(&mut rig);
     let facts = report::facts_json(&rig, &probes);
-    let ev = diagnose::evaluate(rules, &facts);
+    // Watch rules judge a watched run (`watch.*` facts), not a machine.
+    let ev = diagnose::evaluate_where(rules, &facts, |r| r.spec.area != "watch");
     report::build(src.mode(), rig, probes, ev, rules)
 }

@@ -126,6 +126,7 @@ fn main() -> ExitCode {
             emit(&render_rules(&rules, format));
             ExitCode::SUCCESS
         }
+        Plan::Watch(w) => ExitCode::from(rigdoctor::watch::run::run(w)),
         Plan::Explain { id, rules } => {
             let rules = match load_rules(rules.as_deref()) {
                 Ok(r) => r,

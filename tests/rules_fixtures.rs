@@ -44,7 +44,7 @@ fn every_rule_fires_on_its_fixture_and_not_on_its_near_miss() {
         reports.insert(r.clone(), replay_json(r));
     }
     let mut failures = Vec::new();
-    for rule in rules.iter().filter(|r| !r.spec.id.starts_with("WATCH-")) {
+    for rule in rules.iter().filter(|r| r.spec.area != "watch") {
         let id = &rule.spec.id;
         if rule.spec.fires_on.is_empty() || rule.spec.silent_on.is_empty() {
             failures.push(format!("{id}: needs fires_on and silent_on fixtures"));

@@ -176,6 +176,16 @@ fn truthy(r: Result<Value, cel::ExecutionError>, id: &str, errors: &mut Vec<Stri
 
 /// Evaluate `rules` over `facts` (a JSON object whose keys become CEL variables).
 pub fn evaluate(rules: &[Rule], facts: &serde_json::Value) -> Evaluation {
+    evaluate_where(rules, facts, |_| true)
+}
+
+/// [`evaluate`] only the rules `keep` accepts: `check` leaves out the
+/// `watch` area (whose facts only a watch has), `watch` keeps only it.
+pub fn evaluate_where(
+    rules: &[Rule],
+    facts: &serde_json::Value,
+    keep: impl Fn(&Rule) -> bool,
+) -> Evaluation {
     let mut root = Context::with_env(rules::cel_env());
     add_functions(&mut root);
     if let serde_json::Value::Object(o) = facts {
@@ -184,7 +194,7 @@ pub fn evaluate(rules: &[Rule], facts: &serde_json::Value) -> Evaluation {
         }
     }
     let mut ev = Evaluation::default();
-    for rule in rules {
+    for rule in rules.iter().filter(|r| keep(r)) {
         let id = &rule.spec.id;
         match &rule.spec.each {
             None => {

@@ -23,10 +23,11 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ),
     ("rules/nvidia.toml", include_str!("../../rules/nvidia.toml")),
     ("rules/amd.toml", include_str!("../../rules/amd.toml")),
+    ("rules/watch.toml", include_str!("../../rules/watch.toml")),
 ];
 
 pub const AREAS: &[&str] = &[
-    "host", "gpus", "drivers", "sycl", "nvidia", "amd", "python", "env", "probes",
+    "host", "gpus", "drivers", "sycl", "nvidia", "amd", "python", "env", "probes", "watch",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
@@ -222,9 +223,19 @@ pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, Rule
 /// `*.toml`). A site rule with a built-in's id replaces it, so a site can
 /// change a severity or a fix. Duplicate ids within one set are an error.
 pub fn load(extra: Option<&Path>) -> Result<Vec<Rule>, RuleError> {
+    load_builtin_where(extra, |_| true)
+}
+
+/// [`load`], but only the built-in files `keep` accepts (by origin, e.g.
+/// `rules/watch.toml`): `watch` compiles just its own rules, which keeps its
+/// memory small for a long run.
+pub fn load_builtin_where(
+    extra: Option<&Path>,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Vec<Rule>, RuleError> {
     let env = cel_env();
     let mut rules: Vec<Rule> = Vec::new();
-    for (origin, text) in BUILTIN {
+    for (origin, text) in BUILTIN.iter().filter(|(o, _)| keep(o)) {
         for r in parse_file(&env, origin, text)? {
             if rules.iter().any(|x| x.spec.id == r.spec.id) {
                 return Err(RuleError {

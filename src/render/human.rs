@@ -5,8 +5,8 @@
 
 use owo_colors::OwoColorize;
 
-use crate::diagnose::Severity;
 use crate::diagnose::report::Report;
+use crate::diagnose::{Diagnosis, Severity};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -19,13 +19,13 @@ impl Style {
     fn paint(&self, s: &str, f: impl Fn(&str) -> String) -> String {
         if self.color { f(s) } else { s.to_string() }
     }
-    fn bold(&self, s: &str) -> String {
+    pub fn bold(&self, s: &str) -> String {
         self.paint(s, |x| x.bold().to_string())
     }
-    fn dim(&self, s: &str) -> String {
+    pub fn dim(&self, s: &str) -> String {
         self.paint(s, |x| x.dimmed().to_string())
     }
-    fn status(&self, status: &str) -> String {
+    pub fn status(&self, status: &str) -> String {
         let (mark, f): (&str, fn(&str) -> String) = match status {
             "error" => ("✗", |x| x.red().bold().to_string()),
             "warn" => ("!", |x| x.yellow().bold().to_string()),
@@ -88,6 +88,28 @@ fn block(label: &str, text: &str, style: Style, verbatim: bool) -> String {
     format!("{}{}", style.dim(&head), body)
 }
 
+/// Each diagnosis with its evidence, why it matters (unless `quiet`) and
+/// the fix; shared by `check` and the `watch` summary.
+pub fn diagnoses(ds: &[Diagnosis], style: Style, quiet: bool) -> String {
+    let mut out = String::new();
+    for d in ds {
+        out.push_str(&format!(
+            "{} {} {}  {}\n",
+            style.status(d.severity.as_str()),
+            style.severity(d.severity),
+            style.dim(&d.id),
+            style.bold(&d.title)
+        ));
+        out.push_str(&block("evidence", &d.evidence, style, false));
+        if !quiet {
+            out.push_str(&block("why", &d.explain, style, false));
+        }
+        out.push_str(&block("fix", &d.fix, style, true));
+        out.push('\n');
+    }
+    out
+}
+
 pub fn render(report: &Report, style: Style, quiet: bool) -> String {
     let mut out = String::new();
     if !quiet {
@@ -125,21 +147,7 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
                 style.bold("Problems, most severe first")
             ));
         }
-        for d in &report.diagnoses {
-            out.push_str(&format!(
-                "{} {} {}  {}\n",
-                style.status(d.severity.as_str()),
-                style.severity(d.severity),
-                style.dim(&d.id),
-                style.bold(&d.title)
-            ));
-            out.push_str(&block("evidence", &d.evidence, style, false));
-            if !quiet {
-                out.push_str(&block("why", &d.explain, style, false));
-            }
-            out.push_str(&block("fix", &d.fix, style, true));
-            out.push('\n');
-        }
+        out.push_str(&diagnoses(&report.diagnoses, style, quiet));
     }
     if !report.rule_errors.is_empty() {
         out.push_str(&format!(

@@ -1,0 +1,682 @@
+//! The state of one watch, live or replayed: the samples of the current
+//! window, the verdict of each window and when it changed, the time spent in
+//! each verdict, a bounded timeline for the summary's sparklines, and the
+//! facts (`watch.*`) the rules engine turns into diagnoses. Memory stays
+//! bounded however long the run: the window, at most [`MAX_BUCKETS`]
+//! timeline buckets, and a few aggregates per GPU.
+
+use std::collections::VecDeque;
+
+use serde_json::{Value, json};
+
+use super::classify::{self, Classification, Config, Verdict, WindowStats};
+use super::enginelog::LogFacts;
+use super::sample::{GpuInfo, Header, Sample, SourceStatus, round2};
+
+/// Timeline columns in the summary.
+pub const MAX_BUCKETS: usize = 60;
+
+/// Mean/max accumulator.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Acc {
+    pub sum: f64,
+    pub n: u32,
+    pub max: f64,
+}
+
+impl Acc {
+    pub fn add(&mut self, v: f64) {
+        self.sum += v;
+        self.n += 1;
+        self.max = if self.n == 1 { v } else { self.max.max(v) };
+    }
+    pub fn mean(&self) -> Option<f64> {
+        (self.n > 0).then(|| self.sum / self.n as f64)
+    }
+    fn merge(&mut self, o: &Acc) {
+        if o.n == 0 {
+            return;
+        }
+        self.max = if self.n == 0 {
+            o.max
+        } else {
+            self.max.max(o.max)
+        };
+        self.sum += o.sum;
+        self.n += o.n;
+    }
+}
+
+/// One column of the timeline.
+#[derive(Debug, Clone, Default)]
+pub struct Bucket {
+    pub cores: Acc,
+    pub read: Acc,
+    pub gpus: Vec<Acc>,
+    /// Seconds per verdict (index as `Verdict::ALL`), then warm-up.
+    pub verdicts: [f64; 9],
+}
+
+impl Bucket {
+    /// The verdict that held longest in this column; None if only warm-up.
+    pub fn verdict(&self) -> Option<Verdict> {
+        let (i, secs) = self
+            .verdicts
+            .iter()
+            .take(8)
+            .enumerate()
+            .fold(
+                (0, 0.0),
+                |best, (i, s)| if *s > best.1 { (i, *s) } else { best },
+            );
+        (secs > 0.0).then(|| Verdict::ALL[i])
+    }
+
+    /// The column's letter: the verdict, `·` for warm-up, blank for no time.
+    pub fn letter(&self) -> char {
+        match self.verdict() {
+            Some(v) => v.letter(),
+            None if self.verdicts[8] > 0.0 => '·',
+            None => ' ',
+        }
+    }
+}
+
+/// Fixed number of columns; the width doubles (pairs merge) as the run grows.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    pub width: f64,
+    pub buckets: Vec<Bucket>,
+}
+
+impl Timeline {
+    fn new(width: f64) -> Timeline {
+        Timeline {
+            width: width.max(0.001),
+            buckets: Vec::new(),
+        }
+    }
+
+    fn slot(&mut self, t: f64, gpus: usize) -> &mut Bucket {
+        let mut idx = (t.max(0.0) / self.width) as usize;
+        while idx >= MAX_BUCKETS {
+            let merged: Vec<Bucket> = self
+                .buckets
+                .chunks(2)
+                .map(|pair| {
+                    let mut b = pair[0].clone();
+                    if let Some(o) = pair.get(1) {
+                        b.cores.merge(&o.cores);
+                        b.read.merge(&o.read);
+                        for (i, g) in o.gpus.iter().enumerate() {
+                            if i >= b.gpus.len() {
+                                b.gpus.push(Acc::default());
+                            }
+                            b.gpus[i].merge(g);
+                        }
+                        for (i, v) in o.verdicts.iter().enumerate() {
+                            b.verdicts[i] += v;
+                        }
+                    }
+                    b
+                })
+                .collect();
+            self.buckets = merged;
+            self.width *= 2.0;
+            idx = (t.max(0.0) / self.width) as usize;
+        }
+        while self.buckets.len() <= idx {
+            self.buckets.push(Bucket::default());
+        }
+        let b = &mut self.buckets[idx];
+        while b.gpus.len() < gpus {
+            b.gpus.push(Acc::default());
+        }
+        b
+    }
+}
+
+/// One GPU over the whole run.
+#[derive(Debug, Clone)]
+pub struct GpuSummary {
+    pub info: GpuInfo,
+    pub mean: Option<f64>,
+    pub max: Option<f64>,
+    /// The source of the last busy reading.
+    pub src: String,
+    pub mem_max: Option<u64>,
+}
+
+/// A change of verdict, for the screen and the JSON Lines.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub t: f64,
+    pub verdict: Verdict,
+    pub previous: Option<Verdict>,
+    pub reason: String,
+    pub stats: WindowStats,
+}
+
+#[derive(Debug, Clone, Default)]
+struct GpuAcc {
+    busy: Acc,
+    mem_max: Option<u64>,
+    power: Acc,
+    last_seen: Option<f64>,
+    src: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct VerdictAcc {
+    secs: f64,
+    first: Option<f64>,
+    first_reason: String,
+    cores: Acc,
+}
+
+pub struct Watcher {
+    pub cfg: Config,
+    pub header: Header,
+    window: VecDeque<Sample>,
+    pub current: Option<Verdict>,
+    /// The last window's numbers, for the status line.
+    pub last_stats: Option<WindowStats>,
+    per: [VerdictAcc; 8],
+    warmup: f64,
+    pub log: LogFacts,
+    pub timeline: Timeline,
+    last_t: Option<f64>,
+    gpus: Vec<GpuAcc>,
+    cores: Acc,
+    rss_max: Option<u64>,
+    read: Acc,
+    pids_max: u32,
+    samples: u64,
+    changes: u32,
+}
+
+impl Watcher {
+    pub fn new(header: Header, cfg: Config) -> Watcher {
+        let n = header.gpus.len();
+        let width = cfg.interval.max(1.0);
+        Watcher {
+            cfg,
+            header,
+            window: VecDeque::new(),
+            current: None,
+            last_stats: None,
+            per: Default::default(),
+            warmup: 0.0,
+            log: LogFacts::default(),
+            timeline: Timeline::new(width),
+            last_t: None,
+            gpus: vec![GpuAcc::default(); n],
+            cores: Acc::default(),
+            rss_max: None,
+            read: Acc::default(),
+            pids_max: 0,
+            samples: 0,
+            changes: 0,
+        }
+    }
+
+    pub fn add_gpu(&mut self, g: GpuInfo) {
+        if !self.header.gpus.iter().any(|x| x.id == g.id) {
+            self.header.gpus.push(g);
+            self.gpus.push(GpuAcc::default());
+        }
+    }
+
+    pub fn set_source(&mut self, s: SourceStatus) {
+        match self.header.sources.iter_mut().find(|x| x.name == s.name) {
+            Some(x) => *x = s,
+            None => self.header.sources.push(s),
+        }
+    }
+
+    /// Seconds watched so far.
+    pub fn elapsed(&self) -> f64 {
+        self.last_t.unwrap_or(0.0)
+    }
+
+    /// Did a fault verdict hold long enough to count?
+    pub fn flagged(&self, v: Verdict) -> bool {
+        self.per[v.index()].secs >= self.cfg.th.fault_seconds.max(1e-9)
+    }
+
+    /// Fold in one sample; returns the change of verdict, if any.
+    pub fn push(&mut self, mut s: Sample) -> Option<Change> {
+        // Time since the previous sample belongs to the verdict then in force.
+        if let Some(prev) = self.last_t {
+            let dt = (s.t - prev).clamp(0.0, self.cfg.interval * 10.0 + self.cfg.window);
+            match self.current {
+                Some(v) => self.per[v.index()].secs += dt,
+                None => self.warmup += dt,
+            }
+            let slot = self.timeline.slot(prev, self.header.gpus.len());
+            match self.current {
+                Some(v) => slot.verdicts[v.index()] += dt,
+                None => slot.verdicts[8] += dt,
+            }
+        }
+        self.last_t = Some(s.t);
+        self.samples += 1;
+        for e in &s.log {
+            self.log.add(&e.signal, &e.line);
+        }
+        if !s.log.is_empty() {
+            self.log.read = true;
+        }
+        self.account(&s);
+        // Log lines are folded into the facts above; the window keeps numbers.
+        s.log.clear();
+        self.window.push_back(s);
+        let t_last = self.window.back().map(|x| x.t).unwrap_or(0.0);
+        while let Some(f) = self.window.front() {
+            if f.t <= t_last - self.cfg.window + 1e-6 {
+                self.window.pop_front();
+            } else {
+                break;
+            }
+        }
+        let refs: Vec<&Sample> = self.window.iter().collect();
+        let stats = classify::window_stats(&refs, &self.header.gpus, &self.cfg)?;
+        let Classification {
+            verdict,
+            reason,
+            stats,
+        } = classify::classify(stats, &self.log, &self.cfg);
+        self.last_stats = Some(stats.clone());
+        let acc = &mut self.per[verdict.index()];
+        acc.cores.add(stats.cores);
+        if acc.first.is_none() {
+            acc.first = Some(stats.t);
+            acc.first_reason = reason.clone();
+        }
+        if self.current == Some(verdict) {
+            return None;
+        }
+        let previous = self.current.replace(verdict);
+        self.changes += 1;
+        Some(Change {
+            t: stats.t,
+            verdict,
+            previous,
+            reason,
+            stats,
+        })
+    }
+
+    fn account(&mut self, s: &Sample) {
+        let n = self.header.gpus.len();
+        let mut busy_now: Vec<Option<f64>> = vec![None; n];
+        for g in &s.gpus {
+            let Some(i) = self.header.gpus.iter().position(|x| x.id == g.id) else {
+                continue;
+            };
+            let acc = &mut self.gpus[i];
+            if let Some((b, src)) = classify::effective_busy(&self.header.gpus[i], g) {
+                acc.busy.add(b);
+                acc.last_seen = Some(s.t);
+                acc.src = src;
+                busy_now[i] = Some(b);
+            }
+            if let Some(m) = g.mem {
+                acc.mem_max = Some(acc.mem_max.map_or(m, |x| x.max(m)));
+            }
+            if let Some(p) = g.power {
+                acc.power.add(p);
+            }
+        }
+        let slot = self.timeline.slot(s.t, n);
+        if let Some(p) = &s.proc {
+            if let Some(c) = p.cores {
+                self.cores.add(c);
+                slot.cores.add(c);
+            }
+            if let Some(r) = p.read_bps {
+                self.read.add(r);
+                slot.read.add(r);
+            }
+            if let Some(r) = p.rss {
+                self.rss_max = Some(self.rss_max.map_or(r, |x| x.max(r)));
+            }
+            self.pids_max = self.pids_max.max(p.pids);
+        }
+        for (i, b) in busy_now.iter().enumerate() {
+            if let (Some(b), Some(acc)) = (b, slot.gpus.get_mut(i)) {
+                acc.add(*b);
+            }
+        }
+    }
+
+    /// Seconds in a verdict.
+    pub fn seconds(&self, v: Verdict) -> f64 {
+        self.per[v.index()].secs
+    }
+
+    pub fn warmup_seconds(&self) -> f64 {
+        self.warmup
+    }
+
+    /// Per-GPU aggregates for the summary.
+    pub fn gpu_summary(&self) -> Vec<GpuSummary> {
+        self.header
+            .gpus
+            .iter()
+            .zip(&self.gpus)
+            .map(|(g, a)| GpuSummary {
+                info: g.clone(),
+                mean: a.busy.mean(),
+                max: (a.busy.n > 0).then_some(a.busy.max),
+                src: a.src.clone(),
+                mem_max: a.mem_max,
+            })
+            .collect()
+    }
+
+    pub fn cores_summary(&self) -> (Option<f64>, Option<f64>) {
+        (
+            self.cores.mean(),
+            (self.cores.n > 0).then_some(self.cores.max),
+        )
+    }
+
+    pub fn read_max(&self) -> Option<f64> {
+        (self.read.n > 0).then_some(self.read.max)
+    }
+
+    /// The telemetry that could not be read, with why and how to get it.
+    pub fn missing(&self) -> Vec<Value> {
+        let mut out = Vec::new();
+        if self.header.gpus.is_empty() {
+            let nv = self
+                .header
+                .sources
+                .iter()
+                .find(|s| s.name == "nvidia-smi")
+                .map(|s| format!("nvidia-smi: {} ({})", s.status, s.detail))
+                .unwrap_or_default();
+            out.push(json!({
+                "source": "gpus",
+                "why": format!("no i915, xe, amdgpu or nvidia GPU under /sys/class/drm{}", if nv.is_empty() { String::new() } else { format!("; {nv}") }),
+                "fix": "rigdoctor check          # are the GPU drivers loaded, is the GPU on the bus?\nls -l /sys/class/drm /dev/dri",
+            }));
+            return out;
+        }
+        for ((g, acc), _) in self.header.gpus.iter().zip(&self.gpus).zip(0..) {
+            if acc.busy.n > 0 || (g.integrated && acc.mem_max.is_none()) {
+                continue;
+            }
+            let why = self
+                .header
+                .sources
+                .iter()
+                .find(|s| s.name == format!("gpu:{}", g.id))
+                .map(|s| s.detail.clone())
+                .filter(|d| !d.is_empty())
+                .or_else(|| {
+                    self.header
+                        .sources
+                        .iter()
+                        .find(|s| s.name == "nvidia-smi" && g.vendor == "nvidia")
+                        .map(|s| format!("nvidia-smi {}: {}", s.status, s.detail))
+                })
+                .unwrap_or_else(|| "no busy reading during the run".into());
+            let fix = match (g.vendor.as_str(), g.driver.as_deref()) {
+                ("nvidia", _) => {
+                    "nvidia-smi --query-gpu=index,utilization.gpu --format=csv   # does it answer?\n# it ships with the driver: install the NVIDIA utilities package that matches `cat /proc/driver/nvidia/version`"
+                }
+                (_, Some("xe")) => {
+                    "uname -r     # xe reports gtidle/idle_residency_ms from Linux 6.8 on\nls /sys/class/drm/*/device/tile*/gt*/gtidle/\n# or install xpu-smi (intel/xpumanager): rigdoctor reads `xpu-smi dump` when the files are missing"
+                }
+                (_, Some("i915")) => {
+                    "cat /sys/class/drm/card*/gt/gt0/rc6_residency_ms   # RC6 off (i915.enable_rc6=0) or a VM hides it\n# or install xpu-smi (intel/xpumanager)"
+                }
+                (_, Some("amdgpu")) => {
+                    "cat /sys/class/drm/card*/device/gpu_busy_percent   # needs a recent amdgpu; rocm-smi shows the same number"
+                }
+                _ => "rigdoctor check",
+            };
+            out.push(json!({"source": g.label, "gpu": g.id, "why": why, "fix": fix}));
+        }
+        out
+    }
+
+    /// The `watch` facts the rules see (docs/watch.md, "Facts").
+    pub fn facts(&self) -> Value {
+        let mut verdicts = serde_json::Map::new();
+        let mut evidence = serde_json::Map::new();
+        let mut first = serde_json::Map::new();
+        let mut cores_in = serde_json::Map::new();
+        for v in Verdict::ALL {
+            let a = &self.per[v.index()];
+            verdicts.insert(v.id().into(), json!(round1(a.secs) + 0.0));
+            first.insert(v.id().into(), json!(a.first.map(round2).unwrap_or(-1.0)));
+            cores_in.insert(v.id().into(), json!(round2(a.cores.mean().unwrap_or(0.0))));
+            let ev = if a.first.is_some() {
+                format!(
+                    "{} (first at {}, {:.0} s in all)",
+                    a.first_reason,
+                    clock(a.first.unwrap_or(0.0)),
+                    a.secs
+                )
+            } else {
+                String::new()
+            };
+            evidence.insert(v.id().into(), json!(ev));
+        }
+        let flagged: Vec<&str> = Verdict::ALL
+            .iter()
+            .filter(|v| !v.is_benign() && self.flagged(**v))
+            .map(|v| v.id())
+            .collect();
+        let dominant = Verdict::ALL
+            .iter()
+            .filter(|v| self.per[v.index()].secs > 0.0)
+            .max_by(|a, b| {
+                self.per[a.index()]
+                    .secs
+                    .total_cmp(&self.per[b.index()].secs)
+            })
+            .map(|v| v.id());
+        let fallback = self.flagged(Verdict::CpuFallback)
+            || self.flagged(Verdict::PartialOffload)
+            || self.log.cpu_only
+            || self.log.partial;
+        let gpus: Vec<Value> = self
+            .gpu_summary()
+            .into_iter()
+            .map(
+                |GpuSummary {
+                     info: g,
+                     mean,
+                     max,
+                     src,
+                     mem_max: mem,
+                 }| {
+                    json!({
+                        "id": g.id, "label": g.label, "vendor": g.vendor, "driver": g.driver,
+                        "integrated": g.integrated,
+                        "busy_mean": mean.map(round2).unwrap_or(-1.0),
+                        "busy_max": max.map(round2).unwrap_or(-1.0),
+                        "source": src,
+                        "mem_max": mem.map(|m| m as i64).unwrap_or(-1),
+                    })
+                },
+            )
+            .collect();
+        let (cmean, cmax) = self.cores_summary();
+        json!({
+            "target": self.header.target,
+            "seconds": round1(self.elapsed()) + 0.0,
+            "warmup_seconds": round1(self.warmup) + 0.0,
+            "interval": self.cfg.interval + 0.0,
+            "window": self.cfg.window + 0.0,
+            "cores": self.cfg.cores + 0.0,
+            "several_cores": round2(self.cfg.th.several_cores(self.cfg.cores)) + 0.0,
+            "samples": self.samples as i64,
+            "changes": self.changes as i64,
+            "verdicts": verdicts,
+            "first": first,
+            "evidence": evidence,
+            "cores_in": cores_in,
+            "flagged": flagged,
+            "dominant": dominant.unwrap_or(""),
+            "fallback": fallback,
+            "process": {
+                "cores_mean": round2(cmean.unwrap_or(-1.0)) + 0.0,
+                "cores_max": round2(cmax.unwrap_or(-1.0)) + 0.0,
+                "rss_max": self.rss_max.map(|r| r as i64).unwrap_or(-1),
+                "read_max_mib_s": round2(self.read_max().map(|r| r / 1048576.0).unwrap_or(-1.0)) + 0.0,
+                "pids_max": self.pids_max as i64,
+            },
+            "gpus": gpus,
+            "missing": self.missing(),
+            "sources": self.header.sources,
+            "log": self.log,
+            "thresholds": self.cfg.th,
+        })
+    }
+}
+
+fn round1(v: f64) -> f64 {
+    (v * 10.0).round() / 10.0
+}
+
+/// `73.4` -> `1:13`.
+pub fn clock(t: f64) -> String {
+    let s = t.max(0.0).round() as u64;
+    if s >= 3600 {
+        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
+    } else {
+        format!("{}:{:02}", s / 60, s % 60)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::watch::classify::Thresholds;
+    use crate::watch::sample::{GpuSample, ProcSample};
+
+    fn header(gpus: Vec<GpuInfo>) -> Header {
+        Header {
+            format: crate::watch::sample::TRACE_FORMAT.into(),
+            rigdoctor: "test".into(),
+            target: "test".into(),
+            interval: 1.0,
+            window: 3.0,
+            cores: 2.0,
+            gpus,
+            sources: vec![],
+            thresholds: None,
+        }
+    }
+
+    fn cfg() -> Config {
+        Config {
+            interval: 1.0,
+            window: 3.0,
+            cores: 2.0,
+            th: Thresholds::default(),
+        }
+    }
+
+    fn sample(t: f64, cores: f64, busy: f64) -> Sample {
+        Sample {
+            t,
+            proc: Some(ProcSample {
+                pids: 1,
+                threads: 2,
+                cores: Some(cores),
+                rss: Some(100 << 20),
+                read_bps: Some(0.0),
+            }),
+            gpus: vec![GpuSample {
+                id: "g".into(),
+                busy: Some(busy),
+                busy_src: Some("gpu_busy_percent".into()),
+                ..GpuSample::default()
+            }],
+            log: vec![],
+        }
+    }
+
+    fn gpu() -> GpuInfo {
+        GpuInfo {
+            id: "g".into(),
+            label: "card0".into(),
+            vendor: "amd".into(),
+            driver: Some("amdgpu".into()),
+            integrated: false,
+        }
+    }
+
+    #[test]
+    fn verdict_changes_and_time_in_each() {
+        let mut w = Watcher::new(header(vec![gpu()]), cfg());
+        let mut changes = Vec::new();
+        for i in 0..10 {
+            let (c, b) = if i < 5 { (0.9, 95.0) } else { (1.95, 1.0) };
+            if let Some(ch) = w.push(sample(i as f64, c, b)) {
+                changes.push(ch.verdict);
+            }
+        }
+        assert_eq!(changes, vec![Verdict::GpuBound, Verdict::CpuFallback]);
+        // Onset at t=5; the median flips once most of the 3 s window is in it.
+        assert!(w.seconds(Verdict::CpuFallback) >= 2.0);
+        assert!(w.warmup_seconds() >= 1.0);
+        let f = w.facts();
+        assert_eq!(f["flagged"], json!(["cpu-fallback"]));
+        assert_eq!(f["fallback"], json!(true));
+        assert!(
+            f["evidence"]["cpu-fallback"]
+                .as_str()
+                .unwrap()
+                .contains("cores busy")
+        );
+        let total: f64 =
+            Verdict::ALL.iter().map(|v| w.seconds(*v)).sum::<f64>() + w.warmup_seconds();
+        assert!(
+            (total - 9.0).abs() < 1e-9,
+            "every second is accounted once: {total}"
+        );
+    }
+
+    #[test]
+    fn timeline_stays_bounded() {
+        let mut w = Watcher::new(header(vec![gpu()]), cfg());
+        for i in 0..5000 {
+            w.push(sample(i as f64, 1.0, 90.0));
+        }
+        assert!(w.timeline.buckets.len() <= MAX_BUCKETS);
+        assert!(w.timeline.width >= 5000.0 / MAX_BUCKETS as f64);
+        let cores: u32 = w.timeline.buckets.iter().map(|b| b.cores.n).sum();
+        assert_eq!(cores, 5000, "merging keeps every sample");
+    }
+
+    #[test]
+    fn no_gpus_reports_what_is_missing() {
+        let w = Watcher::new(header(vec![]), cfg());
+        let m = w.missing();
+        assert_eq!(m[0]["source"], "gpus");
+        let mut g = gpu();
+        g.driver = Some("xe".into());
+        let mut w = Watcher::new(header(vec![g]), cfg());
+        w.set_source(SourceStatus {
+            name: "gpu:g".into(),
+            status: "missing".into(),
+            detail: "xe exposes no gtidle".into(),
+        });
+        let m = w.missing();
+        assert_eq!(m[0]["why"], "xe exposes no gtidle");
+        assert!(m[0]["fix"].as_str().unwrap().contains("6.8"));
+    }
+
+    #[test]
+    fn clock_reads_well() {
+        assert_eq!(clock(73.4), "1:13");
+        assert_eq!(clock(3725.0), "1:02:05");
+    }
+}
