@@ -52,6 +52,21 @@ fn spawn_reader<R: std::io::Read + Send + 'static>(
     rx
 }
 
+/// A probe command's process: argv only, stdin closed, stdout/stderr piped,
+/// the C locale (stable, untranslated output for the parsers), and its own
+/// process group so a timeout kills the helpers it spawned too.
+pub fn base_command(program: &std::path::Path, args: &[String]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("LC_ALL", "C")
+        .env("LANG", "C")
+        .process_group(0);
+    cmd
+}
+
 /// Run `spec` on this machine.
 pub fn run(spec: &CmdSpec) -> CmdOutput {
     let start = Instant::now();
@@ -62,16 +77,7 @@ pub fn run(spec: &CmdSpec) -> CmdOutput {
         Ok(p) => p,
         Err(_) => return CmdOutput::with_status(CmdStatus::Missing),
     };
-    let mut cmd = Command::new(&resolved);
-    cmd.args(&spec.argv[1..])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Stable, untranslated output for the parsers.
-        .env("LC_ALL", "C")
-        .env("LANG", "C")
-        // Its own process group, so a timeout kills the helpers it spawned too.
-        .process_group(0);
+    let mut cmd = base_command(&resolved, &spec.argv[1..]);
     for k in &spec.env_remove {
         cmd.env_remove(k);
     }

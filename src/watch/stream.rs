@@ -7,8 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Instant;
@@ -49,16 +48,10 @@ pub struct Stream {
     state: Arc<Mutex<State>>,
 }
 
-/// Stable, untranslated output for the parsers.
+/// A probe command (source::command) whose child does not inherit the
+/// watcher's blocked signals.
 fn command(program: &std::path::Path, args: &[String]) -> Command {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .env("LC_ALL", "C")
-        .env("LANG", "C")
-        .process_group(0);
+    let mut cmd = crate::source::command::base_command(program, args);
     super::child::unblock_signals_in_child(&mut cmd);
     cmd
 }
