@@ -25,5 +25,5 @@ pub fn check(src: &dyn Source, opts: &ProbeOptions, rules: &[Rule]) -> Report {
     let facts = report::facts_json(&rig, &probes);
     // Watch rules judge a watched run (`watch.*` facts), not a machine.
     let ev = diagnose::evaluate_where(rules, &facts, |r| r.spec.area != "watch");
-    report::build(src.mode(), rig, probes, ev, rules)
+    report::build(src.mode(), rig, probes, ev)
 }

@@ -204,9 +204,7 @@ pub struct Sycl {
     pub mask: Option<MaskFacts>,
     /// SYCL_DEVICE_FILTER is set and this runtime release does not read it.
     pub filter_ignored: bool,
-    /// The runtime release the selection was modelled on (`2025.0.4`), if known.
-    pub release: Option<String>,
-    /// Which behaviour that release has: `before 2025`, `2025.0-2025.1`, `2025.2 and later`.
+    /// Which behaviour the runtime release (`oneapi.active`) has: `before 2025`, `2025.0-2025.1`, `2025.2 and later`.
     pub model: String,
     /// A corrected selector, when one can be proposed.
     pub selector_fix: Option<String>,

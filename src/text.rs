@@ -17,3 +17,8 @@ pub fn strip_ansi(s: &str) -> std::borrow::Cow<'_, str> {
         std::sync::LazyLock::new(|| regex(r"\x1b\[[0-9;?]*[A-Za-z]"));
     ANSI.replace_all(s, "")
 }
+
+/// The last component of a path or link target (`../../bus/pci/drivers/xe` -> `xe`).
+pub fn basename(p: &str) -> &str {
+    p.trim_end_matches('/').rsplit('/').next().unwrap_or(p)
+}

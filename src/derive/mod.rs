@@ -73,7 +73,6 @@ fn derive_sycl(rig: &mut Rig) {
     let suggested = selector::suggest(&rig.sycl.devices, inputs);
     let s = &mut rig.sycl;
     s.model = model.label().to_string();
-    s.release = rig.oneapi.active.clone();
     s.selector = inputs.selector.map(String::from);
     s.visible = outcome.visible;
     s.first_gpu = s

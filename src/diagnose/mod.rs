@@ -232,6 +232,15 @@ pub fn evaluate_where(
             }
         }
     }
+    // A rule yields to the more precise rules it names in `suppressed_by`.
+    let fired: std::collections::BTreeSet<String> =
+        ev.diagnoses.iter().map(|d| d.id.clone()).collect();
+    ev.diagnoses.retain(|d| {
+        rules
+            .iter()
+            .find(|r| r.spec.id == d.id)
+            .is_none_or(|r| !r.spec.suppressed_by.iter().any(|s| fired.contains(s)))
+    });
     // Stable: most severe first, rule order within a severity.
     ev.diagnoses.sort_by_key(|d| std::cmp::Reverse(d.severity));
     ev
@@ -315,5 +324,40 @@ fix = "f"
         assert_eq!(ev.rule_errors.len(), 1);
         assert_eq!(ev.diagnoses.len(), 1);
         assert_eq!(ev.diagnoses[0].title, "A is 1.9");
+    }
+
+    #[test]
+    fn a_rule_yields_to_the_more_precise_one() {
+        let rules = rules_from(
+            r#"
+[[rule]]
+id = "T-GENERAL"
+severity = "error"
+area = "env"
+when = "env.A == 'x'"
+title = "general"
+explain = "x"
+fix = "f"
+suppressed_by = ["T-PRECISE"]
+
+[[rule]]
+id = "T-PRECISE"
+severity = "error"
+area = "env"
+when = "env.A == 'x' && has(env.B)"
+title = "precise"
+explain = "x"
+fix = "f"
+"#,
+        );
+        let ids = |facts| {
+            evaluate(&rules, &facts)
+                .diagnoses
+                .into_iter()
+                .map(|d| d.id)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ids(json!({"env": {"A": "x"}})), vec!["T-GENERAL"]);
+        assert_eq!(ids(json!({"env": {"A": "x", "B": "1"}})), vec!["T-PRECISE"]);
     }
 }

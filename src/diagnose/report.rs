@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Diagnosis, Evaluation, Rule, Severity, human_bytes};
+use super::{Diagnosis, Evaluation, Severity, human_bytes};
 use crate::rig::{ProbeReport, Rig};
 use crate::source::Mode;
 
@@ -557,13 +557,7 @@ fn amd_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
     Some(("amd", "AMD", None, parts.join("; ")))
 }
 
-pub fn build(
-    mode: Mode,
-    rig: Rig,
-    probes: Vec<ProbeReport>,
-    ev: Evaluation,
-    _rules: &[Rule],
-) -> Report {
+pub fn build(mode: Mode, rig: Rig, probes: Vec<ProbeReport>, ev: Evaluation) -> Report {
     let count = |s: Severity| ev.diagnoses.iter().filter(|d| d.severity == s).count();
     let summary = Summary {
         errors: count(Severity::Error),

@@ -71,6 +71,10 @@ pub struct RuleSpec {
     /// Close fixtures this rule must stay silent on.
     #[serde(default)]
     pub silent_on: Vec<String>,
+    /// Ids of rules that say the same thing more precisely: when one of them
+    /// fires, this rule's diagnoses are dropped.
+    #[serde(default)]
+    pub suppressed_by: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -223,7 +227,21 @@ pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, Rule
 /// `*.toml`). A site rule with a built-in's id replaces it, so a site can
 /// change a severity or a fix. Duplicate ids within one set are an error.
 pub fn load(extra: Option<&Path>) -> Result<Vec<Rule>, RuleError> {
-    load_builtin_where(extra, |_| true)
+    let rules = load_builtin_where(extra, |_| true)?;
+    for r in &rules {
+        if let Some(unknown) = r
+            .spec
+            .suppressed_by
+            .iter()
+            .find(|s| !rules.iter().any(|x| &x.spec.id == *s))
+        {
+            return Err(RuleError {
+                origin: r.origin.clone(),
+                message: format!("{}: suppressed_by names no rule {unknown}", r.spec.id),
+            });
+        }
+    }
+    Ok(rules)
 }
 
 /// [`load`], but only the built-in files `keep` accepts (by origin, e.g.
@@ -352,6 +370,16 @@ pub fn reference_markdown(rules: &[Rule]) -> String {
         }
         out.push_str(&format!("```\n{}\n```\n\n", s.when.trim()));
         out.push_str(&format!("Fix (template):\n\n```\n{}\n```\n", s.fix.trim()));
+        if !s.suppressed_by.is_empty() {
+            out.push_str(&format!(
+                "\nYields to {}: when one of them fires, this one is not reported.\n",
+                s.suppressed_by
+                    .iter()
+                    .map(|r| format!("[{r}](#{})", r.to_ascii_lowercase()))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
         if !s.fires_on.is_empty() {
             out.push_str(&format!(
                 "\nFires on {}; silent on {}.\n",

@@ -117,14 +117,6 @@ fn read_link_attrs(src: &dyn Source, dev: &str) -> Link {
     }
 }
 
-fn basename(p: &str) -> String {
-    p.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap_or(p)
-        .to_string()
-}
-
 /// A bridge's bus range, for the fallback chain when a device's sysfs entry
 /// is not a link into the device tree (hand-built or copied trees).
 #[derive(Debug, Clone)]
@@ -159,11 +151,14 @@ pub fn chain_from_bus_ranges(addr: &str, bridges: &[BusRange]) -> Vec<String> {
     above.iter().map(|b| b.addr.clone()).collect()
 }
 
+/// One GPU's facts. `link_chain` is the bridge chain its sysfs link gives
+/// (read once by the caller); `bridges` the bus ranges for when it gives none.
 fn read_gpu(
     src: &dyn Source,
     addr: &str,
     class: String,
     vendor_id: String,
+    link_chain: Vec<String>,
     bridges: &[BusRange],
 ) -> Gpu {
     let a = |n: &str| read_attr(src, &format!("{DEVICES}/{addr}/{n}"));
@@ -171,14 +166,12 @@ fn read_gpu(
     let vendor = vendor_name(&vendor_id).to_string();
     let driver = src
         .link(&format!("{DEVICES}/{addr}/driver"))
-        .map(|t| basename(&t));
-    let mut chain_addrs = src
-        .link(&format!("{DEVICES}/{addr}"))
-        .map(|t| parse_chain(&t))
-        .unwrap_or_default();
-    if chain_addrs.len() <= 1 {
-        chain_addrs = chain_from_bus_ranges(addr, bridges);
-    }
+        .map(|t| crate::text::basename(&t).to_string());
+    let chain_addrs = if link_chain.len() > 1 {
+        link_chain
+    } else {
+        chain_from_bus_ranges(addr, bridges)
+    };
     let chain = chain_addrs
         .iter()
         .filter(|p| p.as_str() != addr)
@@ -277,12 +270,17 @@ pub fn probe(src: &dyn Source) -> (Vec<Gpu>, ProbeReport) {
     }
     // Bus ranges are only needed when a GPU's entry is not a link into the
     // device tree; read them lazily.
-    let needs_ranges = found.iter().any(|(a, _, _)| {
-        src.link(&format!("{DEVICES}/{a}"))
-            .map(|t| parse_chain(&t).len())
-            .unwrap_or(0)
-            <= 1
-    });
+    let found: Vec<(String, String, String, Vec<String>)> = found
+        .into_iter()
+        .map(|(a, class, vendor)| {
+            let chain = src
+                .link(&format!("{DEVICES}/{a}"))
+                .map(|t| parse_chain(&t))
+                .unwrap_or_default();
+            (a, class, vendor, chain)
+        })
+        .collect();
+    let needs_ranges = found.iter().any(|(_, _, _, chain)| chain.len() <= 1);
     let ranges: Vec<BusRange> = if needs_ranges {
         bridges
             .iter()
@@ -303,7 +301,7 @@ pub fn probe(src: &dyn Source) -> (Vec<Gpu>, ProbeReport) {
     };
     let gpus: Vec<Gpu> = found
         .into_iter()
-        .map(|(addr, class, vendor)| read_gpu(src, &addr, class, vendor, &ranges))
+        .map(|(addr, class, vendor, chain)| read_gpu(src, &addr, class, vendor, chain, &ranges))
         .collect();
     let detail = format!("{} PCI devices, {} display-class", addrs.len(), gpus.len());
     (gpus, ProbeReport::new("pci", "ok", 0, detail))

@@ -81,10 +81,7 @@ fn kind(e: std::io::Error) -> ReadErr {
     }
 }
 
-/// The last component of a link target or path.
-pub fn basename(p: &str) -> &str {
-    p.trim_end_matches('/').rsplit('/').next().unwrap_or(p)
-}
+pub use crate::text::basename;
 
 #[cfg(test)]
 mod tests {
