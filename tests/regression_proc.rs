@@ -35,27 +35,25 @@ fn probe<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 }
 
 /// Item 11: `--deadline` bounds the whole run. Two hung tools (each would
-/// sleep 30 s, and `--timeout 20` alone would wait 20 s for them) are cut at
-/// the 1 s deadline and reported as timed out *because of the deadline*; a
-/// tool that answered is untouched.
+/// sleep 60 s, and `--timeout 30` alone would wait 30 s for them) are cut at
+/// the 3 s deadline and reported as timed out *because of the deadline*.
 ///
 /// The wall-time bound (deadline + 1.5 s) is a correctness check, not a speed
-/// target: without the deadline the run takes 20 s, so the assertion tells
-/// "enforced" from "not enforced" with an 18 s gap. What is left inside the
-/// margin is process start-up, one SIGKILL and reap, and at most the 250 ms
-/// pipe drain; none of it waits on CPU share in a way a loaded 2-core box
-/// stretches by more than a second.
+/// target: without the deadline the run takes 30 s, so the assertion tells
+/// "enforced" from "not enforced" with a 25 s gap. What is left inside the
+/// margin after the deadline is one SIGKILL and reap and at most the 250 ms
+/// pipe drain; the deadline itself counts from the start of `main`, so a
+/// slow start on a loaded box eats into the deadline, not into the margin.
+/// Nothing here asserts that a quick tool finished before the deadline: on a
+/// loaded machine it may not have started yet (then it is not started at all,
+/// and also reported as stopped by the deadline).
 #[test]
 fn issue8_item11_deadline_stops_hung_probes_and_bounds_the_run() {
     let tmp = tempfile::tempdir().unwrap();
     let tools = tmp.path().join("bin");
     fake_tools(
         &tools,
-        &[
-            ("sycl-ls", "exec sleep 30"),
-            ("nvidia-smi", "sleep 30"),
-            ("clinfo", "echo 'Platform #0: Intel(R) OpenCL Graphics'"),
-        ],
+        &[("sycl-ls", "exec sleep 60"), ("nvidia-smi", "sleep 60")],
     );
     let path = test_path(&tools);
     let t = Instant::now();
@@ -65,9 +63,9 @@ fn issue8_item11_deadline_stops_hung_probes_and_bounds_the_run() {
             "--format",
             "json",
             "--timeout",
-            "20",
+            "30",
             "--deadline",
-            "1",
+            "3",
         ],
         |c| {
             c.env("PATH", &path);
@@ -76,8 +74,8 @@ fn issue8_item11_deadline_stops_hung_probes_and_bounds_the_run() {
     let wall = t.elapsed();
     assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
     assert!(
-        wall <= Duration::from_millis(2500),
-        "the run took {wall:?} with --deadline 1"
+        wall <= Duration::from_millis(4500),
+        "the run took {wall:?} with --deadline 3"
     );
     let v = json(&r);
     for name in ["sycl-ls", "nvidia-smi"] {
@@ -87,13 +85,10 @@ fn issue8_item11_deadline_stops_hung_probes_and_bounds_the_run() {
             p["detail"]
                 .as_str()
                 .unwrap()
-                .contains("run deadline (--deadline 1 s)"),
+                .contains("run deadline (--deadline 3 s)"),
             "{p}"
         );
     }
-    let cl = probe(&v, "clinfo");
-    assert_ne!(cl["status"], "timeout", "{cl}");
-    assert!(!cl["detail"].as_str().unwrap().contains("deadline"), "{cl}");
 }
 
 /// Item 11, the other side: a tool that times out on its own `--timeout`
