@@ -60,9 +60,43 @@ pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// A short quote of what a tool printed, for a probe that could not read
+/// it: the first non-blank lines joined with ` ⏎ `, at most 100 characters,
+/// control characters escaped, in double quotes (`(no output)` when empty).
+pub fn excerpt(s: &str) -> String {
+    const MAX: usize = 100;
+    let joined = s
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(4)
+        .collect::<Vec<_>>()
+        .join(" ⏎ ");
+    if joined.is_empty() {
+        return "(no output)".to_string();
+    }
+    let escaped = escape_controls(&joined);
+    let mut cut: String = escaped.chars().take(MAX).collect();
+    if escaped.chars().count() > MAX || s.lines().filter(|l| !l.trim().is_empty()).count() > 4 {
+        cut.push('…');
+    }
+    format!("\"{cut}\"")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn excerpts_are_short_escaped_and_quoted() {
+        assert_eq!(excerpt(""), "(no output)");
+        assert_eq!(excerpt("\n  \n"), "(no output)");
+        assert_eq!(excerpt("a\n\nb\u{1b}[2J\n"), "\"a ⏎ b\\e[2J\"");
+        let long = excerpt(&"x".repeat(500));
+        assert_eq!(long.chars().count(), 100 + 3);
+        assert!(long.ends_with("…\""));
+        assert!(excerpt("1\n2\n3\n4\n5\n").ends_with("4…\""));
+    }
 
     #[test]
     fn controls_are_shown_escaped() {

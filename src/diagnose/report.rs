@@ -83,7 +83,10 @@ impl Report {
     }
 }
 
-/// The facts as rules see them: the rig, plus `probes` as a map by name.
+/// The facts as rules see them: the rig, plus `probes` as a map by name and
+/// `probe_list`, the same reports in the order the probes ran. A rule that
+/// iterates over probes uses the list: a CEL map has no order, so its
+/// diagnoses would come out in a different order on every run.
 pub fn facts_json(rig: &Rig, probes: &[ProbeReport]) -> serde_json::Value {
     let mut v = serde_json::to_value(rig).unwrap_or(serde_json::Value::Null);
     let map: serde_json::Map<String, serde_json::Value> = probes
@@ -97,6 +100,10 @@ pub fn facts_json(rig: &Rig, probes: &[ProbeReport]) -> serde_json::Value {
         .collect();
     if let serde_json::Value::Object(o) = &mut v {
         o.insert("probes".into(), serde_json::Value::Object(map));
+        o.insert(
+            "probe_list".into(),
+            serde_json::to_value(probes).unwrap_or(serde_json::Value::Null),
+        );
     }
     v
 }

@@ -402,7 +402,8 @@ pub fn reference_markdown(rules: &[Rule]) -> String {
          Each rule has an id, a severity (`error`, `warn`, `info`), the area of the page it belongs to, an action \
          class (who must act: `hardware` and `node-config` take a node out of service in cluster hooks, \
          `user-env` is one user's environment, `advice` breaks nothing), a CEL \
-         condition over the facts (`rigdoctor check --format json` shows them under `facts`), and texts with \
+         condition over the facts (`rigdoctor check --format json` shows them under `facts`; the probe reports \
+         are `probes`, by name, and `probe_list`, in the order they ran), and texts with \
          `{{ ... }}` holes filled from the facts. `rigdoctor explain ID` prints one rule; a site adds or \
          replaces rules with `--rules DIR` (same format; a rule with a built-in id replaces it).\n\n\
          | id | severity | class | area | title |\n|---|---|---|---|---|\n",

@@ -22,7 +22,7 @@ use regex::Regex;
 use crate::probe::oneapi::release_in_path;
 use crate::rig::{ClDevice, ClPlatform, Clinfo, IcdFile, ProbeReport};
 use crate::source::{CmdSpec, CmdStatus, Listing, Source};
-use crate::text::{regex, strip_ansi};
+use crate::text::{excerpt, regex, strip_ansi};
 
 pub const ICD_DIR: &str = "/etc/OpenCL/vendors";
 
@@ -187,6 +187,14 @@ pub fn probe(
                         .trim()
                         .to_string(),
                 )
+            } else if c.platforms.is_empty() && !c.no_platform {
+                // Exit 0 with lines that are neither platforms nor the
+                // "no platform" answer: not "no OpenCL", but unreadable.
+                let detail = format!(
+                    "clinfo -l exited 0 but printed nothing rigdoctor could read: {}",
+                    excerpt(&out.stdout_text())
+                );
+                (c, "unparsed", detail)
             } else {
                 c.listed = true;
                 let n = c.platforms.len();

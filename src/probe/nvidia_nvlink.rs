@@ -36,6 +36,12 @@ pub struct NvlinkGpu {
     pub status: NvlinkStatus,
 }
 
+/// NVML's whole answer when no link is up (`... all links are inActive`),
+/// which may come without a `GPU n:` line before it.
+pub fn all_inactive(text: &str) -> bool {
+    text.to_ascii_lowercase().contains("all links are inactive")
+}
+
 /// Parse `nvidia-smi nvlink -s` / `--status` (and `dcgmi nvlink -s`), by GPU index.
 pub fn parse(text: &str) -> BTreeMap<u32, NvlinkGpu> {
     let mut out: BTreeMap<u32, NvlinkGpu> = BTreeMap::new();

@@ -22,7 +22,7 @@ use regex::Regex;
 use super::{nvidia_nvlink, nvidia_topo};
 use crate::rig::{Nvidia, NvidiaGpu, NvidiaLink, NvidiaPcie, ProbeReport};
 use crate::source::{CmdOutput, CmdSpec, CmdStatus, Source};
-use crate::text::{regex, strip_ansi};
+use crate::text::{excerpt, regex, strip_ansi};
 
 /// The five commands, by their fixed capture names.
 pub const COMMANDS: &[(&str, &[&str])] = &[
@@ -367,6 +367,13 @@ fn status_of(name: &str, out: &CmdOutput) -> ProbeReport {
     ProbeReport::new(name, status, out.duration_ms, detail)
 }
 
+/// A `topo` matrix is readable when it has a GPU row, and names every pair
+/// once it speaks of two GPUs or more (the `-p2p` matrix read as `-m`, or
+/// the other way round, has rows but no cell of the right kind).
+fn matrix_readable(m: &nvidia_topo::Matrix, pairs: usize) -> bool {
+    !m.rows.is_empty() && (m.gpu_count() < 2 || pairs > 0)
+}
+
 /// Join what the five commands said into the facts. Pure, for tests.
 pub fn assemble(
     table: Option<&Table>,
@@ -377,7 +384,9 @@ pub fn assemble(
 ) -> Nvidia {
     let mut nv = Nvidia::default();
     if let Some(t) = table {
-        nv.listed = true;
+        // A header without GPU rows (a paste cut after "CUDA Version") still
+        // says which driver and CUDA the machine has.
+        nv.listed = !t.gpus.is_empty();
         nv.driver_version = t.driver_version.clone();
         nv.cuda_version = t.cuda_version.clone();
         for g in &t.gpus {
@@ -515,8 +524,19 @@ pub fn probe(src: &dyn Source, timeout: Duration) -> (Nvidia, Vec<ProbeReport>) 
     let table = parse_table(&first.stdout_text());
     if table.gpus.is_empty() {
         if let Some(r) = reports.first_mut() {
+            // Exit 0 and no GPU row is not "no GPUs" (nvidia-smi says "No
+            // devices were found" and exits 6 for that): it is output we
+            // cannot read, and what it would have said is unknown.
             r.status = "unparsed".into();
-            r.detail = "nvidia-smi printed no GPU row rigdoctor could read".into();
+            let header = match (&table.driver_version, &table.cuda_version) {
+                (Some(d), Some(c)) => format!(" (only the header: driver {d}, CUDA {c})"),
+                (Some(d), None) => format!(" (only the header: driver {d})"),
+                _ => String::new(),
+            };
+            r.detail = format!(
+                "nvidia-smi exited 0 but printed no GPU row rigdoctor could read{header}: {}",
+                excerpt(&first.stdout_text())
+            );
         }
     } else if let Some(r) = reports.first_mut() {
         r.detail = format!("{} GPUs", table.gpus.len());
@@ -543,10 +563,34 @@ pub fn probe(src: &dyn Source, timeout: Duration) -> (Nvidia, Vec<ProbeReport>) 
     let topo = text(1).map(|t| nvidia_topo::parse_topo(&t));
     let p2p = text(2).map(|t| nvidia_topo::parse_p2p(&t));
     let nvlink = text(3).map(|t| nvidia_nvlink::parse(&t));
+    // Output that exited 0 but reads as none of the tool's layouts is
+    // `unparsed`, never `ok` (issue 8: random bytes here once read as a
+    // healthy rig).
+    let readable = [
+        query.as_ref().is_some_and(|q| !q.gpus.is_empty()),
+        topo.as_ref()
+            .is_some_and(|t| matrix_readable(&t.matrix, t.pairs().len())),
+        p2p.as_ref()
+            .is_some_and(|m| matrix_readable(m, nvidia_topo::p2p_pairs(m).len())),
+        // Every GPU block has its link lines or NVML's "all links are
+        // inActive"; a `GPU n:` line with nothing under it is a cut output.
+        nvlink.as_ref().is_some_and(|l| {
+            !l.is_empty()
+                && l.values()
+                    .all(|g| g.status.active + g.status.inactive > 0 || g.status.all_inactive)
+        }) || text(3).is_some_and(|t| t.trim().is_empty() || nvidia_nvlink::all_inactive(&t)),
+    ];
     for (i, out) in outs.iter().enumerate() {
         let name = COMMANDS[i + 1].0;
         let mut r = status_of(name, out);
-        if r.status == "ok" {
+        if r.status == "ok" && !readable[i] {
+            r.status = "unparsed".into();
+            r.detail = format!(
+                "{} exited 0 but printed nothing rigdoctor could read: {}",
+                COMMANDS[i + 1].1.join(" "),
+                excerpt(&out.stdout_text())
+            );
+        } else if r.status == "ok" {
             r.detail = match i {
                 0 => format!("{} GPUs", query.as_ref().map_or(0, |q| q.gpus.len())),
                 1 => format!("{} GPU pairs", topo.as_ref().map_or(0, |t| t.pairs().len())),
@@ -563,7 +607,7 @@ pub fn probe(src: &dyn Source, timeout: Duration) -> (Nvidia, Vec<ProbeReport>) 
         reports.push(r);
     }
     let nv = assemble(
-        Some(&table).filter(|t| !t.gpus.is_empty()),
+        Some(&table).filter(|t| !t.gpus.is_empty() || t.driver_version.is_some()),
         query.as_ref(),
         topo.as_ref(),
         p2p.as_ref(),

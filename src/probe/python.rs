@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use crate::rig::{ProbeReport, Python};
 use crate::source::{CmdOutput, CmdSpec, CmdStatus, Listing, Source};
+use crate::text::excerpt;
 
 const SYS_PATH_SCRIPT: &str = "import sys, json; print(json.dumps({'version': sys.version.split()[0], 'executable': sys.executable, 'path': sys.path}))";
 
@@ -64,6 +65,19 @@ pub fn parse_info_dir_name(dir: &str) -> Option<(String, Option<String>)> {
         }
         None => Some((stem.to_string(), None)),
     }
+}
+
+/// The lines of a `python-packages` output that are not `name==version`
+/// (a capture edited by hand, or not this output at all).
+pub fn unreadable_package_lines(text: &str) -> Vec<&str> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .filter(|l| {
+            l.split_once("==")
+                .is_none_or(|(n, v)| normalize_name(n).is_empty() || v.trim().is_empty())
+        })
+        .collect()
 }
 
 /// Parse the `python-packages` output back into a map.
@@ -193,7 +207,23 @@ pub fn probe(
                     py.version = Some(v.to_string());
                 }
             }
-            ("ok", format!("{} distributions", py.packages.len()))
+            let text = out.stdout_text();
+            let bad = unreadable_package_lines(&text);
+            if bad.is_empty() {
+                ("ok", format!("{} distributions", py.packages.len()))
+            } else {
+                // What the unreadable lines hold is unknown: a torch among
+                // them would change the verdict.
+                (
+                    "unparsed",
+                    format!(
+                        "{} of the package list's lines are not name==version ({} read): {}",
+                        bad.len(),
+                        py.packages.len(),
+                        excerpt(&bad.join("\n"))
+                    ),
+                )
+            }
         }
         CmdStatus::Missing => ("missing", "no Python interpreter on PATH".to_string()),
         CmdStatus::Timeout => (

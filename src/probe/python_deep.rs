@@ -309,9 +309,18 @@ pub fn probe(
                     ),
                 )
             } else {
+                // Exit 0 with no result line is output we cannot read; a
+                // non-zero exit or a signal without one is a failed check.
                 report(
-                    "failed",
-                    format!("the import check printed nothing rigdoctor could read ({how})"),
+                    if out.status == CmdStatus::Exit(0) {
+                        "unparsed"
+                    } else {
+                        "failed"
+                    },
+                    format!(
+                        "the import check printed nothing rigdoctor could read ({how}): {}",
+                        crate::text::excerpt(&out.stdout_text())
+                    ),
                 )
             };
             Some((d, r))

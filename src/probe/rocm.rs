@@ -20,7 +20,7 @@ use regex::Regex;
 
 use crate::rig::{Amd, AmdAgent, ProbeReport, RocmSmiDevice};
 use crate::source::{CmdOutput, CmdSpec, CmdStatus, Source};
-use crate::text::{regex, strip_ansi};
+use crate::text::{excerpt, regex, strip_ansi};
 
 pub const ROCM_VERSION_FILE: &str = "/opt/rocm/.info/version";
 
@@ -171,6 +171,8 @@ pub fn parse_rocminfo(text: &str) -> RocmInfo {
 pub fn parse_rocm_smi(text: &str) -> Vec<RocmSmiDevice> {
     let mut devs: BTreeMap<u32, RocmSmiDevice> = BTreeMap::new();
     let mut showhw = false;
+    // `GPU[n] : ...` lines name their device whatever the key.
+    let mut named = std::collections::BTreeSet::new();
     for raw in text.lines() {
         let line = clean(raw);
         if line.starts_with("GPU ") && line.contains("DID") && line.contains("BUS") {
@@ -183,6 +185,7 @@ pub fn parse_rocm_smi(text: &str) -> Vec<RocmSmiDevice> {
         }
         if let Some(c) = GPU_KV.captures(&line) {
             let Ok(i) = c[1].parse::<u32>() else { continue };
+            named.insert(i);
             let d = devs.entry(i).or_insert_with(|| RocmSmiDevice {
                 index: i,
                 ..RocmSmiDevice::default()
@@ -235,7 +238,18 @@ pub fn parse_rocm_smi(text: &str) -> Vec<RocmSmiDevice> {
         d.gpu_pct = pcts.last().copied();
         d.vram_pct = pcts.get(pcts.len() - 2).copied();
     }
-    devs.into_values().collect()
+    // A line that only starts with a number (`3 foo bar`) named no device.
+    devs.into_values()
+        .filter(|d| {
+            named.contains(&d.index)
+                || d.device_id.is_some()
+                || d.gpu_pct.is_some()
+                || d.vram_pct.is_some()
+                || d.vram_bytes.is_some()
+                || d.vram_used_bytes.is_some()
+                || d.pci.is_some()
+        })
+        .collect()
 }
 
 fn report(name: &str, out: &CmdOutput, ok_detail: String) -> ProbeReport {
@@ -296,14 +310,27 @@ pub fn probe(src: &dyn Source, timeout: Duration) -> (Amd, Vec<ProbeReport>) {
         );
         if info.agents.is_empty() && info.cpu_agents == 0 {
             info_report.status = "unparsed".into();
-            info_report.detail = "rocminfo printed no agent rigdoctor could read".into();
+            info_report.detail = format!(
+                "rocminfo exited 0 but printed no agent rigdoctor could read: {}",
+                excerpt(&info_out.stdout_text())
+            );
         }
         amd.agents = info.agents;
     }
     let mut smi_report = report("rocm-smi", &smi_out, String::new());
     if smi_out.status == CmdStatus::Exit(0) {
-        amd.smi_devices = parse_rocm_smi(&smi_out.stdout_text());
+        let text = smi_out.stdout_text();
+        amd.smi_devices = parse_rocm_smi(&text);
         smi_report.detail = format!("{} devices", amd.smi_devices.len());
+        // rocm-smi without a GPU says so; anything else without a device row
+        // is output we cannot read, not "no GPUs".
+        if amd.smi_devices.is_empty() && !text.contains("No AMD GPUs") {
+            smi_report.status = "unparsed".into();
+            smi_report.detail = format!(
+                "rocm-smi exited 0 but printed no GPU row rigdoctor could read: {}",
+                excerpt(&text)
+            );
+        }
     }
     amd.rocm_version = src
         .read(ROCM_VERSION_FILE)

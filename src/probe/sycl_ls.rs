@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 use regex::Regex;
 
-use crate::text::{regex, strip_ansi};
+use crate::text::{excerpt, regex, strip_ansi};
 
 use crate::rig::{ProbeReport, Sycl, SyclDevice};
 use crate::source::{CmdSpec, CmdStatus, Source};
@@ -235,7 +235,10 @@ pub fn probe(src: &dyn Source, timeout: std::time::Duration) -> (Sycl, ProbeRepo
             {
                 (
                     "unparsed",
-                    "sycl-ls printed no device line rigdoctor could read".to_string(),
+                    format!(
+                        "sycl-ls printed no device line rigdoctor could read: {}",
+                        excerpt(&out.stdout_text())
+                    ),
                 )
             } else {
                 ("ok", format!("{n} devices"))

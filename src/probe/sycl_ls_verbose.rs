@@ -30,7 +30,7 @@ use crate::rig::{
     ProbeReport, SelectorChoice, SyclDevice, SyclPlatform, SyclVerbose, SyclVerboseDevice,
 };
 use crate::source::{CmdSpec, CmdStatus, Source};
-use crate::text::{regex, strip_ansi};
+use crate::text::{excerpt, regex, strip_ansi};
 
 use super::sycl_ls::{self, SELECTOR_VARS};
 
@@ -368,7 +368,12 @@ pub fn probe(
                     "failed",
                     format!("sycl-ls --verbose exited with {code}"),
                 )
-            } else if v.declared_platforms.is_none() && v.platforms.is_empty() {
+            } else if v.declared_platforms.is_none()
+                && !v.platforms.iter().any(|p| p.number.is_some())
+                && v.selectors.is_empty()
+            {
+                // No `Platforms: N`, no `Platform [#k]:`, no selector line:
+                // keys like `Name:` or `Version:` alone are another tool's.
                 let why = v
                     .messages
                     .iter()
@@ -379,7 +384,10 @@ pub fn probe(
                     None => (
                         Some(v),
                         "unparsed",
-                        "sycl-ls --verbose printed no platform section".to_string(),
+                        format!(
+                            "sycl-ls --verbose printed no platform section: {}",
+                            excerpt(&out.stdout_text())
+                        ),
                     ),
                 }
             } else if !v.complete {

@@ -23,7 +23,7 @@ use regex::Regex;
 
 use crate::rig::{ProbeReport, XpuSmi, XpuSmiDevice};
 use crate::source::{CmdSpec, CmdStatus, Source};
-use crate::text::{regex, strip_ansi};
+use crate::text::{excerpt, regex, strip_ansi};
 
 /// A device's fields under normalized keys (`pci_bdf_address`, `device_name`).
 type Fields = BTreeMap<String, String>;
@@ -232,7 +232,9 @@ pub fn parse(stdout: &str, stderr: &str) -> XpuSmi {
                 };
                 continue;
             }
-            if c0.starts_with("GPU") && c0.contains("Name") {
+            // xpu-smi 2.x copies nvidia-smi's summary box; nvidia-smi's own
+            // box is not an xpu-smi listing.
+            if c0.starts_with("GPU") && c0.contains("Name") && !text.contains("NVIDIA-SMI") {
                 out.layout = Some("summary".into());
                 mode = Mode::Summary;
                 continue;
@@ -403,7 +405,10 @@ pub fn probe(src: &dyn Source, timeout: std::time::Duration) -> (XpuSmi, ProbeRe
                 (
                     x,
                     "unparsed",
-                    "xpu-smi discovery printed no device list rigdoctor could read".to_string(),
+                    format!(
+                        "xpu-smi discovery printed no device list rigdoctor could read: {}",
+                        excerpt(&out.stdout_text())
+                    ),
                 )
             }
         }

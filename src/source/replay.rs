@@ -114,7 +114,13 @@ impl Replay {
             .unwrap_or_default();
         let mut refused = BTreeSet::new();
         let (env, env_problem) = match cap.read("env", MAX_FILE_BYTES) {
-            Got::Ok((b, false)) => (parse_env_file(&String::from_utf8_lossy(&b)), None),
+            Got::Ok((b, false)) => {
+                let text = String::from_utf8_lossy(&b);
+                // Lines that are not NAME=value make the environment unknown,
+                // not "these variables and no others".
+                let problem = env_file_problem(&text).map(|d| ("unparsed", d));
+                (parse_env_file(&text), problem)
+            }
             Got::Ok((_, true)) => (
                 Vec::new(),
                 Some((
@@ -216,6 +222,35 @@ impl Replay {
 }
 
 /// Parse the capture's `env` file: `KEY=VALUE` per line; anything else is skipped.
+/// What is wrong with a capture's `env` file, if any line is not
+/// `NAME=value` with a shell variable name (blank lines and `#` comments
+/// are fine): `None` when every line reads.
+pub fn env_file_problem(text: &str) -> Option<String> {
+    let is_name = |k: &str| {
+        let mut c = k.chars();
+        c.next()
+            .is_some_and(|f| f.is_ascii_alphabetic() || f == '_')
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+    };
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .collect();
+    let bad: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.split_once('=').is_none_or(|(k, _)| !is_name(k)))
+        .collect();
+    (!bad.is_empty()).then(|| {
+        format!(
+            "{} of the {} lines of the capture's env are not NAME=value: {}",
+            bad.len(),
+            lines.len(),
+            crate::text::excerpt(&bad.join("\n"))
+        )
+    })
+}
+
 pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = text
         .lines()
