@@ -17,7 +17,11 @@ use rigdoctor::source::replay::Replay;
 const EXIT_USAGE: u8 = 2;
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("rigdoctor: {msg}");
+    // A message can name a file of a capture, which is untrusted input.
+    eprintln!(
+        "rigdoctor: {}",
+        rigdoctor::text::escape_controls(&msg.to_string())
+    );
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -131,7 +135,10 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 for p in &problems {
-                    eprintln!("rigdoctor: capture incomplete: {p}");
+                    eprintln!(
+                        "rigdoctor: capture incomplete: {}",
+                        rigdoctor::text::escape_controls(p)
+                    );
                 }
                 ExitCode::from(EXIT_USAGE)
             }
