@@ -169,7 +169,9 @@ fn item_gpu(item: &dyn Val) -> Option<String> {
         .as_indexer()?
         .get(&cel::common::types::CelString::from("pci"))
         .ok()?;
-    let s = field.downcast_ref::<cel::common::types::CelString>()?.inner();
+    let s = field
+        .downcast_ref::<cel::common::types::CelString>()?
+        .inner();
     (s.contains(':') && s.contains('.')).then(|| s.to_string())
 }
 
