@@ -146,6 +146,11 @@ pub struct Gpu {
     pub busy_percent: Option<u32>,
     /// amdgpu `mem_info_vram_used`.
     pub vram_used_bytes: Option<u64>,
+    /// Derived: the vendor's tool (`nvidia-smi`, `rocminfo`) read fine and
+    /// lists other GPUs, but not this one although its driver is bound.
+    /// Absent from the JSON when not the case.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreported_by: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

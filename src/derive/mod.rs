@@ -56,6 +56,37 @@ pub fn derive(rig: &mut Rig) {
     rig.python.pins = pins::derive(&rig.python, &rig.oneapi);
     derive_sycl(rig);
     runtimes::derive(rig);
+    unreported(rig);
+}
+
+/// Mark each GPU whose driver is bound but whose vendor tool, which listed
+/// GPUs, leaves it out (a card the driver gave up on, issue 8 item 5).
+/// NVIDIA joins on the PCI address nvidia-smi prints; AMD on rocminfo's
+/// BDFID, and only when every agent has one (a grep paste may not).
+fn unreported(rig: &mut Rig) {
+    let nv: std::collections::BTreeSet<&str> =
+        rig.nvidia.gpus.iter().map(|g| g.pci.as_str()).collect();
+    let amd_pci: Option<std::collections::BTreeSet<&str>> = (!rig.amd.agents.is_empty())
+        .then(|| rig.amd.agents.iter().map(|a| a.pci.as_deref()).collect())
+        .flatten();
+    for g in &mut rig.gpus {
+        if !g.compute || g.discrete == Some(false) {
+            continue;
+        }
+        g.unreported_by = match (g.vendor.as_str(), g.driver.as_deref()) {
+            ("nvidia", Some("nvidia")) if rig.nvidia.listed && !nv.contains(g.pci.as_str()) => {
+                Some("nvidia-smi".into())
+            }
+            ("amd", Some("amdgpu"))
+                if amd_pci
+                    .as_ref()
+                    .is_some_and(|s| !s.contains(g.pci.as_str())) =>
+            {
+                Some("rocminfo".into())
+            }
+            _ => None,
+        };
+    }
 }
 
 /// The VRAM range of the discrete compute GPUs (after nvidia::derive, which
