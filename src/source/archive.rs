@@ -249,33 +249,6 @@ pub fn capture_root(unpacked: &Path) -> PathBuf {
     unpacked.to_path_buf()
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn archive_paths_are_checked() {
-        assert_eq!(
-            clean(Path::new("./cmd/x.out")),
-            Some(PathBuf::from("cmd/x.out"))
-        );
-        assert_eq!(clean(Path::new("/etc/passwd")), None);
-        assert_eq!(clean(Path::new("root/../../x")), None);
-        assert!(link_stays_inside(
-            Path::new("root/sys/bus/pci/devices/0000:03:00.0"),
-            Path::new("../../../devices/pci0000:00/0000:03:00.0")
-        ));
-        assert!(!link_stays_inside(
-            Path::new("root/x"),
-            Path::new("../../y")
-        ));
-        assert!(!link_stays_inside(
-            Path::new("env"),
-            Path::new("/proc/self/environ")
-        ));
-    }
-}
-
 /// Where `capture -o` writes: a directory, or a tarball, recorded into a
 /// private temporary directory and packed at the end.
 pub enum CaptureTarget {
@@ -363,5 +336,32 @@ impl CaptureTarget {
         if let CaptureTarget::Archive { path, .. } = self {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archive_paths_are_checked() {
+        assert_eq!(
+            clean(Path::new("./cmd/x.out")),
+            Some(PathBuf::from("cmd/x.out"))
+        );
+        assert_eq!(clean(Path::new("/etc/passwd")), None);
+        assert_eq!(clean(Path::new("root/../../x")), None);
+        assert!(link_stays_inside(
+            Path::new("root/sys/bus/pci/devices/0000:03:00.0"),
+            Path::new("../../../devices/pci0000:00/0000:03:00.0")
+        ));
+        assert!(!link_stays_inside(
+            Path::new("root/x"),
+            Path::new("../../y")
+        ));
+        assert!(!link_stays_inside(
+            Path::new("env"),
+            Path::new("/proc/self/environ")
+        ));
     }
 }
