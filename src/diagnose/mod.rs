@@ -32,6 +32,10 @@ pub struct Diagnosis {
     pub explain: String,
     pub fix: String,
     pub refs: Vec<String>,
+    /// From the rule (`could_not_look`): this finding is that a probe could
+    /// not look. Not in the JSON: [`report::health`] uses it.
+    #[serde(skip)]
+    pub could_not_look: bool,
 }
 
 #[derive(Debug, Default)]
@@ -181,6 +185,7 @@ fn diagnosis(
         explain: render(&rule.explain, ctx, errors, id),
         fix: render(&rule.fix, ctx, errors, id),
         refs: rule.spec.refs.clone(),
+        could_not_look: rule.spec.could_not_look,
     }
 }
 
