@@ -634,6 +634,7 @@ pub fn keep_classes(r: Report, classes: &[RuleClass]) -> Report {
             .filter(|d| classes.contains(&d.class))
             .collect(),
         rule_errors: r.rule_errors,
+        ..Evaluation::default()
     };
     build(r.mode, r.facts, r.probes, ev)
 }
