@@ -593,6 +593,23 @@ pub struct Nvidia {
     pub torch_cuda: Option<String>,
     /// Derived: the PyTorch wheel index (`cu121`) that suits the driver's CUDA version.
     pub driver_torch_index: Option<String>,
+    /// What nvidia-smi said instead of (or next to) its table, by class;
+    /// absent when it said nothing of the kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure: Option<NvidiaFailure>,
+    /// PCI addresses nvidia-smi could not get a handle for ("Unknown
+    /// Error", "GPU is lost"); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost: Vec<String>,
+}
+
+/// One of nvidia-smi's failure texts (probe/nvidia_smi.rs `classify_failure`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NvidiaFailure {
+    /// `driver-mismatch`, `no-driver`, `permissions`, `no-devices`, `gpu-lost`.
+    pub class: String,
+    /// The line as nvidia-smi printed it.
+    pub line: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -638,6 +655,10 @@ pub struct NvidiaGpu {
     pub nvlink_degraded: bool,
     /// Derived: visible to CUDA apps after CUDA_VISIBLE_DEVICES.
     pub visible: bool,
+    /// The table's cells that say the GPU is in a fault state (`fan, temp,
+    /// perf: ERR!`, `[GPU requires reset]`, `Unknown Error`); absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -20,7 +20,7 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::{nvidia_nvlink, nvidia_topo};
-use crate::rig::{Nvidia, NvidiaGpu, NvidiaLink, NvidiaPcie, ProbeReport};
+use crate::rig::{Nvidia, NvidiaFailure, NvidiaGpu, NvidiaLink, NvidiaPcie, ProbeReport};
 use crate::source::{CmdOutput, CmdSpec, CmdStatus, Source};
 use crate::text::{excerpt, regex, strip_ansi};
 
@@ -89,6 +89,37 @@ pub struct TableGpu {
     pub utilization_pct: Option<u32>,
     pub pstate: Option<String>,
     pub mig: Option<bool>,
+    /// Cells that say the GPU is in a fault state (see [`cell_errors`]).
+    pub errors: Vec<String>,
+}
+
+/// The fault marks in one GPU's lines of the table. `ERR!` in the fan,
+/// temperature or performance-state cells means NVML cannot read the GPU
+/// at all; `ERR!` as the power draw alone is a transient sensor read
+/// (Azure/azhpc-diagnostics #77: "no action to be taken") and is not one.
+/// `[GPU requires reset]` and `Unknown Error` are faults wherever they are.
+fn cell_errors(cells: &[&str], fan_row: bool) -> Vec<String> {
+    let mut out = Vec::new();
+    let line = cells.join("|");
+    if line.contains("GPU requires reset") {
+        out.push("[GPU requires reset]".to_string());
+    }
+    if line.contains("Unknown Error") {
+        out.push("Unknown Error".to_string());
+    }
+    if fan_row {
+        // `| Fan  Temp  Perf  Pwr:Usage/Cap |`: the tokens before the power `a / b`.
+        if let Some(c) = cells.get(1) {
+            let before_power = c.split('/').next().unwrap_or(c);
+            let mut tokens: Vec<&str> = before_power.split_whitespace().collect();
+            // The last token before `/` is the power draw.
+            tokens.pop();
+            if tokens.contains(&"ERR!") {
+                out.push("fan/temperature/performance state read ERR!".to_string());
+            }
+        }
+    }
+    out
 }
 
 /// What the default `nvidia-smi` table says.
@@ -133,6 +164,7 @@ pub fn parse_table(text: &str) -> Table {
                     index,
                     name: id[2].trim().to_string(),
                     pci: normalize_pci(cells[2]),
+                    errors: cell_errors(&cells, false),
                     ..TableGpu::default()
                 });
                 open = Some((t.gpus.len() - 1, 0));
@@ -145,6 +177,11 @@ pub fn parse_table(text: &str) -> Table {
         let Some(g) = t.gpus.get_mut(pos) else {
             continue;
         };
+        for e in cell_errors(&cells, seen == 0) {
+            if !g.errors.contains(&e) {
+                g.errors.push(e);
+            }
+        }
         match seen {
             0 => {
                 // | Fan Temp Perf Pwr | Memory-Usage | GPU-Util Compute M. |
@@ -333,6 +370,52 @@ pub fn parse_query(text: &str) -> Query {
     q
 }
 
+static HANDLE: LazyLock<Regex> = LazyLock::new(|| {
+    regex(
+        r"(?i)Unable to determine the device handle for GPU\s*([0-9A-Fa-f]{1,8}:[0-9A-Fa-f]{1,2}:[0-9A-Fa-f]{1,2}(?:\.[0-7])?)",
+    )
+});
+
+/// nvidia-smi's failure texts, each a different fault with a different fix
+/// (issue 9 §1; exit codes from the nvidia-smi manual page: 4 no permission,
+/// 6 not found, 9 driver not loaded, 15 GPU fallen off the bus, 255 other).
+/// They come on stdout or stderr, alone or after part of the table, and are
+/// read whatever the exit status. Returns the class of the first one and
+/// every PCI address nvidia-smi could not get a handle for.
+pub fn classify_failure(text: &str) -> (Option<NvidiaFailure>, Vec<String>) {
+    const CLASSES: &[(&str, &str)] = &[
+        ("driver/library version mismatch", "driver-mismatch"),
+        ("couldn't communicate with the nvidia driver", "no-driver"),
+        ("insufficient permissions", "permissions"),
+        ("no devices were found", "no-devices"),
+        ("unable to determine the device handle", "gpu-lost"),
+        ("gpu is lost", "gpu-lost"),
+    ];
+    let mut failure = None;
+    let mut lost = Vec::new();
+    for raw in text.lines() {
+        let line = clean(raw);
+        let line = line.trim();
+        let lower = line.to_ascii_lowercase();
+        if let Some(c) = HANDLE.captures(line) {
+            if let Some(pci) = normalize_pci(&c[1]) {
+                if !lost.contains(&pci) {
+                    lost.push(pci);
+                }
+            }
+        }
+        if failure.is_none() {
+            if let Some((_, class)) = CLASSES.iter().find(|(m, _)| lower.contains(m)) {
+                failure = Some(NvidiaFailure {
+                    class: class.to_string(),
+                    line: line.chars().take(300).collect(),
+                });
+            }
+        }
+    }
+    (failure, lost)
+}
+
 fn status_of(name: &str, out: &CmdOutput) -> ProbeReport {
     let secs = out.duration_ms as f64 / 1000.0;
     let (status, detail) = match &out.status {
@@ -399,6 +482,7 @@ pub fn assemble(
                 utilization_pct: g.utilization_pct,
                 pstate: g.pstate.clone(),
                 mig: g.mig,
+                errors: g.errors.clone(),
                 ..NvidiaGpu::default()
             });
         }
@@ -501,10 +585,24 @@ pub fn probe(src: &dyn Source, timeout: Duration) -> (Nvidia, Vec<ProbeReport>) 
     };
     let first = src.run(&spec(0));
     let mut reports = vec![status_of("nvidia-smi", &first)];
+    let (failure, lost) =
+        classify_failure(&format!("{}\n{}", first.stdout_text(), first.stderr_text()));
     match first.status {
         CmdStatus::Missing => return (Nvidia::default(), reports),
         CmdStatus::Exit(0) => {}
         _ => {
+            // What it printed before failing still counts: a partial table
+            // names the GPUs that answer, a header the driver version.
+            let table = parse_table(&first.stdout_text());
+            let mut nv = assemble(
+                Some(&table).filter(|t| !t.gpus.is_empty() || t.driver_version.is_some()),
+                None,
+                None,
+                None,
+                None,
+            );
+            nv.failure = failure;
+            nv.lost = lost;
             // Do not touch the GPUs again: the next call would hang too.
             let why = match first.status {
                 CmdStatus::Timeout => "nvidia-smi did not answer",
@@ -518,11 +616,17 @@ pub fn probe(src: &dyn Source, timeout: Duration) -> (Nvidia, Vec<ProbeReport>) 
                     format!("not run: {why}"),
                 ));
             }
-            return (Nvidia::default(), reports);
+            return (nv, reports);
         }
     }
     let table = parse_table(&first.stdout_text());
-    if table.gpus.is_empty() {
+    if let (true, Some(f)) = (table.gpus.is_empty(), &failure) {
+        // Exit 0 and a failure text instead of a table: it said what is wrong.
+        if let Some(r) = reports.first_mut() {
+            r.status = "failed".into();
+            r.detail = format!("nvidia-smi exited 0: {}", f.line);
+        }
+    } else if table.gpus.is_empty() {
         if let Some(r) = reports.first_mut() {
             // Exit 0 and no GPU row is not "no GPUs" (nvidia-smi says "No
             // devices were found" and exits 6 for that): it is output we
@@ -606,13 +710,15 @@ pub fn probe(src: &dyn Source, timeout: Duration) -> (Nvidia, Vec<ProbeReport>) 
         }
         reports.push(r);
     }
-    let nv = assemble(
+    let mut nv = assemble(
         Some(&table).filter(|t| !t.gpus.is_empty() || t.driver_version.is_some()),
         query.as_ref(),
         topo.as_ref(),
         p2p.as_ref(),
         nvlink.as_ref(),
     );
+    nv.failure = failure;
+    nv.lost = lost;
     (nv, reports)
 }
 
@@ -806,6 +912,74 @@ GPU 00000000:41:00.0
         assert_eq!(nv.links[0].nvlinks, Some(4));
         assert_eq!(nv.links[0].p2p_read.as_deref(), Some("OK"));
         assert_eq!(nv.gpus[1].driver_version.as_deref(), Some("560.35.03"));
+    }
+
+    #[test]
+    fn failure_texts_are_classified() {
+        // fixtures/outputs/nvidia-smi-errors/, each from a public report.
+        let cases = [
+            (
+                "Failed to initialize NVML: Driver/library version mismatch\n",
+                "driver-mismatch",
+            ),
+            (
+                "NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver. Make sure that the latest NVIDIA driver is installed and running.\n",
+                "no-driver",
+            ),
+            (
+                "Failed to initialize NVML: Insufficient Permissions\n",
+                "permissions",
+            ),
+            ("No devices were found\n", "no-devices"),
+            (
+                "Unable to determine the device handle for GPU 0000:0B:00.0: Unknown Error\n",
+                "gpu-lost",
+            ),
+        ];
+        for (text, class) in cases {
+            let (f, _) = classify_failure(text);
+            assert_eq!(f.map(|f| f.class), Some(class.to_string()), "{text}");
+        }
+        let (f, lost) = classify_failure(
+            "$ nvidia-smi\nUnable to determine the device handle for GPU 0000:02:00.0: GPU is lost. Reboot the system to recover this GPU\n",
+        );
+        assert_eq!(f.map(|f| f.class).as_deref(), Some("gpu-lost"));
+        assert_eq!(lost, vec!["0000:02:00.0"]);
+        // No space after GPU (pdbear/syno_nvidia_gpu_driver #22), upper-case hex.
+        let (_, lost) = classify_failure(
+            "Unable to determine the device handle for GPU0000:07:00.0: Unknown Error",
+        );
+        assert_eq!(lost, vec!["0000:07:00.0"]);
+        // "Failed to initialize NVML: Unknown Error" is none of them (nvidia-docker #1671).
+        assert_eq!(
+            classify_failure("Failed to initialize NVML: Unknown Error\n").0,
+            None
+        );
+        assert_eq!(classify_failure(TABLE_560), (None, vec![]));
+    }
+
+    #[test]
+    fn fault_cells_of_the_table() {
+        let t = parse_table(&TABLE_560.replace(
+            "| 30%   29C    P8             36W /  350W |",
+            "| ERR!  ERR!   ERR!            N/A /  N/A  |",
+        ));
+        assert_eq!(t.gpus[0].errors, Vec::<String>::new());
+        assert_eq!(
+            t.gpus[1].errors,
+            vec!["fan/temperature/performance state read ERR!"]
+        );
+        // A power reading of ERR! alone is transient (azhpc-diagnostics #77).
+        let t = parse_table(
+            "|   1  Tesla V100-PCIE...  On   | 00008ED0:00:00.0 Off |                    0 |\n| N/A   29C    P0   ERR! / 250W |    593MiB / 16160MiB |      0%      Default |\n",
+        );
+        assert_eq!(t.gpus.len(), 1);
+        assert!(t.gpus[0].errors.is_empty(), "{:?}", t.gpus[0].errors);
+        let t = parse_table(&TABLE_560.replace(
+            "|       2MiB /  24576MiB |      0%      Default |\n|                                         |                        |                  N/A |\n+-----------------------------------------+------------------------+----------------------+\n|  No",
+            "|       2MiB /  24576MiB | [GPU requires reset] |\n|                                         |                        |                  N/A |\n+-----------------------------------------+------------------------+----------------------+\n|  No",
+        ));
+        assert_eq!(t.gpus[1].errors, vec!["[GPU requires reset]"]);
     }
 
     #[test]
