@@ -15,6 +15,7 @@ pub mod python_deep;
 pub mod rocm;
 pub mod sycl_ls;
 pub mod sycl_ls_verbose;
+pub mod vulkan;
 pub mod xpu_smi;
 
 use std::time::{Duration, Instant};
@@ -65,7 +66,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     // A replayed capture holds the import check if it was made with --deep;
     // live, it runs only when asked.
     let deep_wanted = opts.deep || src.mode() == Mode::Replay;
-    let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd) = std::thread::scope(|s| {
+    let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd, vk) = std::thread::scope(|s| {
         let host = s.spawn(|| timed(|| host::probe(src)));
         let pci = s.spawn(|| timed(|| pci::probe(src)));
         let sycl = s.spawn(|| {
@@ -95,6 +96,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         let cl = s.spawn(|| timed(|| clinfo::probe(src, env_ref, opts.timeout)));
         let nvidia = s.spawn(|| nvidia_smi::probe(src, opts.timeout));
         let amd = s.spawn(|| rocm::probe(src, opts.timeout));
+        let vk = s.spawn(|| timed(|| vulkan::probe(src, opts.timeout)));
         let oneapi = timed(|| oneapi::probe(src, env_ref));
         (
             host.join(),
@@ -106,6 +108,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
             cl.join(),
             nvidia.join(),
             amd.join(),
+            vk.join(),
         )
     });
     let mut reports = vec![env_report];
@@ -178,6 +181,13 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
             reports.extend(r);
         }
         Err(_) => reports.push(crashed("rocminfo")),
+    }
+    match vk {
+        Ok((v, r)) => {
+            rig.vulkan = v;
+            reports.push(r);
+        }
+        Err(_) => reports.push(crashed("vulkaninfo-summary")),
     }
     (rig, reports)
 }
