@@ -150,7 +150,7 @@ fn render_rules(rules: &[Rule], format: Format) -> String {
                 .iter()
                 .map(|r| {
                     serde_json::json!({
-                        "id": r.spec.id, "severity": r.spec.severity, "area": r.spec.area,
+                        "id": r.spec.id, "severity": r.spec.severity, "class": r.class, "area": r.spec.area,
                         "title": rules::outline(&r.spec.title), "refs": r.spec.refs, "origin": r.origin,
                     })
                 })
@@ -163,9 +163,10 @@ fn render_rules(rules: &[Rule], format: Format) -> String {
                 .iter()
                 .map(|r| {
                     format!(
-                        "{:<w$}  {:<5}  {}\n",
+                        "{:<w$}  {:<5}  {:<11}  {}\n",
                         r.spec.id,
                         r.spec.severity.as_str(),
+                        r.class.as_str(),
                         rules::outline(&r.spec.title)
                     )
                 })
