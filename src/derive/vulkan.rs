@@ -223,7 +223,7 @@ pub fn derive(rig: &mut Rig) {
         // Unknown is unknown: without vulkaninfo's answer nothing is missing.
         return;
     }
-    v.software_only = !drivable.is_empty() && hardware.is_empty();
+    v.software_only = !drivable.is_empty() && !v.devices.is_empty() && hardware.is_empty();
     for g in &drivable {
         let joined = v
             .devices

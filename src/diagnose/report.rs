@@ -406,7 +406,10 @@ fn vulkan_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
                 "vulkan",
                 "Vulkan",
                 Some("unknown"),
-                format!("vulkaninfo could not list the devices ({other}: {})", p.detail),
+                format!(
+                    "vulkaninfo could not list the devices ({other}: {})",
+                    p.detail
+                ),
             ));
         }
     }
@@ -422,8 +425,16 @@ fn vulkan_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
         .devices
         .iter()
         .map(|d| {
-            let what = if d.software { "software" } else { d.kind.as_str() };
-            let driver = d.driver.as_deref().map(|x| format!(", {x}")).unwrap_or_default();
+            let what = if d.software {
+                "software"
+            } else {
+                d.kind.as_str()
+            };
+            let driver = d
+                .driver
+                .as_deref()
+                .map(|x| format!(", {x}"))
+                .unwrap_or_default();
             format!("{}: {} ({what}{driver})", d.index, d.name)
         })
         .collect::<Vec<_>>()

@@ -28,7 +28,8 @@ pub const BUILTIN: &[(&str, &str)] = &[
 ];
 
 pub const AREAS: &[&str] = &[
-    "host", "gpus", "drivers", "sycl", "nvidia", "amd", "vulkan", "python", "env", "probes", "watch",
+    "host", "gpus", "drivers", "sycl", "nvidia", "amd", "vulkan", "python", "env", "probes",
+    "watch",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]

@@ -36,7 +36,7 @@ use crate::text::{regex, strip_ansi};
 static GPU_HEADER: LazyLock<Regex> = LazyLock::new(|| regex(r"^GPU(\d{1,4}):$"));
 static KV: LazyLock<Regex> = LazyLock::new(|| regex(r"^([A-Za-z][A-Za-z0-9]*)\s*=\s*(.*)$"));
 static DOTTED: LazyLock<Regex> =
-    LazyLock::new(|| regex(r"\b(\d{1,4}\.\d{1,4}\.\d{1,5}(?:\.\d{1,5})?)\b"));
+    LazyLock::new(|| regex(r"\b(\d{1,4}\.\d{1,5}(?:\.\d{1,5}){0,2})\b"));
 static RAW_THEN_HEX: LazyLock<Regex> =
     LazyLock::new(|| regex(r"^(\d{1,10})\s*\(0x[0-9a-fA-F]{1,8}\)$"));
 static INSTANCE: LazyLock<Regex> =
