@@ -273,7 +273,6 @@ fn device_from(raw: &Raw) -> VulkanDevice {
         software,
         pci_from: pci.as_ref().map(|_| "bus-info".to_string()),
         pci,
-        ..Default::default()
     }
 }
 
