@@ -208,14 +208,14 @@ fn vulkaninfo_present() -> bool {
 }
 
 /// `.ci/run` installs vulkan-tools and mesa-vulkan-drivers and sets
-/// RIGDOCTOR_REQUIRE_VULKANINFO=1, so on CI a missing vulkaninfo fails here
-/// instead of skipping quietly.
+/// RIGDOCTOR_CI=1, so on CI a missing vulkaninfo fails here instead of
+/// skipping quietly.
 fn have_real_vulkaninfo() -> bool {
     if vulkaninfo_present() {
         return true;
     }
     assert!(
-        std::env::var_os("RIGDOCTOR_REQUIRE_VULKANINFO").is_none(),
+        std::env::var_os("RIGDOCTOR_CI").is_none(),
         "vulkaninfo is not on PATH; .ci/run installs vulkan-tools and mesa-vulkan-drivers"
     );
     eprintln!(
