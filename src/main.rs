@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use rigdoctor::cli::{CheckFormat, Cli, Format, Plan, Target, Terminal};
+use rigdoctor::diagnose::RuleClass;
 use rigdoctor::diagnose::rules::{self, Rule};
 use rigdoctor::render;
 use rigdoctor::source::live::Live;
@@ -53,11 +54,25 @@ fn main() -> ExitCode {
             probe,
             format,
             textfile,
+            classes,
             fail_on,
             quiet,
             color,
             rules,
         } => {
+            // NPD shows stdout, not stderr: there, say it on stdout too (exit 2 = Unknown).
+            let fail = |msg: String| {
+                if format == CheckFormat::Npd {
+                    let mut line = format!("rigdoctor failed: {msg}").replace(['\n', '\r'], " ");
+                    let mut cut = line.len().min(render::npd::MAX_BYTES);
+                    while !line.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    line.truncate(cut);
+                    emit(&(line + "\n"));
+                }
+                fail(msg)
+            };
             let rules = match load_rules(rules.as_deref()) {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),
@@ -71,8 +86,13 @@ fn main() -> ExitCode {
                 ),
                 Target::Replay(dir) => match Replay::open(&dir) {
                     Ok(src) => rigdoctor::check(&src, &opts, &rules),
-                    Err(e) => return fail(e),
+                    Err(e) => return fail(e.to_string()),
                 },
+            };
+            let report = if classes.is_empty() {
+                report
+            } else {
+                rigdoctor::diagnose::report::keep_classes(report, &classes)
             };
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -81,12 +101,20 @@ fn main() -> ExitCode {
             if let Some(dir) = &textfile {
                 let metrics = render::prometheus::render(&report, now);
                 if let Err(e) = render::prometheus::write_textfile(dir, &metrics) {
-                    return fail(e);
+                    return fail(e.to_string());
                 }
+            }
+            if format == CheckFormat::Npd {
+                let all = RuleClass::ALL;
+                let asked: &[RuleClass] = if classes.is_empty() { &all } else { &classes };
+                let h = rigdoctor::diagnose::report::health(&report, fail_on, asked);
+                emit(&(render::npd::line(&h) + "\n"));
+                return ExitCode::from(render::npd::exit_code(&h));
             }
             let text = match format {
                 CheckFormat::Json => render::json::render(&report),
                 CheckFormat::Prometheus => render::prometheus::render(&report, now),
+                CheckFormat::Npd => String::new(), // answered above
                 CheckFormat::Human => {
                     render::human::render(&report, render::human::Style { color }, quiet)
                 }
