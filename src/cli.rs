@@ -107,8 +107,8 @@ pub struct ProbeArgs {
 pub enum Command {
     /// Look at this machine (or a capture) and diagnose it.
     Check {
-        /// Diagnose a capture directory instead of this machine.
-        #[arg(long, value_name = "DIR")]
+        /// Diagnose a capture (a directory, or a .tar.gz of one) instead of this machine.
+        #[arg(long, value_name = "CAPTURE")]
         replay: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
         format: CheckFormat,
@@ -134,9 +134,10 @@ pub enum Command {
         #[command(flatten)]
         probe: ProbeArgs,
     },
-    /// Write a capture of this machine (the bug-report bundle) into DIR.
+    /// Write a capture of this machine (the bug-report bundle) into a new DIR, or
+    /// into FILE.tar.gz (.tgz) as one gzip tarball.
     Capture {
-        #[arg(long, short, value_name = "DIR")]
+        #[arg(long, short, value_name = "DIR|FILE.tar.gz")]
         output: PathBuf,
         #[command(flatten)]
         probe: ProbeArgs,

@@ -11,6 +11,7 @@ use rigdoctor::cli::{CheckFormat, Cli, CompletionShell, Format, Plan, Target, Te
 use rigdoctor::diagnose::RuleClass;
 use rigdoctor::diagnose::rules::{self, Rule};
 use rigdoctor::render;
+use rigdoctor::source::archive::CaptureTarget;
 use rigdoctor::source::live::Live;
 use rigdoctor::source::record::Record;
 use rigdoctor::source::replay::Replay;
@@ -139,8 +140,8 @@ fn main() -> ExitCode {
             };
             let opts = probe.options_from(started);
             let live = Live::new(sysfs, procfs).with_deadline(opts.deadline);
-            let rec = match Record::new(live, &output) {
-                Ok(r) => r,
+            let target = match CaptureTarget::new(&output) {
+                Ok(t) => t,
                 Err(e) => {
                     return fail(format!(
                         "cannot write a capture into {}: {e}",
@@ -148,16 +149,37 @@ fn main() -> ExitCode {
                     ));
                 }
             };
+            let rec = match Record::new(live, &target.record_dir()) {
+                Ok(r) => r,
+                Err(e) => {
+                    target.abandon();
+                    return fail(format!(
+                        "cannot write a capture into {}: {e}",
+                        output.display()
+                    ));
+                }
+            };
             let report = rigdoctor::check(&rec, &opts, &rules);
-            let problems = rec.finish();
+            let mut problems = rec.finish();
+            drop(rec);
+            let shown = target.shown().display().to_string();
+            let attach = if target.is_archive() {
+                format!("attach {shown} to the issue")
+            } else {
+                format!(
+                    "rigdoctor capture -o rigdoctor-capture.tar.gz  (or: tar czf rigdoctor-capture.tar.gz -C {shown} .)"
+                )
+            };
+            if let Err(e) = target.finish() {
+                problems.push(format!("cannot write {shown}: {e}"));
+            }
             emit(&format!(
-                "Wrote a capture of this machine to {dir}\n\
+                "Wrote a capture of this machine to {shown}\n\
                  It holds what rigdoctor read: sysfs/procfs files, probe command outputs and the\n\
-                 allowlisted GPU runtime variables (no other environment, no tokens).\n\
-                 Replay it:      rigdoctor check --replay {dir}\n\
-                 Attach it:      tar czf rigdoctor-capture.tar.gz -C {dir} .\n\
+                 allowlisted GPU runtime variables (no other environment, secrets redacted).\n\
+                 Replay it:      rigdoctor check --replay {shown}\n\
+                 Attach it:      {attach}\n\
                  Check summary:  {summary}\n",
-                dir = output.display(),
                 summary = report.summary_line()
             ));
             if problems.is_empty() {
