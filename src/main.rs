@@ -60,7 +60,9 @@ fn main() -> ExitCode {
             let opts = probe.options_from(started);
             let report = match target {
                 Target::Live { sysfs, procfs } => rigdoctor::check(
-                    &Live::new(sysfs, procfs).with_deadline(opts.deadline),
+                    &Live::new(sysfs, procfs)
+                        .with_deadline(opts.deadline)
+                        .with_tool_env(rigdoctor::probe::env::allowed),
                     &opts,
                     &rules,
                 ),
@@ -93,7 +95,9 @@ fn main() -> ExitCode {
                 Err(e) => return fail(format!("cannot load rules: {e}")),
             };
             let opts = probe.options_from(started);
-            let live = Live::new(sysfs, procfs).with_deadline(opts.deadline);
+            let live = Live::new(sysfs, procfs)
+                .with_deadline(opts.deadline)
+                .with_tool_env(rigdoctor::probe::env::allowed);
             let rec = match Record::new(live, &output) {
                 Ok(r) => r,
                 Err(e) => {
