@@ -53,9 +53,9 @@ fn watch_cmd(
 #[test]
 fn issue8_item10_fake_busy_cpu_with_idle_gpus_is_fallback() {
     let d = tempfile::tempdir().unwrap();
-    let mut sys = FakeSys::new(d.path());
+    let sys = FakeSys::new(d.path());
     sys.amdgpu("card0", "0000:03:00.0", 2, 8);
-    sys.xe("card1", "0000:04:00.0", 1.0);
+    sys.amdgpu("card1", "0000:04:00.0", 1, 8);
     let bin = fake_nvidia_smi(d.path(), "modded-4090-48gb-zero-util-csv.txt");
     let th = test_thresholds(d.path());
     let proc = FakeProc::new(d.path(), 4242, 4.0);
@@ -87,7 +87,10 @@ fn issue8_item10_fake_busy_cpu_with_idle_gpus_is_fallback() {
         .iter()
         .map(|g| g["source"].as_str().unwrap())
         .collect();
-    assert_eq!(src, vec!["gpu_busy_percent", "gtidle", "nvidia-smi"]);
+    assert_eq!(
+        src,
+        vec!["gpu_busy_percent", "gpu_busy_percent", "nvidia-smi"]
+    );
     // The fake nvidia-smi (a long-lived child) was killed and reaped before
     // rigdoctor exited (stream.rs waits for it), so no wait is needed here.
     let left = Command::new("pgrep")
@@ -104,9 +107,9 @@ fn issue8_item10_fake_busy_cpu_with_idle_gpus_is_fallback() {
 #[test]
 fn issue8_item10_real_burner_smoke_never_gpu_bound_with_idle_gpus() {
     let d = tempfile::tempdir().unwrap();
-    let mut sys = FakeSys::new(d.path());
+    let sys = FakeSys::new(d.path());
     sys.amdgpu("card0", "0000:03:00.0", 2, 8);
-    sys.xe("card1", "0000:04:00.0", 1.0);
+    sys.amdgpu("card1", "0000:04:00.0", 1, 8);
     let th = test_thresholds(d.path());
     let (code, lines) = watch_cmd(
         &sys,
@@ -131,7 +134,7 @@ fn issue8_item10_fake_busy_cpu_with_busy_gpus_is_not_flagged() {
     let d = tempfile::tempdir().unwrap();
     let mut sys = FakeSys::new(d.path());
     sys.amdgpu("card0", "0000:03:00.0", 95, 8);
-    sys.xe("card1", "0000:04:00.0", 92.0);
+    sys.xe("card1", "0000:04:00.0", 100.0);
     let th = test_thresholds(d.path());
     let proc = FakeProc::new(d.path(), 4242, 4.0);
     let (code, lines) = watch_fake_pid(
@@ -151,15 +154,23 @@ fn issue8_item10_fake_busy_cpu_with_busy_gpus_is_not_flagged() {
         "{v:?}"
     );
     assert!(v.contains(&"gpu-bound".to_string()), "{v:?}");
-    assert!(diagnosis_ids(&summary(&lines)).is_empty());
+    let s = summary(&lines);
+    assert!(diagnosis_ids(&s).is_empty());
+    let src: Vec<&str> = s["facts"]["watch"]["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(src, vec!["gpu_busy_percent", "gtidle"]);
 }
 
 #[test]
 fn an_idle_child_is_idle() {
     let d = tempfile::tempdir().unwrap();
-    let mut sys = FakeSys::new(d.path());
+    let sys = FakeSys::new(d.path());
     sys.amdgpu("card0", "0000:03:00.0", 1, 8);
-    sys.xe("card1", "0000:04:00.0", 0.0);
+    sys.amdgpu("card1", "0000:04:00.0", 0, 8);
     let bin = fake_nvidia_smi(d.path(), "modded-4090-48gb-zero-util-csv.txt");
     let th = test_thresholds(d.path());
     let (code, lines) = watch_cmd(
@@ -253,7 +264,7 @@ fn xe_fdinfo(cycles: u64, total: u64) -> String {
 fn fdinfo_case(own_busy: f64) -> (Vec<String>, serde_json::Value) {
     let d = tempfile::tempdir().unwrap();
     let mut sys = FakeSys::new(d.path());
-    sys.xe("card1", "0000:04:00.0", 95.0);
+    sys.xe("card1", "0000:04:00.0", 100.0);
     let proc = FakeProc::new(d.path(), 4242, 4.0);
     symlink("/dev/dri/renderD128", proc.dir().join("fd/3")).unwrap();
     symlink("/dev/null", proc.dir().join("fd/0")).unwrap();
