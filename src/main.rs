@@ -79,7 +79,9 @@ fn main() -> ExitCode {
             let load = || load_rules(rules.as_deref());
             let report = match target {
                 Target::Live { sysfs, procfs } => rigdoctor::check_compiling(
-                    &Live::new(sysfs, procfs).with_deadline(opts.deadline),
+                    &Live::new(sysfs, procfs)
+                        .with_deadline(opts.deadline)
+                        .with_tool_env(rigdoctor::probe::env::allowed),
                     &opts,
                     load,
                 ),
@@ -140,7 +142,9 @@ fn main() -> ExitCode {
                 Err(e) => return fail(format!("cannot load rules: {e}")),
             };
             let opts = probe.options_from(started);
-            let live = Live::new(sysfs, procfs).with_deadline(opts.deadline);
+            let live = Live::new(sysfs, procfs)
+                .with_deadline(opts.deadline)
+                .with_tool_env(rigdoctor::probe::env::allowed);
             let target = match CaptureTarget::new(&output) {
                 Ok(t) => t,
                 Err(e) => {
