@@ -345,7 +345,10 @@ mod tests {
         let items: Vec<String> = (0..11).map(|i| i.to_string()).collect();
         assert_eq!(capped(&items[..3], ", "), "0, 1, 2");
         assert_eq!(capped(&items, ", "), "0, 1, 2, 3, 4, 5, 6, 7, and 3 more");
-        assert_eq!(capped(&items, " + "), "0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 and 3 more");
+        assert_eq!(
+            capped(&items, " + "),
+            "0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 and 3 more"
+        );
     }
 
     #[test]
