@@ -74,23 +74,25 @@ fn main() -> ExitCode {
                 }
                 fail(msg)
             };
-            let rules = match load_rules(rules.as_deref()) {
-                Ok(r) => r,
-                Err(e) => return fail(format!("cannot load rules: {e}")),
-            };
             let opts = probe.options_from(started);
+            // The rules compile while the probes run (off the critical path).
+            let load = || load_rules(rules.as_deref());
             let report = match target {
-                Target::Live { sysfs, procfs } => rigdoctor::check(
+                Target::Live { sysfs, procfs } => rigdoctor::check_compiling(
                     &Live::new(sysfs, procfs)
                         .with_deadline(opts.deadline)
                         .with_tool_env(rigdoctor::probe::env::allowed),
                     &opts,
-                    &rules,
+                    load,
                 ),
                 Target::Replay(dir) => match Replay::open(&dir) {
-                    Ok(src) => rigdoctor::check(&src, &opts, &rules),
+                    Ok(src) => rigdoctor::check_compiling(&src, &opts, load),
                     Err(e) => return fail(e.to_string()),
                 },
+            };
+            let report = match report {
+                Ok(r) => r,
+                Err(e) => return fail(format!("cannot load rules: {e}")),
             };
             let report = if classes.is_empty() {
                 report

@@ -489,6 +489,10 @@ pub struct SelectorInfo {
 pub struct Python {
     pub interpreter: Option<String>,
     pub version: Option<String>,
+    /// The `python3` found on PATH is a shell-script shim (`pyenv`, `asdf`,
+    /// `conda`, or `script` for another wrapper) that starts a shell and a
+    /// version manager before the interpreter; `kind path`. Null when not.
+    pub shim: Option<String>,
     /// Normalized distribution name -> version.
     pub packages: BTreeMap<String, String>,
     /// Version pins of the XPU stack (derive/pins.rs).

@@ -109,11 +109,13 @@ const MUTATIONS: &[Mutation] = &[
 /// Empty this list when that work is on main.
 const GARBAGE_PENDING: &[&str] = &[
     "nvidia-smi",
+    "nvidia-smi-q",
     "nvidia-smi-topo-m",
     "nvidia-smi-topo-p2p",
     "nvidia-smi-nvlink",
     "rocm-smi",
     "clinfo",
+    "xpu-smi-discovery",
 ];
 
 /// The command outputs rules judge GPUs by.

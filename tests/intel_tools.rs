@@ -139,8 +139,150 @@ fn intel_tools_are_probed_recorded_and_replayed() {
     assert_eq!(live["verdict"], replayed["verdict"]);
 }
 
+/// A fake sycl-ls that logs its arguments to `log`; `--verbose` runs
+/// `verbose`, plain runs print the concise corpus list.
+fn logging_sycl_ls(dir: &Path, verbose: &str) -> (String, std::path::PathBuf) {
+    let bin = dir.join("bin");
+    let log = dir.join("sycl-ls.log");
+    fake_tools(
+        &bin,
+        &[(
+            "sycl-ls",
+            &format!(
+                "echo \"run $*\" >> '{log}'\nif [ \"$1\" = --verbose ]; then {verbose}; else tail -n +4 '{}'; fi",
+                corpus(
+                    "sycl-ls",
+                    "llamacpp-sycl-doc-2025-a770-uhd730-ur-over-l0.txt"
+                ),
+                log = log.display(),
+            ),
+        )],
+    );
+    (format!("{}:/usr/bin:/bin", bin.display()), log)
+}
+
+fn names(devices: &serde_json::Value) -> Vec<String> {
+    devices
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| format!("{}:{}", d["backend"], d["name"]))
+        .collect()
+}
+
+/// Issue 15, item 3: one SYCL runtime start-up per check. `sycl-ls
+/// --verbose` carries the concise list; the capture records what ran, under
+/// its own name, and replays to the same facts.
 #[test]
-fn verbose_is_skipped_when_sycl_ls_is_missing() {
+fn one_sycl_runtime_start_up_per_check() {
+    let tmp = tempfile::tempdir().unwrap();
+    let verbose = format!(
+        "tail -n +4 '{}'",
+        corpus(
+            "sycl-ls-verbose",
+            "oracle-2026.2.0-pocl-intel-cpu-baseline.txt"
+        )
+    );
+    let (path, log) = logging_sycl_ls(tmp.path(), &verbose);
+    let sys = rigs_dir().join("dual-a770/root/sys").display().to_string();
+    let live = json(&["--sysfs", &sys, "check", "--format", "json"], &path);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "run --verbose\n");
+    // The concise facts are the verbose run's head: its two OpenCL CPUs.
+    let devices = &live["facts"]["sycl"]["devices"];
+    assert_eq!(names(devices).len(), 2, "{devices:#}");
+    assert!(
+        devices
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["backend"] == "opencl")
+    );
+    let probe = |v: &serde_json::Value, name: &str| {
+        v["probes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(probe(&live, "sycl-ls")["status"], "ok");
+    assert_eq!(probe(&live, "sycl-ls-verbose")["status"], "ok");
+
+    std::fs::remove_file(&log).unwrap();
+    let cap = tmp.path().join("cap");
+    let r = run_with(
+        &["--sysfs", &sys, "capture", "-o", cap.to_str().unwrap()],
+        |c| {
+            c.env("PATH", &path)
+                .env("ONEAPI_DEVICE_SELECTOR", "level_zero:0");
+        },
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "run --verbose\n");
+    assert!(cap.join("cmd/sycl-ls-verbose.out").exists());
+    assert!(
+        !cap.join("cmd/sycl-ls.status").exists(),
+        "plain sycl-ls did not run"
+    );
+    let replayed = json(
+        &[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &path,
+    );
+    assert_eq!(live["facts"]["sycl"], replayed["facts"]["sycl"]);
+}
+
+/// A verbose run that fails is followed by the plain one, and both are recorded.
+#[test]
+fn plain_sycl_ls_when_the_verbose_run_fails() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (path, log) = logging_sycl_ls(tmp.path(), "echo 'terminate called' >&2; exit 134");
+    let sys = rigs_dir().join("dual-a770/root/sys").display().to_string();
+    let cap = tmp.path().join("cap");
+    let r = run_with(
+        &["--sysfs", &sys, "capture", "-o", cap.to_str().unwrap()],
+        |c| {
+            c.env("PATH", &path);
+        },
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "run --verbose\nrun \n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cap.join("cmd/sycl-ls-verbose.status")).unwrap(),
+        "134\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cap.join("cmd/sycl-ls.status")).unwrap(),
+        "0\n"
+    );
+    let v = json(
+        &[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &path,
+    );
+    let devices = names(&v["facts"]["sycl"]["devices"]);
+    assert!(
+        devices.iter().any(|d| d.contains("level_zero")),
+        "{devices:?}"
+    );
+}
+
+#[test]
+fn one_attempt_when_sycl_ls_is_missing() {
     let tmp = tempfile::tempdir().unwrap();
     let bin = tmp.path().join("bin");
     fake_tools(&bin, &[("xpu-smi", "echo 'No device discovered'")]);
@@ -157,7 +299,12 @@ fn verbose_is_skipped_when_sycl_ls_is_missing() {
         },
     );
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(!cap.join("cmd/sycl-ls-verbose.status").exists());
+    // One attempt, recorded under the command line that was tried.
+    assert_eq!(
+        std::fs::read_to_string(cap.join("cmd/sycl-ls-verbose.status")).unwrap(),
+        "missing\n"
+    );
+    assert!(!cap.join("cmd/sycl-ls.status").exists());
     let v = json(
         &[
             "check",
@@ -169,6 +316,13 @@ fn verbose_is_skipped_when_sycl_ls_is_missing() {
         &path,
     );
     assert!(v["facts"]["sycl"]["verbose"].is_null());
+    let sycl_ls = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "sycl-ls")
+        .unwrap();
+    assert_eq!(sycl_ls["status"], "missing");
     assert_eq!(v["facts"]["xpu_smi"]["no_device"], true);
     assert!(diagnosis_ids(&v).contains(&"XPU-SMI-NO-DEVICE".to_string()));
 }

@@ -292,3 +292,33 @@ fn non_utf8_environment_values_do_not_crash() {
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     assert!(!r.stderr.contains("panicked"));
 }
+
+/// Issue 15, item 5: a `python3` on PATH that is a pyenv shim is named on
+/// the page, so a slow Python probe is explained.
+#[test]
+fn a_pyenv_shim_is_named_on_the_page() {
+    let tmp = tempfile::tempdir().unwrap();
+    let shims = tmp.path().join(".pyenv/shims");
+    // The shape of pyenv's shim (libexec/pyenv-rehash), exec'ing the real interpreter.
+    fake_tools(
+        &shims,
+        &[(
+            "python3",
+            "set -e\nprogram=\"${0##*/}\"\nexport PYENV_ROOT=\"$HOME/.pyenv\"\n# exec \"/usr/lib/pyenv/libexec/pyenv\" exec \"$program\" \"$@\"\nexec /usr/bin/python3 \"$@\"",
+        )],
+    );
+    let r = run_with(&["check", "--format", "json"], |c| {
+        c.env("PATH", path_with(&shims));
+    });
+    assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let shim = v["facts"]["python"]["shim"].as_str().unwrap_or_default();
+    assert!(
+        shim.starts_with("pyenv ") && shim.ends_with("/.pyenv/shims/python3"),
+        "{shim}"
+    );
+    let page = run_with(&["check"], |c| {
+        c.env("PATH", path_with(&shims));
+    });
+    assert!(page.stdout.contains("is a pyenv shim"), "{}", page.stdout);
+}

@@ -100,3 +100,36 @@ fn rule_work_is_linear_in_the_gpus_and_their_pairs() {
     assert_eq!((small_size, big_size), (8 + 8 + 28, 64 + 64 + 2016));
     assert_linear((small, small_size), (big, big_size));
 }
+
+/// Issue 15, item 4: per-pair lists on the page show the first few and
+/// "and M more"; the JSON facts keep every pair. The page of 64 GPUs stays
+/// within twice that of 8 (it was 3.5 MB at 256).
+#[test]
+fn the_page_caps_per_pair_lists_and_the_facts_keep_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let page = |dir: &Path| run(&["check", "--replay", dir.to_str().unwrap()]).stdout;
+    let small = page(&synth(8, tmp.path(), &[]));
+    let big_dir = synth(64, tmp.path(), &[]);
+    let big = page(&big_dir);
+    assert!(big.contains("and 56 more"), "{big}");
+    let pcie_only = big.split("PCIe only:").nth(1).unwrap_or_default();
+    assert!(pcie_only.contains("and 1977 more"), "{big}");
+    assert!(
+        big.len() < 2 * small.len(),
+        "{} vs {} bytes",
+        big.len(),
+        small.len()
+    );
+    let json = run(&[
+        "check",
+        "--replay",
+        big_dir.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        v["facts"]["nvidia"]["links"].as_array().unwrap().len(),
+        2016
+    );
+}

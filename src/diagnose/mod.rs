@@ -126,7 +126,40 @@ pub fn display(v: &Value) -> String {
     }
 }
 
+/// How many items a list on the page shows before "and M more" (issue 15:
+/// per-pair lists made the page of a 256-GPU rig 3.5 MB). The JSON facts
+/// keep every item.
+pub const LIST_CAP: usize = 8;
+
+/// `a, b, c` -- or the first [`LIST_CAP`] items and `and M more`.
+pub fn capped(items: &[String], sep: &str) -> String {
+    if items.len() <= LIST_CAP {
+        return items.join(sep);
+    }
+    // `a, b, and 3 more`; `24 GiB + 24 GiB and 3 more`.
+    let tail = if sep.trim_end().ends_with([',', ';']) {
+        sep
+    } else {
+        " "
+    };
+    format!(
+        "{}{tail}and {} more",
+        items[..LIST_CAP].join(sep),
+        items.len() - LIST_CAP
+    )
+}
+
 fn add_functions(ctx: &mut Context) {
+    // capped(list, sep): a list joined for a sentence, at most LIST_CAP items.
+    let _ = ctx.add_function("capped", |list: Value, sep: Arc<String>| -> String {
+        match list {
+            Value::List(items) => {
+                let items: Vec<String> = items.iter().map(display).collect();
+                capped(&items, &sep)
+            }
+            other => display(&other),
+        }
+    });
     let _ = ctx.add_function("vercmp", |a: Arc<String>, b: Arc<String>| -> i64 {
         match vercmp(&a, &b) {
             Ordering::Less => -1,
@@ -305,6 +338,17 @@ mod tests {
         assert_eq!(vercmp("2024.0", "2024.1.0"), Ordering::Less);
         assert_eq!(vercmp("v1.2", "1.2.0"), Ordering::Equal);
         assert_eq!(vercmp("", "0"), Ordering::Equal);
+    }
+
+    #[test]
+    fn long_lists_are_capped() {
+        let items: Vec<String> = (0..11).map(|i| i.to_string()).collect();
+        assert_eq!(capped(&items[..3], ", "), "0, 1, 2");
+        assert_eq!(capped(&items, ", "), "0, 1, 2, 3, 4, 5, 6, 7, and 3 more");
+        assert_eq!(
+            capped(&items, " + "),
+            "0 + 1 + 2 + 3 + 4 + 5 + 6 + 7 and 3 more"
+        );
     }
 
     #[test]

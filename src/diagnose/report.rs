@@ -187,11 +187,13 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
         format!(
             "{} on the bus: {}",
             compute.len(),
-            compute
-                .iter()
-                .map(|g| format!("{} at {}", g.name, short_pci(&g.pci)))
-                .collect::<Vec<_>>()
-                .join(", ")
+            super::capped(
+                &compute
+                    .iter()
+                    .map(|g| format!("{} at {}", g.name, short_pci(&g.pci)))
+                    .collect::<Vec<_>>(),
+                ", "
+            )
         )
     };
     // Two 16 GB cards are two 16 GB pools, not one of 32 GB.
@@ -204,11 +206,13 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
         let total: u64 = discrete.iter().sum();
         gpus.push_str(&format!(
             " ({} of VRAM: {} separate pools, not one of {})",
-            discrete
-                .iter()
-                .map(|b| human_bytes(*b as f64))
-                .collect::<Vec<_>>()
-                .join(" + "),
+            super::capped(
+                &discrete
+                    .iter()
+                    .map(|b| human_bytes(*b as f64))
+                    .collect::<Vec<_>>(),
+                " + "
+            ),
             discrete.len(),
             human_bytes(total as f64)
         ));
@@ -299,6 +303,21 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
             parts.join(", ")
         }
         other => format!("could not read the packages ({other})"),
+    };
+    // Say why the Python probe was slow (issue 15: 193 ms through a pyenv shim).
+    let python = match &py.shim {
+        Some(shim) => {
+            let (kind, path) = shim.split_once(' ').unwrap_or((shim.as_str(), ""));
+            let who = if kind == "script" {
+                "a wrapper script".to_string()
+            } else {
+                format!("a {kind} shim")
+            };
+            format!(
+                "{python}; python3 on PATH ({path}) is {who}: every start runs it before the interpreter, which makes this probe slow"
+            )
+        }
+        None => python,
     };
     let python = match &py.deep {
         None => python,
@@ -505,13 +524,13 @@ fn nvidia_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
             None => format!("driver {d}"),
         });
     }
-    parts.push(
-        nv.gpus
+    parts.push(super::capped(
+        &nv.gpus
             .iter()
             .map(|g| format!("{}: {}{}", g.index, g.name, gib(g.vram_bytes)))
-            .collect::<Vec<_>>()
-            .join(", "),
-    );
+            .collect::<Vec<_>>(),
+        ", ",
+    ));
     let links: Vec<String> = nv
         .links
         .iter()
@@ -550,7 +569,7 @@ fn nvidia_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
         })
         .collect();
     if !pcie.is_empty() {
-        parts.push(format!("PCIe {}", pcie.join(", ")));
+        parts.push(format!("PCIe {}", super::capped(&pcie, ", ")));
     }
     Some(("nvidia", "NVIDIA", None, parts.join("; ")))
 }

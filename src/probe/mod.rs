@@ -102,12 +102,10 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         let host = s.spawn(|| timed(|| host::probe(src)));
         let pci = s.spawn(|| timed(|| pci::probe(src)));
         let sycl = s.spawn(|| {
-            let ((mut sycl, mut report), t) =
-                stamped(|| timed(|| sycl_ls::probe(src, opts.timeout)));
+            // One runtime start-up: `sycl-ls --verbose`, plain `sycl-ls` only as a fallback.
+            let (((mut sycl, mut report), (verbose, mut vreport)), t) =
+                stamped(|| sycl_ls::probe(src, opts.timeout));
             mark_deadline(dl, t, std::slice::from_mut(&mut report));
-            // Only after sycl-ls ran: a missing or hung sycl-ls would do the same again.
-            let ((verbose, mut vreport), t) =
-                stamped(|| timed(|| sycl_ls_verbose::probe(src, opts.timeout, &report.status)));
             mark_deadline(dl, t, std::slice::from_mut(&mut vreport));
             sycl.verbose = verbose;
             (sycl, report, vreport)

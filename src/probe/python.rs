@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::rig::{ProbeReport, Python};
-use crate::source::{CmdOutput, CmdSpec, CmdStatus, Listing, Source};
+use crate::source::{CmdOutput, CmdSpec, CmdStatus, Listing, Read, Source};
 use crate::text::excerpt;
 
 const SYS_PATH_SCRIPT: &str = "import sys, json; print(json.dumps({'version': sys.version.split()[0], 'executable': sys.executable, 'path': sys.path}))";
@@ -124,6 +124,48 @@ fn installed(src: &dyn Source, path: &[String]) -> BTreeMap<String, String> {
     found
 }
 
+/// What a script's text says it is a shim of: `pyenv`, `asdf`, `conda`, or
+/// `script` (another wrapper). None for a binary.
+pub fn shim_kind(head: &[u8]) -> Option<&'static str> {
+    if !head.starts_with(b"#!") {
+        return None;
+    }
+    let text = String::from_utf8_lossy(head);
+    Some(
+        ["pyenv", "asdf", "conda"]
+            .into_iter()
+            .find(|k| text.contains(k))
+            .unwrap_or("script"),
+    )
+}
+
+/// Is the `cand` a PATH lookup finds a shell-script shim? pyenv's shim runs
+/// bash and `pyenv exec` before the interpreter: 193 ms against 58 ms for the
+/// interpreter itself on the machine of issue 15, so the page says why the
+/// Python probe was slow. `kind path`, or None.
+fn shim_of(src: &dyn Source, cand: &str) -> Option<String> {
+    let path = if cand.contains('/') {
+        vec![cand.to_string()]
+    } else {
+        let path = src.env_vars(&|k| k == "PATH").into_iter().next()?.1;
+        path.split(':')
+            // Relative entries are not looked at (design: nothing from the cwd).
+            .filter(|d| d.starts_with('/'))
+            .map(|d| format!("{}/{cand}", d.trim_end_matches('/')))
+            .collect()
+    };
+    for p in path {
+        // Shims are small scripts; an interpreter binary is megabytes.
+        match src.read_checked(&p, 64 * 1024, &|b| b.starts_with(b"#!")) {
+            Read::Ok(head) => return shim_kind(&head).map(|k| format!("{k} {p}")),
+            Read::Missing => continue,
+            // There, but not a script (or unreadable): the first on PATH.
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// The computed `python-packages` output on the live machine.
 fn produce(src: &dyn Source, interpreter: Option<&str>, timeout: Duration) -> CmdOutput {
     let candidates: Vec<&str> = match interpreter {
@@ -159,11 +201,14 @@ fn produce(src: &dyn Source, interpreter: Option<&str>, timeout: Duration) -> Cm
                     .unwrap_or_default();
                 let pkgs = installed(src, &path);
                 let stdout: String = pkgs.iter().map(|(n, v)| format!("{n}=={v}\n")).collect();
-                let stderr = format!(
+                let mut stderr = format!(
                     "interpreter={}\nversion={}\n",
                     v["executable"].as_str().unwrap_or(cand),
                     v["version"].as_str().unwrap_or("")
                 );
+                if let Some(shim) = shim_of(src, cand) {
+                    stderr.push_str(&format!("shim={shim}\n"));
+                }
                 return CmdOutput {
                     status: CmdStatus::Exit(0),
                     stdout: stdout.into_bytes(),
@@ -205,6 +250,8 @@ pub fn probe(
                     py.interpreter = Some(v.to_string());
                 } else if let Some(v) = line.strip_prefix("version=") {
                     py.version = Some(v.to_string());
+                } else if let Some(v) = line.strip_prefix("shim=") {
+                    py.shim = Some(v.to_string());
                 }
             }
             let text = out.stdout_text();
@@ -252,6 +299,18 @@ pub fn probe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shims_by_their_script() {
+        // pyenv's shim (pyenv libexec/pyenv-rehash writes it).
+        let pyenv = b"#!/usr/bin/env bash\nset -e\n[ -n \"$PYENV_DEBUG\" ] && set -x\n\nprogram=\"${0##*/}\"\n\nexport PYENV_ROOT=\"/home/u/.pyenv\"\nexec \"/usr/lib/pyenv/libexec/pyenv\" exec \"$program\" \"$@\"\n";
+        assert_eq!(shim_kind(pyenv), Some("pyenv"));
+        assert_eq!(
+            shim_kind(b"#!/bin/sh\nexec /opt/x/python3 \"$@\"\n"),
+            Some("script")
+        );
+        assert_eq!(shim_kind(b"\x7fELF\x02\x01\x01"), None);
+    }
 
     #[test]
     fn names_normalize() {

@@ -18,8 +18,9 @@ use regex::Regex;
 
 use crate::text::{excerpt, regex, strip_ansi};
 
-use crate::rig::{ProbeReport, Sycl, SyclDevice};
-use crate::source::{CmdSpec, CmdStatus, Source};
+use super::sycl_ls_verbose;
+use crate::rig::{ProbeReport, Sycl, SyclDevice, SyclVerbose};
+use crate::source::{CmdOutput, CmdSpec, CmdStatus, Mode, Source};
 
 /// Variables that filter or renumber what sycl-ls prints. Removed from its
 /// environment so the listing is complete; derive applies them.
@@ -204,10 +205,63 @@ pub fn parse(stdout: &str, stderr: &str) -> Listing {
     out
 }
 
-pub fn probe(src: &dyn Source, timeout: std::time::Duration) -> (Sycl, ProbeReport) {
+/// The SYCL runtime's view, from one runtime start-up where it can be
+/// (issue 15: each start-up costs ~100 ms, more with real Level Zero GPUs).
+/// `sycl-ls --verbose` prints the concise list before its platform section,
+/// so it runs first and the `sycl-ls` facts are read from its head; plain
+/// `sycl-ls` runs only when the verbose run failed in a way a second try can
+/// help (not when it is missing or hung). The capture records only what ran:
+/// `cmd/sycl-ls-verbose.*`, and `cmd/sycl-ls.*` only after a fallback. A
+/// replay reads `cmd/sycl-ls.*` when the capture has it (captures made
+/// before this change hold both), else the verbose head, as live did.
+pub fn probe(
+    src: &dyn Source,
+    timeout: std::time::Duration,
+) -> ((Sycl, ProbeReport), (Option<SyclVerbose>, ProbeReport)) {
+    let vout = src.run(&sycl_ls_verbose::spec(timeout));
+    let verbose = sycl_ls_verbose::from_output(&vout);
+    let head = match vout.status {
+        CmdStatus::Exit(0) if verbose.1.status == "ok" => {
+            sycl_ls_verbose::concise_head(&vout.stdout_text()).map(str::to_string)
+        }
+        _ => None,
+    };
+    let from_head = |head: String| {
+        let out = CmdOutput {
+            stdout: head.into_bytes(),
+            stderr: vout.stderr.clone(),
+            duration_ms: 0,
+            ..vout.clone()
+        };
+        let (sycl, mut report) = from_output(&out);
+        report.detail = format!("{} (from sycl-ls --verbose)", report.detail);
+        (sycl, report)
+    };
     let mut spec = CmdSpec::new("sycl-ls", &["sycl-ls"], timeout);
     spec.env_remove = SELECTOR_VARS.iter().map(|s| s.to_string()).collect();
-    let out = src.run(&spec);
+    if src.mode() == Mode::Replay {
+        let recorded = src.run(&spec);
+        return match (&recorded.status, head) {
+            (CmdStatus::Missing, Some(head)) => (from_head(head), verbose),
+            _ => (from_output(&recorded), verbose),
+        };
+    }
+    let concise = match (&vout.status, head) {
+        (_, Some(head)) => from_head(head),
+        // The same program: missing or hung once is missing or hung again.
+        (CmdStatus::Missing | CmdStatus::Timeout, _) => {
+            let (sycl, mut report) = from_output(&vout);
+            report.detail = format!("{} (sycl-ls --verbose; not run again)", report.detail)
+                .replace("sycl-ls did not", "sycl-ls --verbose did not");
+            (sycl, report)
+        }
+        _ => from_output(&src.run(&spec)),
+    };
+    (concise, verbose)
+}
+
+/// Read a concise `sycl-ls` run (or the head of a verbose one).
+fn from_output(out: &CmdOutput) -> (Sycl, ProbeReport) {
     let mut sycl = Sycl::default();
     let (status, detail) = match &out.status {
         CmdStatus::Missing => ("missing", "sycl-ls is not on PATH".to_string()),

@@ -29,7 +29,7 @@ use regex::Regex;
 use crate::rig::{
     ProbeReport, SelectorChoice, SyclDevice, SyclPlatform, SyclVerbose, SyclVerboseDevice,
 };
-use crate::source::{CmdSpec, CmdStatus, Source};
+use crate::source::{CmdOutput, CmdSpec, CmdStatus};
 use crate::text::{excerpt, regex, strip_ansi};
 
 use super::sycl_ls::{self, SELECTOR_VARS};
@@ -311,29 +311,36 @@ pub fn device_count(v: &SyclVerbose) -> usize {
     v.platforms.iter().map(|p| p.devices.len()).sum()
 }
 
-/// Run `sycl-ls --verbose` when the concise `sycl-ls` ran and exited with 0
-/// (its probe status `ok` or `unparsed`).
-pub fn probe(
-    src: &dyn Source,
-    timeout: std::time::Duration,
-    sycl_ls_status: &str,
-) -> (Option<SyclVerbose>, ProbeReport) {
-    const NAME: &str = "sycl-ls-verbose";
-    let skip = |why: &str| {
-        (
-            None,
-            ProbeReport::new(NAME, "missing", 0, format!("not run: {why}")),
-        )
-    };
-    match sycl_ls_status {
-        "ok" | "unparsed" => {}
-        "missing" => return skip("sycl-ls is not on PATH"),
-        "timeout" => return skip("sycl-ls did not answer"),
-        _ => return skip("sycl-ls itself failed"),
-    }
+const NAME: &str = "sycl-ls-verbose";
+
+/// `sycl-ls --verbose`, without the selector variables (it lists every device).
+pub fn spec(timeout: std::time::Duration) -> CmdSpec {
     let mut spec = CmdSpec::new(NAME, &["sycl-ls", "--verbose"], timeout);
     spec.env_remove = SELECTOR_VARS.iter().map(|s| s.to_string()).collect();
-    let out = src.run(&spec);
+    spec
+}
+
+/// The concise device list `sycl-ls --verbose` prints first: every line
+/// before `Platforms: N` (intel/llvm sycl-ls.cpp prints the same list as
+/// plain `sycl-ls`, then the platform section). Empty when the output has
+/// no platform section, i.e. is not a verbose listing we can cut.
+pub fn concise_head(stdout: &str) -> Option<&str> {
+    let mut at = 0;
+    for line in stdout.split_inclusive('\n') {
+        let t = line.trim_start();
+        if t.starts_with("Platforms:") {
+            return Some(&stdout[..at]);
+        }
+        if t.starts_with("Platform [#") {
+            return None;
+        }
+        at += line.len();
+    }
+    None
+}
+
+/// Read a `sycl-ls --verbose` run (live or replayed).
+pub fn from_output(out: &CmdOutput) -> (Option<SyclVerbose>, ProbeReport) {
     let parsed = || parse(&out.stdout_text(), &out.stderr_text());
     let (verbose, status, detail) = match &out.status {
         CmdStatus::Missing => (
