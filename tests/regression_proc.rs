@@ -238,3 +238,101 @@ fn issue8_item2_relative_path_entries_are_skipped() {
     );
     assert!(!marker.exists());
 }
+
+/// The real interpreter's executable (not a pyenv shim), so a test may move
+/// HOME; None when this machine has no python3.
+fn real_python() -> Option<String> {
+    let o = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    let exe = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && exe.starts_with('/')).then_some(exe)
+}
+
+fn python_version(python: &str) -> String {
+    let o = std::process::Command::new(python)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Item 1: nothing from the working directory, PYTHONPATH, PYTHONSTARTUP or
+/// the user's site directory runs. Real modules that record their import
+/// (`json.py`, which the sys.path query imports; `torch.py`, which `--deep`
+/// imports; `sitecustomize.py`; a `usercustomize.py` in the user site of
+/// HOME) are planted in a temp working directory, on PYTHONPATH and in HOME;
+/// `check`, `check --deep` and `capture` run the real python3 from there.
+/// The probes must have run (a probe that did not start proves nothing).
+#[test]
+fn issue8_item1_planted_python_modules_never_run() {
+    let Some(python) = real_python() else {
+        eprintln!("skipped: no python3");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let pypath = tmp.path().join("pypath");
+    let home = tmp.path().join("home");
+    let user_site = home.join(format!(
+        ".local/lib/python{}/site-packages",
+        python_version(&python)
+    ));
+    let marker = tmp.path().join("imported");
+    for d in [&work, &pypath, &user_site] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let plant = |dir: &Path, module: &str| {
+        std::fs::write(
+            dir.join(format!("{module}.py")),
+            format!(
+                "open({:?}, 'a').write('{module} from {}\\n')\n",
+                marker.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+    };
+    for m in ["json", "torch", "sitecustomize", "site"] {
+        plant(&work, m);
+        plant(&pypath, m);
+    }
+    plant(&user_site, "usercustomize");
+    plant(&work, "startup");
+    let setup = |c: &mut std::process::Command| {
+        c.current_dir(&work)
+            .env("PYTHONPATH", &pypath)
+            .env("PYTHONSTARTUP", work.join("startup.py"))
+            .env("PYTHONHOME", &pypath)
+            .env("HOME", &home);
+    };
+    // The plain check: the package probe asks python3 for sys.path.
+    let r = run_with(&["check", "--python", &python, "--format", "json"], setup);
+    let v = json(&r);
+    assert_eq!(probe(&v, "python-packages")["status"], "ok", "{}", r.stdout);
+    // --deep imports torch on purpose, from the checked environment only.
+    let r = run_with(
+        &["check", "--deep", "--python", &python, "--format", "json"],
+        setup,
+    );
+    let v = json(&r);
+    let deep = probe(&v, "python-deep");
+    assert!(
+        deep["status"] == "ok" || deep["status"] == "failed",
+        "the import check ran: {deep}"
+    );
+    assert_eq!(v["facts"]["python"]["deep"]["completed"], true, "{deep}");
+    // capture runs the same probes.
+    let cap = tmp.path().join("cap");
+    let r = run_with(
+        &["capture", "-o", cap.to_str().unwrap(), "--python", &python],
+        setup,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !marker.exists(),
+        "planted modules ran:\n{}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+}
