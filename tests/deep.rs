@@ -52,7 +52,7 @@ fn fake_python(deep: &str) -> FakePython {
         &[(
             "python3",
             &format!(
-                "case \"$2\" in\n*rigdoctor-deep*) touch '{}'\n{deep} ;;\n*) echo '{sys_path}' ;;\nesac",
+                "[ \"$1\" = -I ] || {{ echo 'not isolated' >&2; exit 9; }}\ncase \"$3\" in\n*rigdoctor-deep*) touch '{}'\n{deep} ;;\n*) echo '{sys_path}' ;;\nesac",
                 marker.display()
             ),
         )],

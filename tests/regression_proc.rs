@@ -238,3 +238,191 @@ fn issue8_item2_relative_path_entries_are_skipped() {
     );
     assert!(!marker.exists());
 }
+
+/// The real interpreter's executable (not a pyenv shim), so a test may move
+/// HOME; None when this machine has no python3.
+fn real_python() -> Option<String> {
+    let o = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .ok()?;
+    let exe = String::from_utf8_lossy(&o.stdout).trim().to_string();
+    (o.status.success() && exe.starts_with('/')).then_some(exe)
+}
+
+fn python_version(python: &str) -> String {
+    let o = std::process::Command::new(python)
+        .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// Item 1: nothing from the working directory, PYTHONPATH, PYTHONSTARTUP or
+/// the user's site directory runs. Real modules that record their import
+/// (`json.py`, which the sys.path query imports; `torch.py`, which `--deep`
+/// imports; `sitecustomize.py`; a `usercustomize.py` in the user site of
+/// HOME) are planted in a temp working directory, on PYTHONPATH and in HOME;
+/// `check`, `check --deep` and `capture` run the real python3 from there.
+/// The probes must have run (a probe that did not start proves nothing).
+#[test]
+fn issue8_item1_planted_python_modules_never_run() {
+    let Some(python) = real_python() else {
+        eprintln!("skipped: no python3");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let pypath = tmp.path().join("pypath");
+    let home = tmp.path().join("home");
+    let user_site = home.join(format!(
+        ".local/lib/python{}/site-packages",
+        python_version(&python)
+    ));
+    let marker = tmp.path().join("imported");
+    for d in [&work, &pypath, &user_site] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let plant = |dir: &Path, module: &str| {
+        std::fs::write(
+            dir.join(format!("{module}.py")),
+            format!(
+                "open({:?}, 'a').write('{module} from {}\\n')\n",
+                marker.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+    };
+    for m in ["json", "torch", "sitecustomize", "site"] {
+        plant(&work, m);
+        plant(&pypath, m);
+    }
+    plant(&user_site, "usercustomize");
+    plant(&work, "startup");
+    let setup = |c: &mut std::process::Command| {
+        c.current_dir(&work)
+            .env("PYTHONPATH", &pypath)
+            .env("PYTHONSTARTUP", work.join("startup.py"))
+            .env("PYTHONHOME", &pypath)
+            .env("HOME", &home);
+    };
+    // The plain check: the package probe asks python3 for sys.path.
+    let r = run_with(&["check", "--python", &python, "--format", "json"], setup);
+    let v = json(&r);
+    assert_eq!(probe(&v, "python-packages")["status"], "ok", "{}", r.stdout);
+    // --deep imports torch on purpose, from the checked environment only.
+    let r = run_with(
+        &["check", "--deep", "--python", &python, "--format", "json"],
+        setup,
+    );
+    let v = json(&r);
+    let deep = probe(&v, "python-deep");
+    assert!(
+        deep["status"] == "ok" || deep["status"] == "failed",
+        "the import check ran: {deep}"
+    );
+    assert_eq!(v["facts"]["python"]["deep"]["completed"], true, "{deep}");
+    // capture runs the same probes.
+    let cap = tmp.path().join("cap");
+    let r = run_with(
+        &["capture", "-o", cap.to_str().unwrap(), "--python", &python],
+        setup,
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !marker.exists(),
+        "planted modules ran:\n{}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+}
+
+/// Live (not zombie) processes whose command line holds `tag`, via /proc.
+fn alive_with_tag(tag: &str) -> Vec<(i32, String)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().filter_map(|e| e.ok()) {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| Some(s.rsplit_once(')')?.1.trim_start().starts_with(['Z', 'X'])))
+            .unwrap_or(true);
+        if cmd.contains(tag) && !zombie {
+            out.push((pid, cmd));
+        }
+    }
+    out
+}
+
+/// Item 3: no orphans. Fake tools leave behind a background child (same
+/// process group), a `setsid` child (its own session) and a `setsid`
+/// grandchild whose parent exits at once (reparented away from the tool);
+/// one tool exits 0 at once, another hangs and is killed at its timeout.
+/// Each leftover carries a unique tag in its argv; after rigdoctor returns,
+/// /proc must hold none of them alive. rigdoctor itself waits until the
+/// processes it killed are gone, so the check needs no sleep.
+#[test]
+fn issue8_item3_no_orphans_after_a_tool_ends_or_times_out() {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    let tag = format!("rigdoctor-orphan-test-{}-{nanos}", std::process::id());
+    let tmp = tempfile::tempdir().unwrap();
+    let tools = tmp.path().join("bin");
+    let seen = tmp.path().join("seen");
+    std::fs::create_dir_all(&seen).unwrap();
+    // A leftover: says it started, then sleeps in 1 s steps (so nothing
+    // outlives a failed test by more than a second once it is killed). Its
+    // argv carries the tag.
+    let stay = tmp.path().join("stay");
+    std::fs::write(
+        &stay,
+        "#!/bin/sh\ntouch \"$1\"\nwhile :; do sleep 1; done\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&stay, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let (s, d) = (stay.display(), seen.display());
+    let started = |names: &[&str]| {
+        let all: Vec<String> = names.iter().map(|n| format!("[ -e {d}/{n} ]")).collect();
+        format!("until {}; do sleep 0.05; done", all.join(" && "))
+    };
+    // Exits 0 once its three leftovers run: a background child (same
+    // group), a setsid child, and a setsid grandchild whose parent is gone.
+    let quick = format!(
+        "{s} {d}/bg {tag}-bg &\nsetsid {s} {d}/ss {tag}-ss &\nsh -c 'setsid {s} {d}/gc {tag}-gc & exit 0'\n{}\necho 'No device discovered'",
+        started(&["bg", "ss", "gc"])
+    );
+    // Hangs (killed at the timeout) with a setsid child and a background one.
+    let hung = format!(
+        "setsid {s} {d}/hs {tag}-hs &\n{s} {d}/hb {tag}-hb &\n{}\nsleep 300",
+        started(&["hs", "hb"])
+    );
+    fake_tools(&tools, &[("xpu-smi", &quick), ("clinfo", &hung)]);
+    let path = test_path(&tools);
+    let r = run_with(&["check", "--format", "json", "--timeout", "5"], |c| {
+        c.env("PATH", &path);
+    });
+    let left = alive_with_tag(&tag);
+    // Clean up before asserting, so a failure leaves nothing behind either.
+    for (pid, _) in &left {
+        let _ = std::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status();
+    }
+    assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
+    let v = json(&r);
+    assert_eq!(probe(&v, "clinfo")["status"], "timeout");
+    assert_ne!(probe(&v, "xpu-smi-discovery")["status"], "timeout");
+    // Every leftover really started (the test is not vacuous) ...
+    for n in ["bg", "ss", "gc", "hs", "hb"] {
+        assert!(seen.join(n).exists(), "{n} never started");
+    }
+    // ... and none is left.
+    assert!(left.is_empty(), "left running: {left:#?}");
+}

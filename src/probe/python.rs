@@ -3,6 +3,14 @@
 //! without importing anything. Only the interpreter's `sys.path` is asked
 //! for, by a one-line script that imports `sys` and `json`.
 //!
+//! The interpreter runs isolated (`-I`: no current directory or script
+//! directory on `sys.path`, no `PYTHON*` variables, no user site directory,
+//! so no `usercustomize`), from `/`, with the small tool environment of
+//! source::command: a `json.py` or `sitecustomize.py` in the directory
+//! rigdoctor was started from is never imported (issue 8; rigdoctor may run
+//! as root). The `sys.path` it reports is the environment's own: its
+//! stdlib, its site-packages (a venv's or conda's) and their `.pth` entries.
+//!
 //! The result is the computed probe output `python-packages` (one
 //! `name==version` per line; the interpreter and its version on stderr as
 //! `interpreter=...` / `version=...`), so a capture holds the list, not the
@@ -176,7 +184,7 @@ fn produce(src: &dyn Source, interpreter: Option<&str>, timeout: Duration) -> Cm
     for cand in candidates {
         let out = src.run(&CmdSpec::new(
             "python-sys-path",
-            &[cand, "-c", SYS_PATH_SCRIPT],
+            &[cand, "-I", "-c", SYS_PATH_SCRIPT],
             timeout,
         ));
         match out.status {

@@ -3,7 +3,7 @@
 //! GPU runtime and initializes the devices, which a quick check must not do.
 //!
 //! The interpreter is the one the package probe used (`--python`, else
-//! python3 on PATH), run with a small script through argv (`-c`, no shell)
+//! python3 on PATH), run isolated (`-I`) with a small script through argv (`-c`, no shell)
 //! and its own timeout (`--deep-timeout`, default 60 s). The script prints one
 //! JSON object per step and flushes it, so an import that kills the
 //! interpreter (IPEX's `os._exit(127)` on a torch version mismatch, a
@@ -256,7 +256,14 @@ pub fn probe(
             )
         });
     };
-    let out = src.run(&CmdSpec::new(NAME, &[interpreter, "-c", SCRIPT], timeout));
+    // Isolated like the package probe (`-I`, from `/`): torch is imported
+    // from the environment being checked, never a `torch.py` in the current
+    // directory, on PYTHONPATH or in the user's site directory.
+    let out = src.run(&CmdSpec::new(
+        NAME,
+        &[interpreter, "-I", "-c", SCRIPT],
+        timeout,
+    ));
     let secs = out.duration_ms as f64 / 1000.0;
     let report =
         |status: &str, detail: String| ProbeReport::new(NAME, status, out.duration_ms, detail);

@@ -10,6 +10,17 @@
 //! C locale, and the GPU runtime variables the caller lets through; never
 //! `LD_PRELOAD`, `PYTHON*`, tokens or cloud keys), and it starts in `/`, so
 //! nothing in the directory rigdoctor was started from is found by accident.
+//!
+//! A tool leaves nothing behind (issue 8 item 3). It runs in its own process
+//! group, and when it ends, by itself or at its timeout, the whole group is
+//! killed (a daemon it forked, a helper still running). A descendant that
+//! left the group (`setsid`, a double fork) is found by the marker every
+//! tool's environment carries, `RIGDOCTOR_PROBE_ID=<unique id>`, which its
+//! children inherit: `/proc/*/environ` is scanned for it and what carries it
+//! is killed, and rigdoctor waits (bounded) until those are gone. What can
+//! still escape is a descendant that both leaves the group and replaces its
+//! environment (`setsid env -i ...`); finding that one needs a cgroup, which
+//! an unprivileged run does not have.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -209,6 +220,8 @@ pub fn run(spec: &CmdSpec, env: &ToolEnv) -> CmdOutput {
     for k in &spec.env_remove {
         cmd.env_remove(k);
     }
+    let marker = probe_id();
+    cmd.env(MARKER_VAR, &marker);
     let mut child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
@@ -223,6 +236,11 @@ pub fn run(spec: &CmdSpec, env: &ToolEnv) -> CmdOutput {
 
     let (wait_tx, wait_rx) = mpsc::channel();
     thread::spawn(move || {
+        // Wait for the tool to end without reaping it: while it is a zombie
+        // its pid (= its group's id) cannot be reused, so killing the group
+        // hits only what the tool left in it. Then reap.
+        wait_exited_unreaped(pid);
+        kill_group(pid);
         let _ = wait_tx.send(child.wait());
     });
 
@@ -240,6 +258,9 @@ pub fn run(spec: &CmdSpec, env: &ToolEnv) -> CmdOutput {
             CmdStatus::Timeout
         }
     };
+    // What left the group: killed by its marker, before the pipes are
+    // drained (an escaped daemon holding them open would cost the grace).
+    kill_marked(&marker);
     let (stdout, t1) = out_rx.recv_timeout(DRAIN_GRACE).unwrap_or_default();
     let (stderr, t2) = err_rx.recv_timeout(DRAIN_GRACE).unwrap_or_default();
     CmdOutput {
@@ -255,6 +276,96 @@ fn kill_group(pid: i32) {
     use nix::sys::signal::{Signal, killpg};
     use nix::unistd::Pid;
     let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+}
+
+/// The variable that marks a tool's descendants (see the module doc).
+pub const MARKER_VAR: &str = "RIGDOCTOR_PROBE_ID";
+
+/// A marker no other run shares: this process, when it started its first
+/// tool, and a sequence number.
+fn probe_id() -> String {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static EPOCH: OnceLock<u128> = OnceLock::new();
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+    let epoch = EPOCH.get_or_init(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+    });
+    let n = SEQ.fetch_add(1, Ordering::Relaxed);
+    format!("{}-{epoch}-{n}", std::process::id())
+}
+
+/// Block until `pid` (our child) has ended, leaving it unreaped.
+fn wait_exited_unreaped(pid: i32) {
+    use nix::sys::wait::{Id, WaitPidFlag, waitid};
+    use nix::unistd::Pid;
+    loop {
+        match waitid(
+            Id::Pid(Pid::from_raw(pid)),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            _ => return,
+        }
+    }
+}
+
+/// The pids of live (not zombie) processes whose environment holds
+/// `MARKER_VAR=marker`. The real `/proc`, whatever `--procfs` says: these
+/// are processes to kill, not facts to report.
+fn marked(marker: &str) -> Vec<i32> {
+    let needle = format!("{MARKER_VAR}={marker}");
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else {
+                return false;
+            };
+            env.split(|b| *b == 0).any(|v| v == needle.as_bytes()) && !is_zombie(*pid)
+        })
+        .collect()
+}
+
+fn is_zombie(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the last ')' (the command name may hold one).
+        Ok(s) => s
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.trim_start().chars().next())
+            .is_none_or(|c| c == 'Z' || c == 'X'),
+        Err(_) => true,
+    }
+}
+
+/// How long to wait for killed escapees to be gone. SIGKILL cannot be
+/// caught; this only covers a loaded machine scheduling their exit.
+const ESCAPEE_GRACE: Duration = Duration::from_secs(2);
+
+/// Kill every process carrying `marker`, and wait (bounded) until none is
+/// left; several passes, since one may fork while the scan runs. Returns how
+/// many were killed.
+fn kill_marked(marker: &str) -> usize {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    let mut killed = std::collections::BTreeSet::new();
+    let until = Instant::now() + ESCAPEE_GRACE;
+    loop {
+        let left = marked(marker);
+        if left.is_empty() || Instant::now() >= until {
+            return killed.len();
+        }
+        for pid in left {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+            killed.insert(pid);
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 #[cfg(test)]
