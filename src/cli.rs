@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::diagnose::Severity;
 use crate::probe::ProbeOptions;
+use crate::source::Deadline;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -62,6 +63,9 @@ pub struct ProbeArgs {
     /// Seconds the --deep import check may take [default: 60].
     #[arg(long, value_name = "SECS")]
     pub deep_timeout: Option<u64>,
+    /// Seconds the whole run may take: probes still running then are stopped and reported as timed out.
+    #[arg(long, value_name = "SECS")]
+    pub deadline: Option<f64>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -202,19 +206,30 @@ pub struct ProbeOptionsPlan {
     /// `--deep`: run the Python import check.
     pub deep: bool,
     pub deep_timeout: Duration,
+    /// `--deadline`: seconds for the whole run, from its start.
+    pub deadline: Option<f64>,
 }
 
 /// The import check's timeout when `--deep-timeout` is not given.
 pub const DEFAULT_DEEP_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl ProbeOptionsPlan {
-    pub fn options(&self) -> ProbeOptions {
+    /// The options of a run that began at `started` (the deadline counts
+    /// from there). The same [`Deadline`] must bound the live source:
+    /// `Live::with_deadline(opts.deadline)`.
+    pub fn options_from(&self, started: std::time::Instant) -> ProbeOptions {
         ProbeOptions {
             timeout: self.timeout,
             python: self.python.clone(),
             deep: self.deep,
             deep_timeout: self.deep_timeout,
+            deadline: self.deadline.map(|s| Deadline::after(started, s)),
         }
+    }
+
+    /// The options of a run that begins now.
+    pub fn options(&self) -> ProbeOptions {
+        self.options_from(std::time::Instant::now())
     }
 }
 
@@ -326,11 +341,21 @@ fn probe_plan(a: &ProbeArgs) -> Result<ProbeOptionsPlan, String> {
         (_, Some(s)) => Duration::from_secs(s),
         (_, None) => DEFAULT_DEEP_TIMEOUT,
     };
+    let deadline = match a.deadline {
+        Some(d) if !d.is_finite() || d < 0.1 => {
+            return Err("--deadline is in seconds and must be at least 0.1".into());
+        }
+        Some(d) if d > 86400.0 => {
+            return Err("--deadline is in seconds; more than a day is surely a mistake".into());
+        }
+        d => d,
+    };
     Ok(ProbeOptionsPlan {
         timeout: Duration::from_secs(a.timeout),
         python: a.python.clone(),
         deep: a.deep,
         deep_timeout,
+        deadline,
     })
 }
 
@@ -632,5 +657,35 @@ mod tests {
         assert!(plan(&["check", "--deep", "--deep-timeout", "0"], TTY).is_err());
         assert!(plan(&["check", "--deep", "--deep-timeout", "7200"], TTY).is_err());
         assert!(plan(&["check", "--replay", "x", "--deep"], TTY).is_err());
+    }
+
+    #[test]
+    fn issue8_item11_deadline_is_validated_and_counts_from_the_start() {
+        let probe = |args: &[&str]| match plan(args, TTY).unwrap() {
+            Plan::Check { probe, .. } | Plan::Capture { probe, .. } => probe,
+            _ => panic!(),
+        };
+        assert_eq!(probe(&["check"]).deadline, None);
+        assert_eq!(probe(&["check", "--deadline", "2.5"]).deadline, Some(2.5));
+        assert_eq!(
+            probe(&["capture", "-o", "/tmp/x", "--deadline", "3"]).deadline,
+            Some(3.0)
+        );
+        for bad in ["0", "-1", "NaN", "inf", "100000", "soon"] {
+            assert!(
+                plan(&["check", "--deadline", bad], TTY).is_err(),
+                "--deadline {bad} should be refused"
+            );
+        }
+        let start = std::time::Instant::now();
+        let d = probe(&["check", "--deadline", "2"])
+            .options_from(start)
+            .deadline
+            .unwrap();
+        assert_eq!(d.at, start + Duration::from_secs(2));
+        assert_eq!(d.secs, 2.0);
+        // A command's own timeout is cut to what is left, never lengthened.
+        assert!(d.clamp(Duration::from_secs(5)) <= Duration::from_secs(2));
+        assert_eq!(d.clamp(Duration::from_millis(1)), Duration::from_millis(1));
     }
 }

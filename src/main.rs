@@ -32,6 +32,8 @@ fn load_rules(dir: Option<&std::path::Path>) -> Result<Vec<Rule>, rules::RuleErr
 }
 
 fn main() -> ExitCode {
+    // `--deadline` counts from here.
+    let started = std::time::Instant::now();
     let cli = Cli::parse();
     let term = Terminal {
         stdout_is_tty: std::io::stdout().is_terminal(),
@@ -55,11 +57,13 @@ fn main() -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),
             };
-            let opts = probe.options();
+            let opts = probe.options_from(started);
             let report = match target {
-                Target::Live { sysfs, procfs } => {
-                    rigdoctor::check(&Live::new(sysfs, procfs), &opts, &rules)
-                }
+                Target::Live { sysfs, procfs } => rigdoctor::check(
+                    &Live::new(sysfs, procfs).with_deadline(opts.deadline),
+                    &opts,
+                    &rules,
+                ),
                 Target::Replay(dir) => match Replay::open(&dir) {
                     Ok(src) => rigdoctor::check(&src, &opts, &rules),
                     Err(e) => return fail(e),
@@ -88,7 +92,9 @@ fn main() -> ExitCode {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),
             };
-            let rec = match Record::new(Live::new(sysfs, procfs), &output) {
+            let opts = probe.options_from(started);
+            let live = Live::new(sysfs, procfs).with_deadline(opts.deadline);
+            let rec = match Record::new(live, &output) {
                 Ok(r) => r,
                 Err(e) => {
                     return fail(format!(
@@ -97,7 +103,7 @@ fn main() -> ExitCode {
                     ));
                 }
             };
-            let report = rigdoctor::check(&rec, &probe.options(), &rules);
+            let report = rigdoctor::check(&rec, &opts, &rules);
             let problems = rec.finish();
             emit(&format!(
                 "Wrote a capture of this machine to {dir}\n\
@@ -150,7 +156,7 @@ fn render_rules(rules: &[Rule], format: Format) -> String {
                 .iter()
                 .map(|r| {
                     serde_json::json!({
-                        "id": r.spec.id, "severity": r.spec.severity, "area": r.spec.area,
+                        "id": r.spec.id, "severity": r.spec.severity, "class": r.class, "area": r.spec.area,
                         "title": rules::outline(&r.spec.title), "refs": r.spec.refs, "origin": r.origin,
                     })
                 })
@@ -163,9 +169,10 @@ fn render_rules(rules: &[Rule], format: Format) -> String {
                 .iter()
                 .map(|r| {
                     format!(
-                        "{:<w$}  {:<5}  {}\n",
+                        "{:<w$}  {:<5}  {:<11}  {}\n",
                         r.spec.id,
                         r.spec.severity.as_str(),
+                        r.class.as_str(),
                         rules::outline(&r.spec.title)
                     )
                 })

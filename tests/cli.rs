@@ -158,10 +158,22 @@ fn rules_and_explain() {
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     assert!(v.as_array().unwrap().len() >= 12);
     assert!(v[0].get("severity").is_some() && v[0].get("title").is_some());
+    let class = |id: &str| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["id"] == id)
+            .map(|r| r["class"].clone())
+    };
+    assert_eq!(class("NV-SMI-HANG"), Some("hardware".into()));
+    assert_eq!(class("SYCL-L0-MISSING"), Some("node-config".into()));
+    assert_eq!(class("SYCL-SELECTOR-PARSE"), Some("user-env".into()));
+    assert_eq!(class("GPU-VRAM-MIXED"), Some("advice".into()));
     let r = run(&["explain", "pci-rebar-off"]);
     assert_eq!(r.code, 0);
     assert!(
-        r.stdout.starts_with("PCI-REBAR-OFF  [warn, area gpus]"),
+        r.stdout
+            .starts_with("PCI-REBAR-OFF  [warn, class node-config, area gpus]"),
         "{}",
         r.stdout
     );
@@ -178,6 +190,7 @@ fn site_rules_add_and_replace() {
 id = "SITE-NEEDS-TWO-GPUS"
 severity = "error"
 area = "gpus"
+class = "hardware"
 when = "gpus.filter(g, g.compute && g.discrete == true).size() < 2"
 title = "This node needs two discrete GPUs, it has {{ gpus.filter(g, g.compute && g.discrete == true).size() }}"
 explain = "Our serving layout uses tensor parallel 2."
@@ -187,6 +200,7 @@ fix = "Check the second card."
 id = "PCI-REBAR-OFF"
 severity = "error"
 area = "gpus"
+class = "node-config"
 each = "gpus.filter(g, g.compute && g.vendor == 'intel' && g.discrete == true)"
 when = "it.rebar == false"
 title = "ReBAR off on {{ it.pci }} (site policy: error)"
@@ -208,15 +222,35 @@ fix = "y"
         .find(|d| d["id"] == "PCI-REBAR-OFF")
         .unwrap();
     assert_eq!(rebar["severity"], "error");
+    // The site's class and the GPU the diagnosis is about are in the JSON.
+    assert_eq!(rebar["class"], "node-config");
+    assert_eq!(rebar["gpu"], "0000:03:00.0");
     assert_eq!(
         rebar["title"],
         "ReBAR off on 0000:03:00.0 (site policy: error)"
     );
     // A broken site rule is rigdoctor failing its job: exit 2, with the reason.
-    std::fs::write(dir.path().join("zz-bad.toml"), "[[rule]]\nid = 'BAD-ONE'\nseverity = 'warn'\narea = 'gpus'\nwhen = '1 +'\ntitle = 't'\nexplain = 'e'\nfix = 'f'\n").unwrap();
+    std::fs::write(dir.path().join("zz-bad.toml"), "[[rule]]\nid = 'BAD-ONE'\nseverity = 'warn'\narea = 'gpus'\nclass = 'advice'\nwhen = '1 +'\ntitle = 't'\nexplain = 'e'\nfix = 'f'\n").unwrap();
     let r = replay("a770-rebar-off", &["--rules", rules]);
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("BAD-ONE"), "{}", r.stderr);
+    assert!(r.stderr.contains("does not compile"), "{}", r.stderr);
+}
+
+#[test]
+fn a_site_rule_without_a_class_is_refused_naming_rule_and_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("site.toml");
+    std::fs::write(&file, "[[rule]]\nid = 'SITE-NO-CLASS'\nseverity = 'warn'\narea = 'gpus'\nwhen = 'true'\ntitle = 't'\nexplain = 'e'\nfix = 'f'\n").unwrap();
+    let r = replay("a770-rebar-off", &["--rules", dir.path().to_str().unwrap()]);
+    assert_eq!(r.code, 2);
+    let want = format!("{}: SITE-NO-CLASS: no `class`", file.display());
+    assert!(r.stderr.contains(&want), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("hardware, node-config, user-env, advice"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]

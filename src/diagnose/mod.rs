@@ -12,7 +12,7 @@ use std::sync::Arc;
 use cel::{Context, Value};
 use serde::Serialize;
 
-pub use rules::{Rule, Severity};
+pub use rules::{Rule, RuleClass, Severity};
 use rules::{Segment, Template};
 
 /// One problem found: what, the evidence, why it matters, the fix.
@@ -20,7 +20,13 @@ use rules::{Segment, Template};
 pub struct Diagnosis {
     pub id: String,
     pub severity: Severity,
+    /// Who must act (rules.rs [`RuleClass`]); cluster hooks drain a node
+    /// only for `hardware` and `node-config`.
+    pub class: RuleClass,
     pub area: String,
+    /// The PCI address (`0000:03:00.0`) of the one GPU this diagnosis is
+    /// about, when the rule iterates over GPUs; null for rig-wide findings.
+    pub gpu: Option<String>,
     pub title: String,
     pub evidence: String,
     pub explain: String,
@@ -146,12 +152,30 @@ fn render(t: &Template, ctx: &Context, errors: &mut Vec<String>, id: &str) -> St
     out.trim().to_string()
 }
 
-fn diagnosis(rule: &Rule, ctx: &Context, errors: &mut Vec<String>) -> Diagnosis {
+/// The GPU an iterated item is about: its `pci` field, when it has one that
+/// reads like a PCI address (`gpus[]`, `nvidia.gpus[]`, `amd.agents[]` all
+/// carry one; a GPU pair or a probe does not).
+fn item_gpu(item: &Value) -> Option<String> {
+    let Value::Map(m) = item else { return None };
+    match m.get(&rules::key("pci")) {
+        Some(Value::String(s)) if s.contains(':') && s.contains('.') => Some(s.to_string()),
+        _ => None,
+    }
+}
+
+fn diagnosis(
+    rule: &Rule,
+    ctx: &Context,
+    item: Option<&Value>,
+    errors: &mut Vec<String>,
+) -> Diagnosis {
     let id = &rule.spec.id;
     Diagnosis {
         id: id.clone(),
         severity: rule.spec.severity,
+        class: rule.class,
         area: rule.spec.area.clone(),
+        gpu: item.and_then(item_gpu),
         title: render(&rule.title, ctx, errors, id),
         evidence: render(&rule.evidence, ctx, errors, id),
         explain: render(&rule.explain, ctx, errors, id),
@@ -199,7 +223,7 @@ pub fn evaluate_where(
         match &rule.spec.each {
             None => {
                 if truthy(rule.when.execute(&root), id, &mut ev.rule_errors) {
-                    let d = diagnosis(rule, &root, &mut ev.rule_errors);
+                    let d = diagnosis(rule, &root, None, &mut ev.rule_errors);
                     ev.diagnoses.push(d);
                 }
             }
@@ -225,7 +249,7 @@ pub fn evaluate_where(
                     let mut ctx = root.new_inner_scope();
                     ctx.add_variable_from_value("it", item.clone());
                     if truthy(rule.when.execute(&ctx), id, &mut ev.rule_errors) {
-                        let d = diagnosis(rule, &ctx, &mut ev.rule_errors);
+                        let d = diagnosis(rule, &ctx, Some(item), &mut ev.rule_errors);
                         ev.diagnoses.push(d);
                     }
                 }
@@ -279,6 +303,7 @@ mod tests {
 id = "T-EACH"
 severity = "warn"
 area = "gpus"
+class = "hardware"
 each = "gpus"
 when = "it.rebar == false"
 title = "ReBAR off on {{ it.name }} ({{ human_bytes(it.bar) }})"
@@ -287,7 +312,7 @@ fix = "enable it"
 "#,
         );
         let facts = json!({"gpus": [
-            {"name": "A770 #0", "rebar": false, "bar": 268435456u64},
+            {"name": "A770 #0", "pci": "0000:03:00.0", "rebar": false, "bar": 268435456u64},
             {"name": "A770 #1", "rebar": true, "bar": 17179869184u64},
             {"name": "iGPU", "rebar": null, "bar": 0}
         ]});
@@ -295,6 +320,9 @@ fix = "enable it"
         assert!(ev.rule_errors.is_empty(), "{:?}", ev.rule_errors);
         assert_eq!(ev.diagnoses.len(), 1);
         assert_eq!(ev.diagnoses[0].title, "ReBAR off on A770 #0 (256 MiB)");
+        // An iterated GPU lends the diagnosis its PCI address; the class comes from the rule.
+        assert_eq!(ev.diagnoses[0].gpu.as_deref(), Some("0000:03:00.0"));
+        assert_eq!(ev.diagnoses[0].class, RuleClass::Hardware);
     }
 
     #[test]
@@ -305,6 +333,7 @@ fix = "enable it"
 id = "T-BAD"
 severity = "error"
 area = "env"
+class = "user-env"
 when = "env.NOPE == 'x'"
 title = "t"
 explain = "x"
@@ -314,6 +343,7 @@ fix = "f"
 id = "T-GOOD"
 severity = "info"
 area = "env"
+class = "user-env"
 when = "has(env.A) && vercmp(env.A, '2.0') < 0"
 title = "A is {{ env.A }}"
 explain = "x"
@@ -324,6 +354,7 @@ fix = "f"
         assert_eq!(ev.rule_errors.len(), 1);
         assert_eq!(ev.diagnoses.len(), 1);
         assert_eq!(ev.diagnoses[0].title, "A is 1.9");
+        assert_eq!(ev.diagnoses[0].gpu, None);
     }
 
     #[test]
@@ -334,6 +365,7 @@ fix = "f"
 id = "T-GENERAL"
 severity = "error"
 area = "env"
+class = "user-env"
 when = "env.A == 'x'"
 title = "general"
 explain = "x"
@@ -344,6 +376,7 @@ suppressed_by = ["T-PRECISE"]
 id = "T-PRECISE"
 severity = "error"
 area = "env"
+class = "user-env"
 when = "env.A == 'x' && has(env.B)"
 title = "precise"
 explain = "x"

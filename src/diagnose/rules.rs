@@ -48,6 +48,52 @@ impl Severity {
     }
 }
 
+/// What kind of problem a rule finds, by who must act on it. Cluster hooks
+/// (Slurm, node-problem-detector) take a node out of service only for the
+/// first two; the other two belong to one user or are for information.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuleClass {
+    /// The hardware is at fault: a GPU off the bus, a degraded link, a
+    /// throttling card. An operator drains the node and sends someone.
+    Hardware,
+    /// The node's installation is at fault: a driver, runtime or BIOS
+    /// setting the admin must fix; every job on the node suffers.
+    NodeConfig,
+    /// One user's environment: a selector variable, a Python package set.
+    /// The node is fine; the person who runs the job fixes it.
+    UserEnv,
+    /// Worth knowing, nothing is broken.
+    Advice,
+}
+
+impl RuleClass {
+    pub const ALL: [RuleClass; 4] = [
+        RuleClass::Hardware,
+        RuleClass::NodeConfig,
+        RuleClass::UserEnv,
+        RuleClass::Advice,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleClass::Hardware => "hardware",
+            RuleClass::NodeConfig => "node-config",
+            RuleClass::UserEnv => "user-env",
+            RuleClass::Advice => "advice",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RuleClass> {
+        RuleClass::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// Does a problem of this class take the node out of service?
+    pub fn node_problem(self) -> bool {
+        matches!(self, RuleClass::Hardware | RuleClass::NodeConfig)
+    }
+}
+
 /// A rule as written in TOML.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -55,6 +101,11 @@ pub struct RuleSpec {
     pub id: String,
     pub severity: Severity,
     pub area: String,
+    /// Required; read as a string so a missing or misspelt class is
+    /// reported with the rule's id (serde's message would name only a line).
+    /// [`Rule::class`] holds the parsed value.
+    #[serde(default)]
+    pub class: Option<String>,
     pub title: String,
     pub when: String,
     #[serde(default)]
@@ -96,6 +147,7 @@ pub struct Rule {
     pub spec: RuleSpec,
     /// Where it came from (`rules/sycl.toml`, or a site file path).
     pub origin: String,
+    pub class: RuleClass,
     pub when: Program,
     pub title: Template,
     pub evidence: Template,
@@ -125,6 +177,11 @@ static CEL_ENV: LazyLock<Arc<Env>> = LazyLock::new(|| {
     let _ = cel::extensions::strings(&mut env);
     Arc::new(env)
 });
+
+/// A CEL map key for a field name.
+pub fn key(name: &str) -> cel::objects::Key {
+    cel::objects::Key::String(Arc::new(name.to_string()))
+}
 
 /// The CEL environment rules are compiled and run in: the standard library
 /// plus the strings extension (`split`, `join`, `lowerAscii`, ...).
@@ -197,6 +254,16 @@ pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, Rule
         if !AREAS.contains(&spec.area.as_str()) {
             return Err(bad(format!("area must be one of {}", AREAS.join(", "))));
         }
+        let valid = RuleClass::ALL.map(|c| c.as_str()).join(", ");
+        let class = match spec.class.as_deref() {
+            None => {
+                return Err(bad(format!(
+                    "no `class`; every rule says what kind of problem it is: one of {valid}"
+                )));
+            }
+            Some(c) => RuleClass::parse(c)
+                .ok_or_else(|| bad(format!("class {c:?} is not one of {valid}")))?,
+        };
         if spec.title.trim().is_empty()
             || spec.fix.trim().is_empty()
             || spec.explain.trim().is_empty()
@@ -213,6 +280,7 @@ pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, Rule
         out.push(Rule {
             spec,
             origin: origin.into(),
+            class,
             when,
             title,
             evidence,
@@ -331,18 +399,21 @@ pub fn outline(template: &str) -> String {
 pub fn reference_markdown(rules: &[Rule]) -> String {
     let mut out = String::from(
         "# Rules\n\n<!-- Generated from rules/*.toml by `UPDATE_DOCS=1 cargo test --test docs`; do not edit. -->\n\n\
-         Each rule has an id, a severity (`error`, `warn`, `info`), the area of the page it belongs to, a CEL \
+         Each rule has an id, a severity (`error`, `warn`, `info`), the area of the page it belongs to, an action \
+         class (who must act: `hardware` and `node-config` take a node out of service in cluster hooks, \
+         `user-env` is one user's environment, `advice` breaks nothing), a CEL \
          condition over the facts (`rigdoctor check --format json` shows them under `facts`), and texts with \
          `{{ ... }}` holes filled from the facts. `rigdoctor explain ID` prints one rule; a site adds or \
          replaces rules with `--rules DIR` (same format; a rule with a built-in id replaces it).\n\n\
-         | id | severity | area | title |\n|---|---|---|---|\n",
+         | id | severity | class | area | title |\n|---|---|---|---|---|\n",
     );
     for r in rules {
         out.push_str(&format!(
-            "| [{id}](#{anchor}) | {sev} | {area} | {title} |\n",
+            "| [{id}](#{anchor}) | {sev} | {class} | {area} | {title} |\n",
             id = r.spec.id,
             anchor = r.spec.id.to_ascii_lowercase(),
             sev = r.spec.severity.as_str(),
+            class = r.class.as_str(),
             area = r.spec.area,
             title = outline(&r.spec.title).replace('|', "\\|")
         ));
@@ -351,8 +422,9 @@ pub fn reference_markdown(rules: &[Rule]) -> String {
         let s = &r.spec;
         out.push_str(&format!("\n## {}\n\n", s.id));
         out.push_str(&format!(
-            "**{}** · area `{}` · defined in `{}`\n\n",
+            "**{}** · class `{}` · area `{}` · defined in `{}`\n\n",
             s.severity.as_str(),
+            r.class.as_str(),
             s.area,
             r.origin
         ));
@@ -415,9 +487,10 @@ pub fn reference_markdown(rules: &[Rule]) -> String {
 pub fn explain_text(r: &Rule) -> String {
     let s = &r.spec;
     let mut out = format!(
-        "{}  [{}, area {}]\n{}\n\n",
+        "{}  [{}, class {}, area {}]\n{}\n\n",
         s.id,
         s.severity.as_str(),
+        r.class.as_str(),
         s.area,
         s.title
     );
@@ -474,8 +547,7 @@ mod tests {
     #[test]
     fn bad_rule_files_are_refused_with_the_reason() {
         let env = cel_env();
-        let base =
-            "[[rule]]\nid='A-B'\nseverity='warn'\narea='gpus'\ntitle='t'\nexplain='e'\nfix='f'\n";
+        let base = "[[rule]]\nid='A-B'\nseverity='warn'\narea='gpus'\nclass='advice'\ntitle='t'\nexplain='e'\nfix='f'\n";
         assert!(parse_file(&env, "x", &format!("{base}when='true'\n")).is_ok());
         let e = parse_file(&env, "x", &format!("{base}when='1 +'\n"))
             .err()
@@ -492,5 +564,41 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn a_rule_without_a_valid_class_is_refused_naming_rule_and_file() {
+        let env = cel_env();
+        let base = "[[rule]]\nid='A-B'\nseverity='warn'\narea='gpus'\ntitle='t'\nexplain='e'\nfix='f'\nwhen='true'\n";
+        let e = parse_file(&env, "site/x.toml", base).err().unwrap();
+        let shown = e.to_string();
+        assert!(shown.starts_with("site/x.toml: A-B: no `class`"), "{shown}");
+        assert!(
+            shown.contains("hardware, node-config, user-env, advice"),
+            "{shown}"
+        );
+        let e = parse_file(&env, "site/x.toml", &format!("{base}class='hardwear'\n"))
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("site/x.toml: A-B: class \"hardwear\" is not one of"),
+            "{e}"
+        );
+        for c in RuleClass::ALL {
+            let r = parse_file(&env, "x", &format!("{base}class='{}'\n", c.as_str())).unwrap();
+            assert_eq!(r[0].class, c);
+        }
+    }
+
+    #[test]
+    fn every_builtin_rule_has_a_class() {
+        // parse_file refuses a rule without one, so loading is the check;
+        // and the node-problem classes are really used.
+        let rules = load(None).unwrap();
+        assert!(rules.iter().any(|r| r.class == RuleClass::Hardware));
+        assert!(rules.iter().any(|r| r.class == RuleClass::NodeConfig));
+        assert!(rules.iter().any(|r| r.class == RuleClass::UserEnv));
+        assert!(rules.iter().any(|r| r.class == RuleClass::Advice));
     }
 }

@@ -20,7 +20,7 @@ pub mod xpu_smi;
 use std::time::{Duration, Instant};
 
 use crate::rig::{ProbeReport, Rig};
-use crate::source::{Mode, Source};
+use crate::source::{Deadline, Mode, Source};
 
 /// What a probe run needs besides the Source.
 #[derive(Debug, Clone)]
@@ -33,6 +33,10 @@ pub struct ProbeOptions {
     pub deep: bool,
     /// `--deep-timeout`: the import check's own timeout.
     pub deep_timeout: Duration,
+    /// `--deadline`: the end of the whole run. The live source cuts every
+    /// command to it (source::live); here it only names, in the report, the
+    /// probes it stopped.
+    pub deadline: Option<Deadline>,
 }
 
 impl Default for ProbeOptions {
@@ -42,6 +46,7 @@ impl Default for ProbeOptions {
             python: None,
             deep: false,
             deep_timeout: Duration::from_secs(60),
+            deadline: None,
         }
     }
 }
@@ -55,6 +60,30 @@ fn timed<T>(f: impl FnOnce() -> (T, ProbeReport)) -> (T, ProbeReport) {
     (v, r)
 }
 
+/// Say so when the run's deadline, not the probe's own timeout, stopped it.
+/// A command is cut to what is left of the run, so a probe that timed out
+/// and ended at or after the deadline was stopped by it; one that timed out
+/// on its own timeout ended before it. `finished` is when the probe (or a
+/// group of commands started together) returned.
+fn mark_deadline(deadline: Option<Deadline>, finished: Instant, reports: &mut [ProbeReport]) {
+    let Some(d) = deadline else { return };
+    if !d.passed(finished) {
+        return;
+    }
+    for r in reports.iter_mut().filter(|r| r.status == "timeout") {
+        r.detail = format!(
+            "stopped at the run deadline (--deadline {} s): {}",
+            d.secs, r.detail
+        );
+    }
+}
+
+/// Run `f` and note when it returned.
+fn stamped<T>(f: impl FnOnce() -> T) -> (T, Instant) {
+    let v = f();
+    (v, Instant::now())
+}
+
 /// Run every probe. Commands run in parallel so that one hung tool costs
 /// its timeout once, not once per tool.
 pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>) {
@@ -65,36 +94,61 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     // A replayed capture holds the import check if it was made with --deep;
     // live, it runs only when asked.
     let deep_wanted = opts.deep || src.mode() == Mode::Replay;
+    let dl = opts.deadline;
+    // Every probe notes when it returned, so that mark_deadline can tell a
+    // probe the run's deadline stopped from one that timed out on its own.
     let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd) = std::thread::scope(|s| {
         let host = s.spawn(|| timed(|| host::probe(src)));
         let pci = s.spawn(|| timed(|| pci::probe(src)));
         let sycl = s.spawn(|| {
-            let (mut sycl, report) = timed(|| sycl_ls::probe(src, opts.timeout));
+            let ((mut sycl, mut report), t) =
+                stamped(|| timed(|| sycl_ls::probe(src, opts.timeout)));
+            mark_deadline(dl, t, std::slice::from_mut(&mut report));
             // Only after sycl-ls ran: a missing or hung sycl-ls would do the same again.
-            let (verbose, vreport) =
-                timed(|| sycl_ls_verbose::probe(src, opts.timeout, &report.status));
+            let ((verbose, mut vreport), t) =
+                stamped(|| timed(|| sycl_ls_verbose::probe(src, opts.timeout, &report.status)));
+            mark_deadline(dl, t, std::slice::from_mut(&mut vreport));
             sycl.verbose = verbose;
             (sycl, report, vreport)
         });
         let python = s.spawn(|| {
-            let (mut py, report) =
-                timed(|| python::probe(src, opts.python.as_deref(), opts.timeout));
+            let ((mut py, mut report), t) =
+                stamped(|| timed(|| python::probe(src, opts.python.as_deref(), opts.timeout)));
+            mark_deadline(dl, t, std::slice::from_mut(&mut report));
             let mut deep_report = None;
             if deep_wanted {
                 let interpreter = py.interpreter.clone().or_else(|| opts.python.clone());
-                if let Some((d, r)) =
+                let (deep, t) = stamped(|| {
                     python_deep::probe(src, interpreter.as_deref(), opts.deep_timeout, opts.deep)
-                {
+                });
+                if let Some((d, mut r)) = deep {
+                    mark_deadline(dl, t, std::slice::from_mut(&mut r));
                     py.deep = Some(d);
                     deep_report = Some(r);
                 }
             }
             (py, report, deep_report)
         });
-        let xpu = s.spawn(|| timed(|| xpu_smi::probe(src, opts.timeout)));
-        let cl = s.spawn(|| timed(|| clinfo::probe(src, env_ref, opts.timeout)));
-        let nvidia = s.spawn(|| nvidia_smi::probe(src, opts.timeout));
-        let amd = s.spawn(|| rocm::probe(src, opts.timeout));
+        let xpu = s.spawn(|| {
+            let ((v, mut r), t) = stamped(|| timed(|| xpu_smi::probe(src, opts.timeout)));
+            mark_deadline(dl, t, std::slice::from_mut(&mut r));
+            (v, r)
+        });
+        let cl = s.spawn(|| {
+            let ((v, mut r), t) = stamped(|| timed(|| clinfo::probe(src, env_ref, opts.timeout)));
+            mark_deadline(dl, t, std::slice::from_mut(&mut r));
+            (v, r)
+        });
+        let nvidia = s.spawn(|| {
+            let ((v, mut r), t) = stamped(|| nvidia_smi::probe(src, opts.timeout));
+            mark_deadline(dl, t, &mut r);
+            (v, r)
+        });
+        let amd = s.spawn(|| {
+            let ((v, mut r), t) = stamped(|| rocm::probe(src, opts.timeout));
+            mark_deadline(dl, t, &mut r);
+            (v, r)
+        });
         let oneapi = timed(|| oneapi::probe(src, env_ref));
         (
             host.join(),

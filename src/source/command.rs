@@ -77,6 +77,11 @@ pub fn run(spec: &CmdSpec) -> CmdOutput {
         Ok(p) => p,
         Err(_) => return CmdOutput::with_status(CmdStatus::Missing),
     };
+    if spec.timeout.is_zero() {
+        // The run's deadline has passed (Live cuts the timeout to what is
+        // left): do not start what could not be waited for.
+        return CmdOutput::with_status(CmdStatus::Timeout);
+    }
     let mut cmd = base_command(&resolved, &spec.argv[1..]);
     for k in &spec.env_remove {
         cmd.env_remove(k);

@@ -5,18 +5,31 @@ use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use super::{
-    CmdOutput, CmdSpec, EnvFilter, Listing, MAX_FILE_BYTES, Mode, Producer, Read, Source, command,
+    CmdOutput, CmdSpec, Deadline, EnvFilter, Listing, MAX_FILE_BYTES, Mode, Producer, Read, Source,
+    command,
 };
 
 #[derive(Debug, Clone, Default)]
 pub struct Live {
     pub sysfs: Option<PathBuf>,
     pub procfs: Option<PathBuf>,
+    /// `--deadline`: every command is cut to what is left of the run.
+    pub deadline: Option<Deadline>,
 }
 
 impl Live {
     pub fn new(sysfs: Option<PathBuf>, procfs: Option<PathBuf>) -> Live {
-        Live { sysfs, procfs }
+        Live {
+            sysfs,
+            procfs,
+            deadline: None,
+        }
+    }
+
+    /// Bound every command this source runs by `deadline` (the run's end).
+    pub fn with_deadline(mut self, deadline: Option<Deadline>) -> Live {
+        self.deadline = deadline;
+        self
     }
 
     /// Where a logical path lives on this machine.
@@ -117,7 +130,14 @@ impl Source for Live {
     }
 
     fn run(&self, spec: &CmdSpec) -> CmdOutput {
-        command::run(spec)
+        match self.deadline {
+            Some(d) => {
+                let mut cut = spec.clone();
+                cut.timeout = d.clamp(spec.timeout);
+                command::run(&cut)
+            }
+            None => command::run(spec),
+        }
     }
 
     fn computed(&self, _name: &str, produce: Producer<'_>) -> CmdOutput {

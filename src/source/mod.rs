@@ -17,7 +17,7 @@ pub mod live;
 pub mod record;
 pub mod replay;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The format string written into `capture.json`.
 pub const CAPTURE_FORMAT: &str = "rigdoctor-capture/1";
@@ -97,6 +97,36 @@ impl CmdSpec {
             env_remove: Vec::new(),
             timeout,
         }
+    }
+}
+
+/// The bound on a whole run (`--deadline SECS`): no probe command runs past
+/// it. A command still running at `at` is killed and reported as timed out; a
+/// command that would start after it is not started.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Deadline {
+    pub at: Instant,
+    /// The `--deadline` value, for the words of the report.
+    pub secs: f64,
+}
+
+impl Deadline {
+    /// `secs` from `start` (the moment the run began).
+    pub fn after(start: Instant, secs: f64) -> Deadline {
+        Deadline {
+            at: start + Duration::from_secs_f64(secs.max(0.0)),
+            secs,
+        }
+    }
+
+    /// How long a command started now may run: its own timeout, cut to what
+    /// is left of the run.
+    pub fn clamp(&self, timeout: Duration) -> Duration {
+        timeout.min(self.at.saturating_duration_since(Instant::now()))
+    }
+
+    pub fn passed(&self, now: Instant) -> bool {
+        now >= self.at
     }
 }
 
