@@ -60,6 +60,9 @@ pub fn allowed(name: &str) -> bool {
 
 pub fn probe(src: &dyn Source) -> (BTreeMap<String, String>, ProbeReport) {
     let vars: BTreeMap<String, String> = src.env_vars(&allowed).into_iter().collect();
+    if let Some((status, detail)) = src.env_problem() {
+        return (vars, ProbeReport::new("env", status, 0, detail));
+    }
     let detail = format!("{} allowlisted variables", vars.len());
     (vars, ProbeReport::new("env", "ok", 0, detail))
 }

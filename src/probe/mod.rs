@@ -233,5 +233,33 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         }
         Err(_) => reports.push(crashed("rocminfo")),
     }
+    if let Some(r) = refusals_report(src) {
+        reports.push(r);
+    }
     (rig, reports)
+}
+
+/// The `capture` probe: what a replay refused to read from its capture
+/// (links out of it, FIFOs, devices). Present only when something was.
+fn refusals_report(src: &dyn Source) -> Option<ProbeReport> {
+    let refused = src.refusals();
+    if refused.is_empty() {
+        return None;
+    }
+    const SHOWN: usize = 5;
+    let mut detail = format!(
+        "refused {} path{} of the capture (not read): {}",
+        refused.len(),
+        if refused.len() == 1 { "" } else { "s" },
+        refused
+            .iter()
+            .take(SHOWN)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ")
+    );
+    if refused.len() > SHOWN {
+        detail.push_str(&format!("; and {} more", refused.len() - SHOWN));
+    }
+    Some(ProbeReport::new("capture", "failed", 0, detail))
 }

@@ -13,6 +13,7 @@
 //! This module owns no opinions about what is read; probes own that.
 
 pub mod command;
+pub mod confined;
 pub mod live;
 pub mod record;
 pub mod replay;
@@ -252,6 +253,19 @@ pub trait Source: Sync {
     /// calls `produce`; record calls it on the live machine and stores only the
     /// result under `cmd/<name>.*`; replay returns the stored result.
     fn computed(&self, name: &str, produce: Producer<'_>) -> CmdOutput;
+
+    /// Why the environment could not be read, as (probe status, detail);
+    /// `None` when it was. Only a replayed capture can fail here (an `env`
+    /// file missing, refused or too large is unknown, not "no variables").
+    fn env_problem(&self) -> Option<(&'static str, String)> {
+        None
+    }
+
+    /// What a replay refused to read (links leaving the capture, FIFOs,
+    /// devices), one line each: `<path in the capture>: <why>`.
+    fn refusals(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Values in the capture's `env` file are one per line: a backslash and a

@@ -1,23 +1,39 @@
 //! The replay face: every answer comes from a capture directory and nothing
-//! else. A capture is user-supplied data (a bug report bundle), so a link
-//! that points outside its `root/` is treated as absent, never followed.
+//! else. A capture is user-supplied data (a bug report bundle), so every
+//! file of it, `capture.json`, `env`, `cmd/` and `root/` alike, is read
+//! through one confined reader ([`super::confined`]): paths resolved beneath
+//! the capture, links that leave it refused, only regular files read, every
+//! read bounded. What was refused is reported as the `capture` probe and in
+//! the status of the probe that asked, never as data.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-use super::live::{list_path, read_path};
+use super::confined::{Confined, Got};
 use super::{
-    CAPTURE_FORMAT, CmdOutput, CmdSpec, CmdStatus, EnvFilter, Listing, Mode, Producer, Read,
-    Source, unescape_env_value,
+    CAPTURE_FORMAT, CmdOutput, CmdSpec, CmdStatus, EnvFilter, Listing, MAX_FILE_BYTES,
+    MAX_OUTPUT_BYTES, Mode, Producer, Read, Source, unescape_env_value,
 };
+
+/// `capture.json` holds a version, a list of denied paths and durations.
+const MAX_META_BYTES: u64 = 1024 * 1024;
+
+/// `cmd/<name>.status` is one short line.
+const MAX_STATUS_BYTES: u64 = 4096;
 
 #[derive(Debug)]
 pub struct Replay {
-    dir: PathBuf,
-    root: PathBuf,
+    cap: Confined,
+    /// `root/` of the capture, or why it cannot be read.
+    root: Got<Confined>,
     env: Vec<(String, String)>,
+    /// Why the `env` file could not be read: (probe status, detail).
+    env_problem: Option<(&'static str, String)>,
     denied: BTreeSet<String>,
     durations: BTreeMap<String, u64>,
+    /// The paths of the capture that were refused, with why.
+    refused: Mutex<BTreeSet<String>>,
 }
 
 /// Why a capture directory cannot be replayed (exit code 2).
@@ -52,15 +68,25 @@ impl std::fmt::Display for ReplayError {
 
 impl std::error::Error for ReplayError {}
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic in one probe thread must not take the others down.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 impl Replay {
     pub fn open(dir: &Path) -> Result<Replay, ReplayError> {
-        if !dir.is_dir() {
-            return Err(ReplayError::NotADirectory(dir.to_path_buf()));
-        }
-        let meta_text = std::fs::read_to_string(dir.join("capture.json"))
-            .map_err(|_| ReplayError::NoCaptureJson(dir.to_path_buf()))?;
-        let meta: serde_json::Value = serde_json::from_str(&meta_text)
-            .map_err(|e| ReplayError::BadCaptureJson(dir.to_path_buf(), e.to_string()))?;
+        let cap = Confined::open(dir).map_err(|_| ReplayError::NotADirectory(dir.to_path_buf()))?;
+        let bad = |e: String| ReplayError::BadCaptureJson(dir.to_path_buf(), e);
+        let meta_bytes = match cap.read("capture.json", MAX_META_BYTES) {
+            Got::Ok((_, true)) => return Err(bad(format!("larger than {MAX_META_BYTES} bytes"))),
+            Got::Ok((b, false)) => b,
+            Got::Missing => return Err(ReplayError::NoCaptureJson(dir.to_path_buf())),
+            Got::Denied => return Err(bad("permission denied".into())),
+            Got::Refused(r) => return Err(bad(format!("refused to read it: {r}"))),
+            Got::Failed(e) => return Err(bad(e)),
+        };
+        let meta: serde_json::Value =
+            serde_json::from_slice(&meta_bytes).map_err(|e| bad(e.to_string()))?;
         let format = meta.get("format").and_then(|v| v.as_str()).unwrap_or("");
         if format != CAPTURE_FORMAT {
             return Err(ReplayError::UnknownFormat(
@@ -86,27 +112,105 @@ impl Replay {
                     .collect()
             })
             .unwrap_or_default();
-        let env_text = std::fs::read(dir.join("env")).unwrap_or_default();
-        let env = parse_env_file(&String::from_utf8_lossy(&env_text));
-        let root = dir.join("root");
-        let root = root.canonicalize().unwrap_or(root);
+        let mut refused = BTreeSet::new();
+        let (env, env_problem) = match cap.read("env", MAX_FILE_BYTES) {
+            Got::Ok((b, false)) => (parse_env_file(&String::from_utf8_lossy(&b)), None),
+            Got::Ok((_, true)) => (
+                Vec::new(),
+                Some((
+                    "failed",
+                    format!("the capture's env is larger than {MAX_FILE_BYTES} bytes; not read"),
+                )),
+            ),
+            Got::Missing => (
+                Vec::new(),
+                Some(("missing", "the capture has no env file".to_string())),
+            ),
+            Got::Denied => (
+                Vec::new(),
+                Some((
+                    "denied",
+                    "the capture's env file: permission denied".to_string(),
+                )),
+            ),
+            Got::Refused(r) => {
+                refused.insert(format!("env: {r}"));
+                (
+                    Vec::new(),
+                    Some(("failed", format!("the capture's env was refused: {r}"))),
+                )
+            }
+            Got::Failed(e) => (
+                Vec::new(),
+                Some(("failed", format!("the capture's env file: {e}"))),
+            ),
+        };
+        let root = cap.subdir("root");
+        if let Got::Refused(r) = &root {
+            refused.insert(format!("root: {r}"));
+        }
         Ok(Replay {
-            dir: dir.to_path_buf(),
+            cap,
             root,
             env,
+            env_problem,
             denied,
             durations,
+            refused: Mutex::new(refused),
         })
     }
 
-    /// The path below root/ for a logical path, or None if it resolves outside root/.
-    fn locate(&self, logical: &str) -> Option<PathBuf> {
-        let p = self.root.join(logical.trim_start_matches('/'));
-        match p.canonicalize() {
-            Ok(real) if real.starts_with(&self.root) => Some(p),
-            Ok(_) => None,
-            // Absent: let the caller report it as missing.
-            Err(_) => Some(p),
+    fn refuse(&self, what: String) {
+        lock(&self.refused).insert(what);
+    }
+
+    /// Read one file of `cmd/`: `None` when absent, `Err` with the status to
+    /// report when it cannot be used.
+    fn cmd_file(&self, file: &str, max: u64) -> Result<Option<(Vec<u8>, bool)>, CmdStatus> {
+        let rel = format!("cmd/{file}");
+        match self.cap.read(&rel, max) {
+            Got::Ok(v) => Ok(Some(v)),
+            Got::Missing => Ok(None),
+            Got::Denied => Err(CmdStatus::Failed(format!(
+                "the capture's {rel}: permission denied"
+            ))),
+            Got::Refused(r) => {
+                self.refuse(format!("{rel}: {r}"));
+                Err(CmdStatus::Failed(format!(
+                    "the capture's {rel} was refused: {r}"
+                )))
+            }
+            Got::Failed(e) => Err(CmdStatus::Failed(format!("the capture's {rel}: {e}"))),
+        }
+    }
+
+    fn stored(&self, name: &str) -> CmdOutput {
+        let status = match self.cmd_file(&format!("{name}.status"), MAX_STATUS_BYTES) {
+            Ok(Some((b, _))) => CmdStatus::from_record(&String::from_utf8_lossy(&b)),
+            // Not recorded: the same as not installed.
+            Ok(None) => return CmdOutput::with_status(CmdStatus::Missing),
+            Err(s) => return CmdOutput::with_status(s),
+        };
+        let mut truncated = false;
+        let mut part = |ext: &str| -> Result<Vec<u8>, CmdStatus> {
+            match self.cmd_file(&format!("{name}.{ext}"), MAX_OUTPUT_BYTES as u64)? {
+                Some((b, over)) => {
+                    truncated |= over;
+                    Ok(b)
+                }
+                None => Ok(Vec::new()),
+            }
+        };
+        let (stdout, stderr) = match (part("out"), part("err")) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(s), _) | (_, Err(s)) => return CmdOutput::with_status(s),
+        };
+        CmdOutput {
+            status,
+            stdout,
+            stderr,
+            duration_ms: self.durations.get(name).copied().unwrap_or(0),
+            truncated,
         }
     }
 }
@@ -136,9 +240,21 @@ impl Source for Replay {
         if self.denied.contains(path) {
             return Read::Denied;
         }
-        match self.locate(path) {
-            Some(p) => read_path(&p),
-            None => Read::Missing,
+        let root = match &self.root {
+            Got::Ok(r) => r,
+            Got::Refused(r) => return Read::Failed(format!("refused by replay: root/ is {r}")),
+            _ => return Read::Missing,
+        };
+        match root.read(path, MAX_FILE_BYTES) {
+            // Cut at the same bound as a live read, so the facts match.
+            Got::Ok((b, _)) => Read::Ok(b),
+            Got::Missing => Read::Missing,
+            Got::Denied => Read::Denied,
+            Got::Refused(r) => {
+                self.refuse(format!("root{path}: {r}"));
+                Read::Failed(format!("refused by replay: {r}"))
+            }
+            Got::Failed(e) => Read::Failed(e),
         }
     }
 
@@ -146,21 +262,43 @@ impl Source for Replay {
         if self.denied.contains(path) {
             return Listing::Denied;
         }
-        match self.locate(path) {
-            Some(p) => list_path(&p),
-            None => Listing::Missing,
+        let root = match &self.root {
+            Got::Ok(r) => r,
+            Got::Refused(r) => return Listing::Failed(format!("refused by replay: root/ is {r}")),
+            _ => return Listing::Missing,
+        };
+        match root.list(path) {
+            Got::Ok(names) => Listing::Ok(names),
+            Got::Missing => Listing::Missing,
+            Got::Denied => Listing::Denied,
+            Got::Refused(r) => {
+                self.refuse(format!("root{path}: {r}"));
+                Listing::Failed(format!("refused by replay: {r}"))
+            }
+            Got::Failed(e) => Listing::Failed(e),
         }
     }
 
     fn link(&self, path: &str) -> Option<String> {
-        let p = self.root.join(path.trim_start_matches('/'));
-        std::fs::read_link(p)
-            .ok()
-            .map(|t| t.to_string_lossy().into_owned())
+        let Got::Ok(root) = &self.root else {
+            return None;
+        };
+        match root.link(path) {
+            Got::Ok(t) => Some(t),
+            Got::Refused(r) => {
+                self.refuse(format!("root{path}: {r}"));
+                None
+            }
+            _ => None,
+        }
     }
 
     fn env_vars(&self, allow: EnvFilter<'_>) -> Vec<(String, String)> {
         self.env.iter().filter(|(k, _)| allow(k)).cloned().collect()
+    }
+
+    fn env_problem(&self) -> Option<(&'static str, String)> {
+        self.env_problem.clone()
     }
 
     fn run(&self, spec: &CmdSpec) -> CmdOutput {
@@ -170,23 +308,9 @@ impl Source for Replay {
     fn computed(&self, name: &str, _produce: Producer<'_>) -> CmdOutput {
         self.stored(name)
     }
-}
 
-impl Replay {
-    fn stored(&self, name: &str) -> CmdOutput {
-        let cmd = self.dir.join("cmd");
-        let status = match std::fs::read_to_string(cmd.join(format!("{name}.status"))) {
-            Ok(s) => CmdStatus::from_record(&s),
-            // Not recorded: the same as not installed.
-            Err(_) => return CmdOutput::with_status(CmdStatus::Missing),
-        };
-        CmdOutput {
-            status,
-            stdout: std::fs::read(cmd.join(format!("{name}.out"))).unwrap_or_default(),
-            stderr: std::fs::read(cmd.join(format!("{name}.err"))).unwrap_or_default(),
-            duration_ms: self.durations.get(name).copied().unwrap_or(0),
-            truncated: false,
-        }
+    fn refusals(&self) -> Vec<String> {
+        lock(&self.refused).iter().cloned().collect()
     }
 }
 
@@ -238,7 +362,8 @@ mod tests {
         std::os::unix::fs::symlink("/etc/hostname", d.path().join("root/etc/escape")).unwrap();
         std::fs::write(d.path().join("root/etc/inside"), "ok").unwrap();
         let r = Replay::open(d.path()).unwrap();
-        assert_eq!(r.read("/etc/escape"), Read::Missing);
+        assert!(matches!(r.read("/etc/escape"), Read::Failed(_)));
         assert_eq!(r.read("/etc/inside"), Read::Ok(b"ok".to_vec()));
+        assert_eq!(r.refusals().len(), 1, "{:?}", r.refusals());
     }
 }
