@@ -133,6 +133,30 @@ pub struct Gpu {
     pub busy_percent: Option<u32>,
     /// amdgpu `mem_info_vram_used`.
     pub vram_used_bytes: Option<u64>,
+    /// Derived (Intel, checks/intel-kmd.toml): which kernel driver this
+    /// generation runs compute on, and whether the bound one is it.
+    pub kmd: Option<Kmd>,
+}
+
+/// An Intel GPU's kernel driver (KMD) facts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Kmd {
+    /// `Alchemist (DG2: Arc A-series, Arc Pro A, Flex)`.
+    pub platform: String,
+    /// Drivers compute-runtime supports on it, the supported one first.
+    pub compute: Vec<String>,
+    /// The bound driver is one of them; None without a driver.
+    pub on_compute_driver: Option<bool>,
+    /// The first kernel whose `compute[0]` binds the card by itself.
+    pub default_since: Option<String>,
+    /// The running kernel is at least `default_since`.
+    pub kernel_default: Option<bool>,
+    /// The first kernel whose xe knows the card behind xe.force_probe.
+    pub xe_force_probe: Option<String>,
+    /// The running kernel is at least `xe_force_probe`.
+    pub kernel_force_probe: Option<bool>,
+    /// The PCI id as force_probe takes it (`56a0`).
+    pub probe_id: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -4,6 +4,7 @@
 
 pub mod amd;
 pub mod catalog;
+pub mod intel;
 pub mod link;
 pub mod nvidia;
 pub mod pins;
@@ -48,6 +49,7 @@ pub fn derive(rig: &mut Rig) {
     }
     nvidia::derive(rig);
     amd::derive(rig);
+    intel::derive(rig);
     for d in &mut rig.sycl.devices {
         d.integrated = integrated(d);
     }
