@@ -35,6 +35,15 @@ pub enum Format {
     Json,
 }
 
+/// `check`'s output formats: [`Format`]'s plus those only a check report has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    Human,
+    Json,
+    /// The Prometheus text exposition format (node_exporter's textfile collector).
+    Prometheus,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ColorChoice {
     Auto,
@@ -75,8 +84,12 @@ pub enum Command {
         /// Diagnose a capture directory instead of this machine.
         #[arg(long, value_name = "DIR")]
         replay: Option<PathBuf>,
-        #[arg(long, value_enum, default_value_t = Format::Human)]
-        format: Format,
+        #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
+        format: CheckFormat,
+        /// Also write the Prometheus metrics to DIR/rigdoctor.prom (atomically), for
+        /// node_exporter's --collector.textfile.directory.
+        #[arg(long, value_name = "DIR")]
+        textfile: Option<PathBuf>,
         /// Exit with 1 when a problem at or above this severity is found.
         #[arg(long, value_enum, default_value_t = FailOn::Error)]
         fail_on: FailOn,
@@ -176,7 +189,8 @@ pub enum Plan {
     Check {
         target: Target,
         probe: ProbeOptionsPlan,
-        format: Format,
+        format: CheckFormat,
+        textfile: Option<PathBuf>,
         fail_on: Severity,
         quiet: bool,
         color: bool,
@@ -366,6 +380,7 @@ impl Cli {
             Command::Check {
                 replay,
                 format,
+                textfile,
                 fail_on,
                 quiet,
                 color,
@@ -401,13 +416,14 @@ impl Cli {
                     ColorChoice::Always => true,
                     ColorChoice::Never => false,
                     ColorChoice::Auto => {
-                        term.stdout_is_tty && !term.no_color && format == Format::Human
+                        term.stdout_is_tty && !term.no_color && format == CheckFormat::Human
                     }
                 };
                 Ok(Plan::Check {
                     target,
                     probe: probe_plan(&probe)?,
                     format,
+                    textfile,
                     fail_on: match fail_on {
                         FailOn::Error => Severity::Error,
                         FailOn::Warn => Severity::Warn,
@@ -454,6 +470,7 @@ mod tests {
             target,
             probe,
             format,
+            textfile,
             fail_on,
             quiet,
             color,
@@ -473,8 +490,8 @@ mod tests {
         assert!(!probe.deep, "the import check never runs unasked");
         assert_eq!(probe.deep_timeout, DEFAULT_DEEP_TIMEOUT);
         assert_eq!(
-            (format, fail_on, quiet, color, rules),
-            (Format::Human, Severity::Error, false, true, None)
+            (format, textfile, fail_on, quiet, color, rules),
+            (CheckFormat::Human, None, Severity::Error, false, true, None)
         );
     }
 

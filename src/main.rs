@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use rigdoctor::cli::{Cli, Format, Plan, Target, Terminal};
+use rigdoctor::cli::{CheckFormat, Cli, Format, Plan, Target, Terminal};
 use rigdoctor::diagnose::rules::{self, Rule};
 use rigdoctor::render;
 use rigdoctor::source::live::Live;
@@ -17,7 +17,11 @@ use rigdoctor::source::replay::Replay;
 const EXIT_USAGE: u8 = 2;
 
 fn fail(msg: impl std::fmt::Display) -> ExitCode {
-    eprintln!("rigdoctor: {msg}");
+    // A message can name a file of a capture, which is untrusted input.
+    eprintln!(
+        "rigdoctor: {}",
+        rigdoctor::text::escape_controls(&msg.to_string())
+    );
     ExitCode::from(EXIT_USAGE)
 }
 
@@ -48,6 +52,7 @@ fn main() -> ExitCode {
             target,
             probe,
             format,
+            textfile,
             fail_on,
             quiet,
             color,
@@ -69,9 +74,20 @@ fn main() -> ExitCode {
                     Err(e) => return fail(e),
                 },
             };
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            if let Some(dir) = &textfile {
+                let metrics = render::prometheus::render(&report, now);
+                if let Err(e) = render::prometheus::write_textfile(dir, &metrics) {
+                    return fail(e);
+                }
+            }
             let text = match format {
-                Format::Json => render::json::render(&report),
-                Format::Human => {
+                CheckFormat::Json => render::json::render(&report),
+                CheckFormat::Prometheus => render::prometheus::render(&report, now),
+                CheckFormat::Human => {
                     render::human::render(&report, render::human::Style { color }, quiet)
                 }
             };
@@ -119,7 +135,10 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 for p in &problems {
-                    eprintln!("rigdoctor: capture incomplete: {p}");
+                    eprintln!(
+                        "rigdoctor: capture incomplete: {}",
+                        rigdoctor::text::escape_controls(p)
+                    );
                 }
                 ExitCode::from(EXIT_USAGE)
             }

@@ -1,4 +1,4 @@
-//! Small text helpers shared by the parsers.
+//! Small text helpers shared by the parsers and the renderers.
 
 use regex::Regex;
 
@@ -21,4 +21,65 @@ pub fn strip_ansi(s: &str) -> std::borrow::Cow<'_, str> {
 /// The last component of a path or link target (`../../bus/pci/drivers/xe` -> `xe`).
 pub fn basename(p: &str) -> &str {
     p.trim_end_matches('/').rsplit('/').next().unwrap_or(p)
+}
+
+/// Is `c` a character a terminal acts on instead of showing: C0 controls
+/// other than newline and tab (ESC starts title, clear-screen and colour
+/// sequences, CR overwrites the line, BS erases), DEL, the C1 controls
+/// (U+009B is a one-character CSI on some terminals) and the bidirectional
+/// overrides and isolates that reorder what follows them on screen.
+fn acts_on_terminal(c: char) -> bool {
+    (c.is_control() && c != '\n' && c != '\t')
+        || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+/// Text from outside rigdoctor (tool output, captured files, names, engine
+/// logs) made safe to print on a terminal: every control character is shown
+/// as an escape (`\e`, `\r`, `\x07`, `\u{9b}`), so `ESC ] 0 ; title BEL` or
+/// `ESC [ 2 J` read as text instead of retitling or clearing the window.
+/// Newlines and tabs stay. Every human renderer passes the text it did not
+/// write itself through here (style.md habit 13); JSON needs no such step
+/// (serde escapes control characters).
+pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(acts_on_terminal) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !acts_on_terminal(c) {
+            out.push(c);
+            continue;
+        }
+        match c {
+            '\u{1b}' => out.push_str("\\e"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x80 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn controls_are_shown_escaped() {
+        assert_eq!(
+            escape_controls("\u{1b}]0;owned\u{7}\u{1b}[2JRTX\r3090"),
+            "\\e]0;owned\\x07\\e[2JRTX\\r3090"
+        );
+        assert_eq!(
+            escape_controls("a\u{9b}31m\u{202e}b"),
+            "a\\u{9b}31m\\u{202e}b"
+        );
+        assert_eq!(escape_controls("\u{0}\u{7f}\u{8}"), "\\x00\\x7f\\x08");
+        // Plain text, newlines, tabs and non-ASCII names pass unchanged.
+        let plain = "Intel(R) Arc(TM) A770 · 16 GiB\n\tnext ✓";
+        assert!(matches!(
+            escape_controls(plain),
+            std::borrow::Cow::Borrowed(s) if s == plain
+        ));
+    }
 }

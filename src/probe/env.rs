@@ -43,16 +43,35 @@ const SECRET_MARKS: &[&str] = &[
     "SECRET",
     "PASSWORD",
     "PASSWD",
+    "PASSPHRASE",
+    "PASSKEY",
     "API_KEY",
     "APIKEY",
+    "ACCESS_KEY",
+    "PRIVATE",
     "CREDENTIAL",
     "AUTH",
+    "BEARER",
+    "COOKIE",
+    "SESSION",
+    "SIGNATURE",
 ];
+
+/// Name endings that mark a credential (`NCCL_IB_PSK`, `CCL_KVS_PASS`,
+/// `VLLM_HF_PAT`). Checked on the `_`-separated last word so `..._PATH` or
+/// `..._PASSES` stay readable.
+const SECRET_SUFFIXES: &[&str] = &["_KEY", "_PASS", "_PW", "_PWD", "_PSK", "_PAT", "_CREDS"];
+
+/// Does this name look like it holds a credential?
+pub fn secret_name(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    SECRET_MARKS.iter().any(|m| upper.contains(m))
+        || SECRET_SUFFIXES.iter().any(|s| upper.ends_with(s))
+}
 
 /// Is this variable one rigdoctor may read?
 pub fn allowed(name: &str) -> bool {
-    let upper = name.to_ascii_uppercase();
-    if SECRET_MARKS.iter().any(|m| upper.contains(m)) || upper.ends_with("_KEY") {
+    if secret_name(name) {
         return false;
     }
     NAMES.contains(&name) || PREFIXES.iter().any(|p| name.starts_with(p))
@@ -83,6 +102,9 @@ mod tests {
             "LD_LIBRARY_PATH",
             "OLLAMA_NUM_GPU",
             "NEOReadDebugKeys",
+            "CUDA_PATH",
+            "OMP_NUM_PASSES",
+            "ONEAPI_ROOT",
         ] {
             assert!(allowed(n), "{n}");
         }
@@ -102,6 +124,16 @@ mod tests {
             "SSH_AUTH_SOCK",
             "PATHX",
             "ld_library_path",
+            "CCL_KVS_PASS",
+            "NCCL_IB_PSK",
+            "OLLAMA_PASSPHRASE",
+            "VLLM_SSL_PASSKEY",
+            "GGML_HF_PAT",
+            "OLLAMA_BEARER",
+            "VLLM_SESSION_ID",
+            "TORCH_PRIVATE_KEY_FILE",
+            "OLLAMA_ACCESS_KEY_ID",
+            "ZE_DB_PWD",
         ] {
             assert!(!allowed(n), "{n}");
         }

@@ -7,6 +7,7 @@ use owo_colors::OwoColorize;
 
 use crate::diagnose::report::Report;
 use crate::diagnose::{Diagnosis, Severity};
+use crate::text::escape_controls;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
@@ -16,8 +17,11 @@ pub struct Style {
 const WIDTH: usize = 96;
 
 impl Style {
+    /// Every painted piece is escaped first: a title or a label can carry
+    /// tool output, and the only escape sequences on the page are ours.
     fn paint(&self, s: &str, f: impl Fn(&str) -> String) -> String {
-        if self.color { f(s) } else { s.to_string() }
+        let s = escape_controls(s);
+        if self.color { f(&s) } else { s.into_owned() }
     }
     pub fn bold(&self, s: &str) -> String {
         self.paint(s, |x| x.bold().to_string())
@@ -72,6 +76,7 @@ fn wrap(text: &str, indent: &str) -> String {
 }
 
 fn block(label: &str, text: &str, style: Style, verbatim: bool) -> String {
+    let text = escape_controls(text);
     if text.trim().is_empty() {
         return String::new();
     }
@@ -82,7 +87,7 @@ fn block(label: &str, text: &str, style: Style, verbatim: bool) -> String {
             .map(|l| format!("{indent}{l}\n"))
             .collect::<String>()
     } else {
-        wrap(text, &indent)
+        wrap(&text, &indent)
     };
     let body = body.trim_start().to_string();
     format!("{}{}", style.dim(&head), body)
@@ -135,7 +140,7 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
                 "  {} {}  {}\n",
                 style.status(&a.status),
                 style.bold(&format!("{:<width$}", a.label)),
-                a.summary
+                escape_controls(&a.summary)
             ));
         }
         out.push('\n');
@@ -155,14 +160,14 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
             style.bold("Some rules could not be evaluated (a rigdoctor bug; please report it):")
         ));
         for e in &report.rule_errors {
-            out.push_str(&format!("  {e}\n"));
+            out.push_str(&format!("  {}\n", escape_controls(e)));
         }
         out.push('\n');
     }
     out.push_str(&format!(
         "{} {}\n",
         style.bold("Summary:"),
-        report.summary_line()
+        escape_controls(&report.summary_line())
     ));
     out
 }

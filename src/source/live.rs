@@ -91,7 +91,8 @@ pub(crate) fn list_path(p: &Path) -> Listing {
 }
 
 /// The allowlisted environment of this process. Names are checked before
-/// values are looked at; values that are not UTF-8 are kept lossily.
+/// values are looked at; values that are not UTF-8 are kept lossily, and
+/// secrets inside them are redacted (super::redact) before anything sees them.
 pub(crate) fn process_env(allow: EnvFilter<'_>) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| {
@@ -99,7 +100,7 @@ pub(crate) fn process_env(allow: EnvFilter<'_>) -> Vec<(String, String)> {
             if !allow(&k) {
                 return None;
             }
-            Some((k, v.to_string_lossy().into_owned()))
+            Some((k, super::redact::redact(&v.to_string_lossy())))
         })
         .collect();
     out.sort();

@@ -16,6 +16,7 @@ pub mod command;
 pub mod confined;
 pub mod live;
 pub mod record;
+pub mod redact;
 pub mod replay;
 
 use std::time::{Duration, Instant};

@@ -215,7 +215,9 @@ impl Replay {
     }
 }
 
-/// Parse the capture's `env` file: `KEY=VALUE` per line; anything else is skipped.
+/// Parse the capture's `env` file: `KEY=VALUE` per line; anything else is
+/// skipped. Values are redacted as live ones are, so a capture written by an
+/// older rigdoctor (or by hand) does not show a secret either.
 pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = text
         .lines()
@@ -224,7 +226,7 @@ pub fn parse_env_file(text: &str) -> Vec<(String, String)> {
             if k.is_empty() || k.starts_with('#') {
                 return None;
             }
-            Some((k.to_string(), unescape_env_value(v)))
+            Some((k.to_string(), super::redact::redact(&unescape_env_value(v))))
         })
         .collect();
     out.sort();

@@ -11,6 +11,7 @@ use super::sample::round2;
 use super::watcher::{Change, Watcher, clock};
 use crate::diagnose::{Diagnosis, Evaluation, Severity, human_bytes};
 use crate::render::human::{self, Style};
+use crate::text::escape_controls;
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -46,7 +47,7 @@ pub fn change_line(ch: &Change, style: Style) -> String {
         style.dim(&clock(ch.t)),
         mark,
         style.bold(ch.verdict.title()),
-        ch.reason
+        escape_controls(&ch.reason)
     )
 }
 
@@ -75,8 +76,9 @@ pub fn status_line(w: &Watcher, width: usize) -> String {
         }
         None => parts.push("warming up".into()),
     }
+    // GPU labels come from tools (nvidia-smi, sysfs names).
     let line = parts.join(" │ ");
-    line.chars().take(width.max(20)).collect()
+    escape_controls(&line).chars().take(width.max(20)).collect()
 }
 
 /// The final summary for a person.
@@ -88,7 +90,7 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
         style.bold("rigdoctor watch"),
         env!("CARGO_PKG_VERSION"),
         clock(w.elapsed()),
-        w.header.target,
+        escape_controls(&w.header.target),
         gpus,
         if gpus == 1 { "" } else { "s" }
     ));
@@ -131,7 +133,7 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
             };
             out.push_str(&format!(
                 "  {:<14} {}  {}\n",
-                format!("{} busy", g.label),
+                format!("{} busy", escape_controls(&g.label)),
                 sparkline(&vals, 100.0),
                 tail
             ));
@@ -183,7 +185,10 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
         out.push_str(&human::diagnoses(&ev.diagnoses, style, false));
     }
     for e in &ev.rule_errors {
-        out.push_str(&format!("rule error (a rigdoctor bug): {e}\n"));
+        out.push_str(&format!(
+            "rule error (a rigdoctor bug): {}\n",
+            escape_controls(e)
+        ));
     }
     let count = |s: Severity| ev.diagnoses.iter().filter(|d| d.severity == s).count();
     out.push_str(&format!(

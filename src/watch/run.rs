@@ -39,7 +39,11 @@ const EXIT_PROBLEM: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn fail(msg: impl std::fmt::Display) -> u8 {
-    eprintln!("rigdoctor: {msg}");
+    // A message can quote a trace file, which is untrusted input.
+    eprintln!(
+        "rigdoctor: {}",
+        crate::text::escape_controls(&msg.to_string())
+    );
     EXIT_USAGE
 }
 
