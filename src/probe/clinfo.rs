@@ -115,6 +115,25 @@ pub fn parse(stdout: &str, stderr: &str) -> Clinfo {
     out
 }
 
+/// An ICD registration is one line naming a library; anything larger is not one.
+const MAX_ICD_BYTES: u64 = 4096;
+
+/// Does this look like an ICD registration: one non-empty line naming a
+/// shared library (`libigdrcl.so`, `/opt/.../libintelocl.so`,
+/// `libpocl.so.2`)? A registration linked to some other file (root running
+/// `capture` with a planted `evil.icd -> /etc/shadow`) is neither shown
+/// nor copied into the capture.
+pub fn icd_shape(bytes: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        return false;
+    };
+    let mut lines = text.lines().map(str::trim).filter(|l| !l.is_empty());
+    match (lines.next(), lines.next()) {
+        (Some(lib), None) => lib.contains(".so") && !lib.contains('\0'),
+        _ => false,
+    }
+}
+
 /// The `*.icd` files of the ICD loader: each names one library to load.
 pub fn read_icds(src: &dyn Source, dir: &str) -> Vec<IcdFile> {
     let dir = dir.trim_end_matches('/');
@@ -126,7 +145,7 @@ pub fn read_icds(src: &dyn Source, dir: &str) -> Vec<IcdFile> {
         .filter(|n| n.ends_with(".icd"))
         .filter_map(|n| {
             let path = format!("{dir}/{n}");
-            let text = src.read(&path).text()?;
+            let text = src.read_checked(&path, MAX_ICD_BYTES, &icd_shape).text()?;
             let library = text.lines().next().unwrap_or("").trim().to_string();
             Some(IcdFile {
                 release: release_in_path(&library),

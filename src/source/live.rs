@@ -51,7 +51,17 @@ impl Live {
 }
 
 pub(crate) fn read_path(p: &Path) -> Read {
-    match std::fs::File::open(p) {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: a FIFO planted where a probe reads (an ICD directory named
+    // by OCL_ICD_VENDORS) must not hang the run; only regular files are read.
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_flags())
+        .open(p);
+    match opened {
+        Ok(f) if !f.metadata().map(|m| m.is_file()).unwrap_or(false) => {
+            Read::Failed("not a regular file".into())
+        }
         Ok(f) => {
             let mut buf = Vec::new();
             match f.take(MAX_FILE_BYTES).read_to_end(&mut buf) {
@@ -61,6 +71,10 @@ pub(crate) fn read_path(p: &Path) -> Read {
         }
         Err(e) => io_to_read(e),
     }
+}
+
+fn libc_flags() -> i32 {
+    (nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits()
 }
 
 fn io_to_read(e: std::io::Error) -> Read {

@@ -225,6 +225,23 @@ pub enum Mode {
 /// A predicate over environment variable names: the allowlist.
 pub type EnvFilter<'a> = &'a (dyn Fn(&str) -> bool + Sync);
 
+/// A predicate over the bytes of a file: does it hold what it should?
+pub type Accept<'a> = &'a (dyn Fn(&[u8]) -> bool + Sync);
+
+/// `r` kept only when it is at most `max` bytes and `accept` takes it; else
+/// `Failed` with why (so it is neither shown nor recorded).
+pub fn check_content(r: Read, max: u64, accept: Accept<'_>) -> Read {
+    match r {
+        Read::Ok(b) if b.len() as u64 > max => {
+            Read::Failed(format!("larger than {max} bytes; not read"))
+        }
+        Read::Ok(b) if !accept(&b) => {
+            Read::Failed("its content is not what this file holds; not read".into())
+        }
+        other => other,
+    }
+}
+
 /// A producer of a computed probe output (see [`Source::computed`]).
 pub type Producer<'a> = &'a (dyn Fn(&dyn Source) -> CmdOutput + Sync);
 
@@ -235,6 +252,14 @@ pub trait Source: Sync {
 
     /// Read a whole file (bounded by [`MAX_FILE_BYTES`]).
     fn read(&self, path: &str) -> Read;
+
+    /// Read a small file whose content has a known shape (an OpenCL ICD
+    /// registration names one library): at most `max` bytes, and only when
+    /// `accept` takes it. Record stores nothing else, so a registration that
+    /// links to `/etc/shadow` never copies the shadow file into a capture.
+    fn read_checked(&self, path: &str, max: u64, accept: Accept<'_>) -> Read {
+        check_content(self.read(path), max, accept)
+    }
 
     /// List a directory, names sorted.
     fn list(&self, path: &str) -> Listing;

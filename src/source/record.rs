@@ -3,10 +3,24 @@
 //! path below `root/`; the symbolic links met on the way are recreated as
 //! links (relative), so that the bridge walk over
 //! `/sys/bus/pci/devices/<bdf>` works the same on the replayed copy.
+//!
+//! `capture` runs as root on shared nodes (issue 8, item 8), so the capture
+//! directory is created here (or taken only when it is empty and the
+//! caller's), made 0700, and written only through its directory handle:
+//! every directory is entered `O_NOFOLLOW`, every file is created
+//! `O_CREAT | O_EXCL | O_NOFOLLOW` with mode 0600. A link planted in it can
+//! make a write fail, never land anywhere else.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
+
+use nix::errno::Errno;
+use nix::fcntl::{AtFlags, OFlag, openat};
+use nix::sys::stat::{Mode as FileMode, fchmod, fstat, fstatat, mkdirat};
+use nix::unistd::{UnlinkatFlags, symlinkat, unlinkat};
 
 use serde_json::json;
 
@@ -18,7 +32,7 @@ const MAX_LINK_HOPS: usize = 40;
 
 pub struct Record {
     live: Live,
-    dir: PathBuf,
+    out: CaptureDir,
     env: Mutex<BTreeMap<String, String>>,
     /// Paths live answered "permission denied" for; replay answers the same.
     denied: Mutex<BTreeSet<String>>,
@@ -33,22 +47,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Record {
-    /// Start recording into `dir` (created if needed; must be empty or absent).
+    /// Start recording into `dir`: created here, or an existing directory
+    /// that is empty and owned by the caller (never a link).
     pub fn new(live: Live, dir: &Path) -> std::io::Result<Record> {
-        if dir.exists() && std::fs::read_dir(dir)?.next().is_some() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                format!(
-                    "{} is not empty; a capture needs an empty directory",
-                    dir.display()
-                ),
-            ));
-        }
-        std::fs::create_dir_all(dir.join("root"))?;
-        std::fs::create_dir_all(dir.join("cmd"))?;
+        let out = CaptureDir::create(dir)?;
+        out.mkdirs(Path::new("root"))
+            .map_err(std::io::Error::from)?;
+        out.mkdirs(Path::new("cmd")).map_err(std::io::Error::from)?;
         Ok(Record {
             live,
-            dir: dir.to_path_buf(),
+            out,
             env: Mutex::new(BTreeMap::new()),
             denied: Mutex::new(BTreeSet::new()),
             durations: Mutex::new(BTreeMap::new()),
@@ -56,13 +64,9 @@ impl Record {
         })
     }
 
-    fn root(&self) -> PathBuf {
-        self.dir.join("root")
-    }
-
+    /// Where a logical path lands, relative to the capture directory.
     fn in_root(&self, logical: &Path) -> PathBuf {
-        self.root()
-            .join(logical.strip_prefix("/").unwrap_or(logical))
+        Path::new("root").join(logical.strip_prefix("/").unwrap_or(logical))
     }
 
     fn note_err(&self, what: &str, e: impl std::fmt::Display) {
@@ -72,7 +76,7 @@ impl Record {
     /// Recreate the symbolic link at logical path `at` (target as stored) below root.
     fn mirror_link(&self, at: &Path, target: &Path) {
         let dest = self.in_root(at);
-        if dest.symlink_metadata().is_ok() {
+        if self.out.exists(&dest) {
             return;
         }
         let target = if target.is_absolute() {
@@ -89,13 +93,7 @@ impl Record {
         } else {
             target.to_path_buf()
         };
-        if let Some(parent) = dest.parent() {
-            if let Err(e) = std::fs::create_dir_all(parent) {
-                self.note_err(&dest.display().to_string(), e);
-                return;
-            }
-        }
-        if let Err(e) = std::os::unix::fs::symlink(&target, &dest) {
+        if let Err(e) = self.out.symlink(&dest, &target) {
             self.note_err(&dest.display().to_string(), e);
         }
     }
@@ -152,29 +150,25 @@ impl Record {
     fn write_file(&self, logical: &str, content: &[u8]) {
         let resolved = self.resolve_mirroring(Path::new(logical));
         let dest = self.in_root(&resolved);
-        if let Some(parent) = dest.parent() {
-            if let Err(e) = std::fs::create_dir_all(parent) {
-                self.note_err(logical, e);
-                return;
-            }
-        }
-        if let Err(e) = std::fs::write(&dest, content) {
+        if let Err(e) = self.out.write(&dest, content) {
             self.note_err(logical, e);
         }
     }
 
     fn store_output(&self, name: &str, out: &CmdOutput) {
-        let cmd = self.dir.join("cmd");
+        let cmd = Path::new("cmd");
         let results = [
-            std::fs::write(cmd.join(format!("{name}.out")), &out.stdout),
+            self.out
+                .write(&cmd.join(format!("{name}.out")), &out.stdout),
             if out.stderr.is_empty() {
                 Ok(())
             } else {
-                std::fs::write(cmd.join(format!("{name}.err")), &out.stderr)
+                self.out
+                    .write(&cmd.join(format!("{name}.err")), &out.stderr)
             },
-            std::fs::write(
-                cmd.join(format!("{name}.status")),
-                out.status.to_record() + "\n",
+            self.out.write(
+                &cmd.join(format!("{name}.status")),
+                (out.status.to_record() + "\n").as_bytes(),
             ),
         ];
         for r in results {
@@ -193,7 +187,7 @@ impl Record {
         for (k, v) in env.iter() {
             text.push_str(&format!("{k}={}\n", super::escape_env_value(v)));
         }
-        if let Err(e) = std::fs::write(self.dir.join("env"), text) {
+        if let Err(e) = self.out.write(Path::new("env"), text.as_bytes()) {
             self.note_err("env", e);
         }
         let meta = json!({
@@ -207,7 +201,7 @@ impl Record {
             "durations_ms": &*lock(&self.durations),
         });
         let body = serde_json::to_string_pretty(&meta).unwrap_or_default() + "\n";
-        if let Err(e) = std::fs::write(self.dir.join("capture.json"), body) {
+        if let Err(e) = self.out.write(Path::new("capture.json"), body.as_bytes()) {
             self.note_err("capture.json", e);
         }
         lock(&self.errors).clone()
@@ -232,13 +226,25 @@ impl Source for Record {
         r
     }
 
+    fn read_checked(&self, path: &str, max: u64, accept: super::Accept<'_>) -> Read {
+        let r = super::check_content(self.live.read(path), max, accept);
+        match &r {
+            Read::Ok(bytes) => self.write_file(path, bytes),
+            Read::Denied => {
+                lock(&self.denied).insert(path.to_string());
+            }
+            _ => {}
+        }
+        r
+    }
+
     fn list(&self, path: &str) -> Listing {
         let l = self.live.list(path);
         match &l {
             Listing::Ok(names) => {
                 let resolved = self.resolve_mirroring(Path::new(path));
                 let dest = self.in_root(&resolved);
-                if let Err(e) = std::fs::create_dir_all(&dest) {
+                if let Err(e) = self.out.mkdirs(&dest) {
                     self.note_err(path, e);
                     return l;
                 }
@@ -254,12 +260,12 @@ impl Source for Record {
                             self.mirror_link(&logical, &t);
                         }
                     } else if meta.is_dir() {
-                        let _ = std::fs::create_dir_all(&entry);
-                    } else if entry.symlink_metadata().is_err() {
+                        let _ = self.out.mkdirs(&entry);
+                    } else if !self.out.exists(&entry) {
                         // A placeholder keeps the listing identical; its content is
                         // only ever read if the probe read it live, and then it is
-                        // overwritten with the real bytes.
-                        let _ = std::fs::write(&entry, b"");
+                        // replaced by the real bytes.
+                        let _ = self.out.write(&entry, b"");
                     }
                 }
             }
@@ -303,5 +309,188 @@ impl Source for Record {
         let out = produce(&self.live);
         self.store_output(name, &out);
         out
+    }
+}
+
+/// The capture directory, written only relative to its handle.
+struct CaptureDir {
+    fd: OwnedFd,
+}
+
+fn refuse(msg: String) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::AlreadyExists, msg)
+}
+
+/// Files of a capture are the caller's alone: they hold paths and versions of
+/// this machine.
+const FILE_MODE: u32 = 0o600;
+const DIR_MODE: u32 = 0o700;
+
+fn dir_flags() -> OFlag {
+    OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
+}
+
+impl CaptureDir {
+    /// Create `dir` (0700), or take an existing one only when it is a real
+    /// directory (not a link), owned by the caller and empty.
+    fn create(dir: &Path) -> std::io::Result<CaptureDir> {
+        let shown = dir.display();
+        match nix::unistd::mkdir(dir, FileMode::from_bits_truncate(DIR_MODE)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let fd = nix::fcntl::open(
+            dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::ELOOP => refuse(format!(
+                "{shown} is a symbolic link; a capture directory must be a new directory"
+            )),
+            // Linux answers ENOTDIR for a link under O_DIRECTORY | O_NOFOLLOW.
+            Errno::ENOTDIR if dir.is_symlink() => refuse(format!(
+                "{shown} is a symbolic link; a capture directory must be a new directory"
+            )),
+            Errno::ENOTDIR => refuse(format!("{shown} exists and is not a directory")),
+            e => e.into(),
+        })?;
+        let st = fstat(&fd)?;
+        let me = nix::unistd::geteuid().as_raw();
+        if st.st_uid != me {
+            return Err(refuse(format!(
+                "{shown} belongs to uid {}, not to you (uid {me}); give a new directory, or an empty one of your own",
+                st.st_uid
+            )));
+        }
+        let mut entries = nix::dir::Dir::from_fd(fd.try_clone()?)?;
+        let non_empty = entries.iter().filter_map(|e| e.ok()).any(|e| {
+            let n = e.file_name().to_bytes();
+            n != b"." && n != b".."
+        });
+        if non_empty {
+            return Err(refuse(format!(
+                "{shown} is not empty; a capture needs an empty directory"
+            )));
+        }
+        // Nobody else may add anything to it while the capture runs.
+        fchmod(&fd, FileMode::from_bits_truncate(DIR_MODE))?;
+        Ok(CaptureDir { fd })
+    }
+
+    /// Enter (creating as needed) every directory of `rel`, never through a link.
+    fn mkdirs(&self, rel: &Path) -> Result<OwnedFd, Errno> {
+        let mut cur = self.fd.try_clone().map_err(|_| Errno::EMFILE)?;
+        for c in rel.components() {
+            let Component::Normal(name) = c else {
+                return Err(Errno::EINVAL);
+            };
+            match mkdirat(&cur, name, FileMode::from_bits_truncate(DIR_MODE)) {
+                Ok(()) | Err(Errno::EEXIST) => {}
+                Err(e) => return Err(e),
+            }
+            cur = openat(&cur, name, dir_flags(), FileMode::empty())?;
+        }
+        Ok(cur)
+    }
+
+    /// The parent directory of `rel` (entered, created as needed) and the last name.
+    fn parent<'a>(&self, rel: &'a Path) -> Result<(OwnedFd, &'a std::ffi::OsStr), Errno> {
+        let name = rel.file_name().ok_or(Errno::EINVAL)?;
+        let dir = self.mkdirs(rel.parent().unwrap_or(Path::new("")))?;
+        Ok((dir, name))
+    }
+
+    /// Is there anything (a link counts) at `rel`? Creates nothing.
+    fn exists(&self, rel: &Path) -> bool {
+        let mut cur = match self.fd.try_clone() {
+            Ok(fd) => fd,
+            Err(_) => return false,
+        };
+        let comps: Vec<_> = rel.components().collect();
+        for (i, c) in comps.iter().enumerate() {
+            let Component::Normal(name) = c else {
+                return false;
+            };
+            if i + 1 == comps.len() {
+                return fstatat(&cur, *name, AtFlags::AT_SYMLINK_NOFOLLOW).is_ok();
+            }
+            cur = match openat(&cur, *name, dir_flags(), FileMode::empty()) {
+                Ok(fd) => fd,
+                Err(_) => return false,
+            };
+        }
+        false
+    }
+
+    /// Write `content` as a new file at `rel` (0600). Whatever was there (a
+    /// placeholder, a planted link) is unlinked first, and the create is
+    /// exclusive and does not follow links.
+    fn write(&self, rel: &Path, content: &[u8]) -> std::io::Result<()> {
+        let (dir, name) = self.parent(rel)?;
+        match unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir) {
+            Ok(()) | Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let fd = openat(
+            &dir,
+            name,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            FileMode::from_bits_truncate(FILE_MODE),
+        )?;
+        std::fs::File::from(fd).write_all(content)
+    }
+
+    /// A symbolic link at `rel` pointing at `target` (the link is created,
+    /// never followed).
+    fn symlink(&self, rel: &Path, target: &Path) -> std::io::Result<()> {
+        let (dir, name) = self.parent(rel)?;
+        symlinkat(target, dir.as_fd(), name)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn writes_never_follow_planted_links() {
+        let d = tempfile::tempdir().unwrap();
+        let victim = d.path().join("victim");
+        std::fs::write(&victim, "root's file").unwrap();
+        let cap = d.path().join("cap");
+        let out = CaptureDir::create(&cap).unwrap();
+        // Links planted where the capture will write a file and a directory.
+        std::os::unix::fs::symlink(&victim, cap.join("env")).unwrap();
+        std::os::unix::fs::symlink(d.path(), cap.join("cmd")).unwrap();
+        out.write(Path::new("env"), b"A=1\n").unwrap();
+        assert!(out.write(Path::new("cmd/x.out"), b"data").is_err());
+        assert!(out.symlink(Path::new("cmd/y"), Path::new("z")).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "root's file");
+        assert!(!d.path().join("x.out").exists() && !d.path().join("y").exists());
+        // The link at env was replaced by a file of the capture's own.
+        let meta = std::fs::symlink_metadata(cap.join("env")).unwrap();
+        assert!(meta.is_file());
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        let dmeta = std::fs::metadata(&cap).unwrap();
+        assert_eq!(dmeta.permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn refuses_a_link_a_file_and_a_non_empty_directory() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        std::fs::create_dir(&target).unwrap();
+        std::os::unix::fs::symlink(&target, d.path().join("link")).unwrap();
+        assert!(CaptureDir::create(&d.path().join("link")).is_err());
+        std::fs::write(d.path().join("file"), "").unwrap();
+        assert!(CaptureDir::create(&d.path().join("file")).is_err());
+        std::fs::write(target.join("x"), "").unwrap();
+        assert!(CaptureDir::create(&target).is_err());
+        // An empty directory of one's own is fine.
+        std::fs::create_dir(d.path().join("empty")).unwrap();
+        assert!(CaptureDir::create(&d.path().join("empty")).is_ok());
     }
 }
