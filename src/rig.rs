@@ -29,6 +29,19 @@ pub struct Rig {
     pub nvidia: Nvidia,
     /// AMD: rocminfo, rocm-smi, the installed ROCm release.
     pub amd: Amd,
+    /// Derived: the VRAM of the discrete compute GPUs on the bus, for rules
+    /// that compare cards without comparing every pair.
+    pub vram: VramSpread,
+}
+
+/// The smallest and largest VRAM among the discrete compute GPUs whose VRAM
+/// is known (derive).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct VramSpread {
+    /// Discrete compute GPUs with a known VRAM size.
+    pub gpus: u32,
+    pub min_bytes: Option<u64>,
+    pub max_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -690,6 +703,13 @@ pub struct NvidiaLink {
     pub expected_nvlinks: Option<u32>,
     /// Derived: both are GeForce-class cards whose stock driver disables P2P over PCIe.
     pub consumer: bool,
+    /// Derived: GPU `a` / `b` has an NVLink to some GPU (any pair).
+    pub a_has_nvlink: bool,
+    pub b_has_nvlink: bool,
+    /// Derived: a bridgeable pair listed by `topo -m` over PCIe, neither of
+    /// whose GPUs has an NVLink to anyone: a bridge that is missing or not
+    /// making contact (not a third card beside a bridged pair).
+    pub unbridged: bool,
 }
 
 /// CUDA_VISIBLE_DEVICES applied to the nvidia-smi list (CUDA Programming

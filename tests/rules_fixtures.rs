@@ -160,3 +160,13 @@ fn fixtures_have_no_empty_directories() {
     walk(&rigs_dir(), &mut empty);
     assert!(empty.is_empty(), "empty directories: {empty:?}");
 }
+
+/// Issue 15: rules stay linear in the GPUs. A scan of `gpus`, `nvidia.gpus`
+/// or `nvidia.links` inside another (or per item of an `each` over one)
+/// is refused; the per-pair and per-GPU facts it wants belong in derive.
+#[test]
+fn no_rule_nests_scans_over_the_gpus() {
+    let rules = rules::load(None).unwrap();
+    let nested: Vec<String> = rules.iter().flat_map(rules::nested_scans).collect();
+    assert!(nested.is_empty(), "{}", nested.join("\n"));
+}

@@ -12,7 +12,7 @@ pub mod runtimes;
 pub mod selector;
 
 use crate::probe::oneapi::{release_in_path, year_of};
-use crate::rig::{OneApiRelease, Rig, SelectorInfo, SyclDevice};
+use crate::rig::{OneApiRelease, Rig, SelectorInfo, SyclDevice, VramSpread};
 
 const GIB: f64 = (1u64 << 30) as f64;
 
@@ -50,6 +50,7 @@ pub fn derive(rig: &mut Rig) {
     nvidia::derive(rig);
     amd::derive(rig);
     intel::derive(rig);
+    rig.vram = vram_spread(&rig.gpus);
     for d in &mut rig.sycl.devices {
         d.integrated = integrated(d);
     }
@@ -57,6 +58,21 @@ pub fn derive(rig: &mut Rig) {
     rig.python.pins = pins::derive(&rig.python, &rig.oneapi);
     derive_sycl(rig);
     runtimes::derive(rig);
+}
+
+/// The VRAM range of the discrete compute GPUs (after nvidia::derive, which
+/// fills NVIDIA VRAM in from nvidia-smi).
+fn vram_spread(gpus: &[crate::rig::Gpu]) -> VramSpread {
+    let sizes: Vec<u64> = gpus
+        .iter()
+        .filter(|g| g.compute && g.discrete == Some(true))
+        .filter_map(|g| g.vram_bytes)
+        .collect();
+    VramSpread {
+        gpus: sizes.len() as u32,
+        min_bytes: sizes.iter().copied().min(),
+        max_bytes: sizes.iter().copied().max(),
+    }
 }
 
 /// Which SYCL devices an app started from this environment sees.

@@ -3,7 +3,7 @@
 //! leaves visible, whether a GPU is busy enough to judge its PCIe link, and
 //! the CUDA build of torch / the torch build vLLM wants.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::LazyLock;
 
 use serde::Deserialize;
@@ -226,12 +226,30 @@ pub fn derive(rig: &mut Rig) {
     };
     let models: BTreeSet<String> = nv.gpus.iter().map(model).collect();
     nv.mixed_models = models.len() > 1;
-    let gpus = nv.gpus.clone();
-    let find = |i: u32| gpus.iter().find(|g| g.index == i);
+    // By index, once: a rig of N GPUs has N(N-1)/2 links, and looking each
+    // pair's GPUs up in the list made this cubic (issue 15).
+    let by_index: HashMap<u32, usize> = nv
+        .gpus
+        .iter()
+        .enumerate()
+        .map(|(i, g)| (g.index, i))
+        .collect();
+    let mut peers: HashMap<u32, (Vec<u32>, u32)> = HashMap::new();
+    for l in &nv.links {
+        let n = l.nvlinks.unwrap_or(0);
+        if n > 0 {
+            for (me, other) in [(l.a, l.b), (l.b, l.a)] {
+                let e = peers.entry(me).or_default();
+                e.0.push(other);
+                e.1 = e.1.max(n);
+            }
+        }
+    }
     for l in &mut nv.links {
-        let (Some(a), Some(b)) = (find(l.a), find(l.b)) else {
+        let (Some(a), Some(b)) = (by_index.get(&l.a), by_index.get(&l.b)) else {
             continue;
         };
+        let (a, b) = (&nv.gpus[*a], &nv.gpus[*b]);
         l.a_name = a.name.clone();
         l.b_name = b.name.clone();
         l.same_model = model(a) == model(b);
@@ -242,16 +260,17 @@ pub fn derive(rig: &mut Rig) {
             .and_then(|c| c.nvlink_links);
         l.consumer =
             cat(a).and_then(|c| c.p2p) == Some(false) && cat(b).and_then(|c| c.p2p) == Some(false);
+        l.a_has_nvlink = peers.contains_key(&l.a);
+        l.b_has_nvlink = peers.contains_key(&l.b);
+        l.unbridged = l.bridgeable
+            && l.kind.is_some()
+            && l.nvlinks == Some(0)
+            && !l.a_has_nvlink
+            && !l.b_has_nvlink;
     }
     for g in &mut nv.gpus {
-        let mut best = 0;
-        for l in &nv.links {
-            let n = l.nvlinks.unwrap_or(0);
-            if n > 0 && (l.a == g.index || l.b == g.index) {
-                g.nvlink_peers.push(if l.a == g.index { l.b } else { l.a });
-                best = best.max(n);
-            }
-        }
+        let (mine, best) = peers.remove(&g.index).unwrap_or_default();
+        g.nvlink_peers.extend(mine);
         let Some(c) = &g.catalog else { continue };
         let (Some(kind), Some(expected)) = (c.nvlink.as_deref(), c.nvlink_links) else {
             continue;

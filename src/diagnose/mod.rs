@@ -3,12 +3,15 @@
 //! `rule_errors` (tests require that list to stay empty on every fixture)
 //! and the other rules still run.
 
+pub mod facts;
 pub mod report;
 pub mod rules;
 
 use std::cmp::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
 
+use cel::common::value::Val;
 use cel::{Context, Value};
 use serde::Serialize;
 
@@ -39,6 +42,8 @@ pub struct Evaluation {
     /// Most severe first; within a severity, in rule order.
     pub diagnoses: Vec<Diagnosis>,
     pub rule_errors: Vec<String>,
+    /// What the evaluation cost, counted (the scaling test reads it).
+    pub work: facts::Work,
 }
 
 /// Compare versions the way people read them: numeric parts numerically,
@@ -135,18 +140,22 @@ fn add_functions(ctx: &mut Context) {
     });
 }
 
-fn render(t: &Template, ctx: &Context, errors: &mut Vec<String>, id: &str) -> String {
+fn render(t: &Template, ctx: &Context, ev: &mut Evaluation, id: &str) -> String {
     let mut out = String::new();
     for seg in &t.0 {
         match seg {
             Segment::Text(s) => out.push_str(s),
-            Segment::Expr { source, program } => match program.execute(ctx) {
-                Ok(v) => out.push_str(&display(&v)),
-                Err(e) => {
-                    errors.push(format!("{id}: {{{{ {source} }}}}: {e}"));
-                    out.push_str("(?)");
+            Segment::Expr { source, program } => {
+                ev.work.evaluations += 1;
+                match program.execute(ctx) {
+                    Ok(v) => out.push_str(&display(&v)),
+                    Err(e) => {
+                        ev.rule_errors
+                            .push(format!("{id}: {{{{ {source} }}}}: {e}"));
+                        out.push_str("(?)");
+                    }
                 }
-            },
+            }
         }
     }
     out.trim().to_string()
@@ -155,20 +164,18 @@ fn render(t: &Template, ctx: &Context, errors: &mut Vec<String>, id: &str) -> St
 /// The GPU an iterated item is about: its `pci` field, when it has one that
 /// reads like a PCI address (`gpus[]`, `nvidia.gpus[]`, `amd.agents[]` all
 /// carry one; a GPU pair or a probe does not).
-fn item_gpu(item: &Value) -> Option<String> {
-    let Value::Map(m) = item else { return None };
-    match m.get(&rules::key("pci")) {
-        Some(Value::String(s)) if s.contains(':') && s.contains('.') => Some(s.to_string()),
-        _ => None,
-    }
+fn item_gpu(item: &dyn Val) -> Option<String> {
+    let field = item
+        .as_indexer()?
+        .get(&cel::common::types::CelString::from("pci"))
+        .ok()?;
+    let s = field
+        .downcast_ref::<cel::common::types::CelString>()?
+        .inner();
+    (s.contains(':') && s.contains('.')).then(|| s.to_string())
 }
 
-fn diagnosis(
-    rule: &Rule,
-    ctx: &Context,
-    item: Option<&Value>,
-    errors: &mut Vec<String>,
-) -> Diagnosis {
+fn diagnosis(rule: &Rule, ctx: &Context, item: Option<&dyn Val>, ev: &mut Evaluation) -> Diagnosis {
     let id = &rule.spec.id;
     Diagnosis {
         id: id.clone(),
@@ -176,23 +183,27 @@ fn diagnosis(
         class: rule.class,
         area: rule.spec.area.clone(),
         gpu: item.and_then(item_gpu),
-        title: render(&rule.title, ctx, errors, id),
-        evidence: render(&rule.evidence, ctx, errors, id),
-        explain: render(&rule.explain, ctx, errors, id),
-        fix: render(&rule.fix, ctx, errors, id),
+        title: render(&rule.title, ctx, ev, id),
+        evidence: render(&rule.evidence, ctx, ev, id),
+        explain: render(&rule.explain, ctx, ev, id),
+        fix: render(&rule.fix, ctx, ev, id),
         refs: rule.spec.refs.clone(),
     }
 }
 
-fn truthy(r: Result<Value, cel::ExecutionError>, id: &str, errors: &mut Vec<String>) -> bool {
-    match r {
+/// Run a rule's `when` in `ctx`; a non-bool or a failure is recorded, and false.
+fn holds(rule: &Rule, ctx: &Context, ev: &mut Evaluation) -> bool {
+    ev.work.evaluations += 1;
+    let id = &rule.spec.id;
+    match rule.when.execute(ctx) {
         Ok(Value::Bool(b)) => b,
         Ok(other) => {
-            errors.push(format!("{id}: `when` gave {other:?}, not a bool"));
+            ev.rule_errors
+                .push(format!("{id}: `when` gave {other:?}, not a bool"));
             false
         }
         Err(e) => {
-            errors.push(format!("{id}: `when` failed: {e}"));
+            ev.rule_errors.push(format!("{id}: `when` failed: {e}"));
             false
         }
     }
@@ -210,52 +221,59 @@ pub fn evaluate_where(
     facts: &serde_json::Value,
     keep: impl Fn(&Rule) -> bool,
 ) -> Evaluation {
+    let visits = Arc::new(AtomicU64::new(0));
     let mut root = Context::with_env(rules::cel_env());
     add_functions(&mut root);
     if let serde_json::Value::Object(o) = facts {
         for (k, v) in o {
-            root.add_variable_from_value(k.clone(), to_cel(v));
+            // Shared, not copied: see diagnose/facts.rs.
+            root.add_variable_as_val(k.clone(), facts::to_val(v, &visits));
         }
     }
     let mut ev = Evaluation::default();
     for rule in rules.iter().filter(|r| keep(r)) {
         let id = &rule.spec.id;
-        match &rule.spec.each {
+        match &rule.each {
             None => {
-                if truthy(rule.when.execute(&root), id, &mut ev.rule_errors) {
-                    let d = diagnosis(rule, &root, None, &mut ev.rule_errors);
+                if holds(rule, &root, &mut ev) {
+                    let d = diagnosis(rule, &root, None, &mut ev);
                     ev.diagnoses.push(d);
                 }
             }
             Some(each) => {
-                let items = match rules::cel_env().compile(each).map(|p| p.execute(&root)) {
-                    Ok(Ok(Value::List(l))) => l,
-                    Ok(Ok(other)) => {
-                        ev.rule_errors
-                            .push(format!("{id}: `each` gave {other:?}, not a list"));
-                        continue;
-                    }
-                    Ok(Err(e)) => {
+                ev.work.evaluations += 1;
+                // Resolved, not executed: executing converts the list to a
+                // `Value`, a deep copy of every item.
+                let items = match Value::resolve_val(each.expression(), &root) {
+                    Ok(v) => v,
+                    Err(e) => {
                         ev.rule_errors.push(format!("{id}: `each` failed: {e}"));
                         continue;
                     }
-                    Err(e) => {
-                        ev.rule_errors
-                            .push(format!("{id}: `each` does not compile: {e}"));
-                        continue;
-                    }
                 };
-                for item in items.iter() {
+                let Some(iterable) = items
+                    .as_iterable()
+                    .filter(|_| items.get_type().name() == "list")
+                else {
+                    ev.rule_errors.push(format!(
+                        "{id}: `each` gave a {}, not a list",
+                        items.get_type().name()
+                    ));
+                    continue;
+                };
+                let mut iter = iterable.iter();
+                while let Some(item) = iter.next() {
                     let mut ctx = root.new_inner_scope();
-                    ctx.add_variable_from_value("it", item.clone());
-                    if truthy(rule.when.execute(&ctx), id, &mut ev.rule_errors) {
-                        let d = diagnosis(rule, &ctx, Some(item), &mut ev.rule_errors);
+                    ctx.add_variable_as_val("it", item.clone_as_boxed());
+                    if holds(rule, &ctx, &mut ev) {
+                        let d = diagnosis(rule, &ctx, Some(item), &mut ev);
                         ev.diagnoses.push(d);
                     }
                 }
             }
         }
     }
+    ev.work.visited = visits.load(AtomicOrdering::Relaxed);
     // A rule yields to the more precise rules it names in `suppressed_by`.
     let fired: std::collections::BTreeSet<String> =
         ev.diagnoses.iter().map(|d| d.id.clone()).collect();

@@ -149,6 +149,8 @@ pub struct Rule {
     pub origin: String,
     pub class: RuleClass,
     pub when: Program,
+    /// `each`, compiled once with the rule.
+    pub each: Option<Program>,
     pub title: Template,
     pub evidence: Template,
     pub fix: Template,
@@ -273,6 +275,12 @@ pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, Rule
         let when = env
             .compile(&spec.when)
             .map_err(|e| bad(format!("`when` does not compile: {e}")))?;
+        let each = spec
+            .each
+            .as_deref()
+            .map(|e| env.compile(e))
+            .transpose()
+            .map_err(|e| bad(format!("`each` does not compile: {e}")))?;
         let title = compile_template(env, &spec.title, origin, &id, "title")?;
         let evidence = compile_template(env, &spec.evidence, origin, &id, "evidence")?;
         let fix = compile_template(env, &spec.fix, origin, &id, "fix")?;
@@ -282,6 +290,7 @@ pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, Rule
             origin: origin.into(),
             class,
             when,
+            each,
             title,
             evidence,
             fix,
@@ -366,6 +375,159 @@ pub fn load_builtin_where(
         }
     }
     Ok(rules)
+}
+
+/// Fact lists that grow with the rig: a GPU list, or the pairs of GPUs.
+/// A rule that scans one of them inside a scan of one of them does work
+/// quadratic (or cubic) in the GPUs; what it wants belongs in derive
+/// (issue 15: `NV-NVLINK-MISSING` once took 97 s on 256 GPUs).
+pub const RIG_SIZED: &[&str] = &["gpus", "nvidia.gpus", "nvidia.links"];
+
+/// The places where `rule` scans a rig-sized list inside a scan of one:
+/// a comprehension over one in the body of another, or in `when` or a
+/// template of a rule whose `each` ranges over one (those run per item).
+/// Empty for a rule whose cost is linear in the GPUs.
+pub fn nested_scans(rule: &Rule) -> Vec<String> {
+    use cel::common::ast::{EntryExpr, Expr, IdedExpr};
+
+    fn mentions_rig_sized(e: &IdedExpr) -> bool {
+        let mut found = false;
+        visit(e, &mut |x| {
+            let mut segs = Vec::new();
+            let mut cur = x;
+            loop {
+                match &cur.expr {
+                    Expr::Ident(n) => {
+                        segs.push(n.as_str());
+                        break;
+                    }
+                    Expr::Select(s) if !s.test => {
+                        segs.push(s.field.as_str());
+                        cur = &s.operand;
+                    }
+                    _ => return,
+                }
+            }
+            segs.reverse();
+            // `nvidia.links` and anything below it (`nvidia.links.x`) counts.
+            let name = segs.join(".");
+            found |= RIG_SIZED
+                .iter()
+                .any(|r| name == *r || name.starts_with(&format!("{r}.")));
+        });
+        found
+    }
+
+    /// Every sub-expression, pre-order.
+    fn visit(e: &IdedExpr, f: &mut dyn FnMut(&IdedExpr)) {
+        f(e);
+        match &e.expr {
+            Expr::Call(c) => {
+                if let Some(t) = &c.target {
+                    visit(t, f);
+                }
+                c.args.iter().for_each(|a| visit(a, f));
+            }
+            Expr::Comprehension(c) => {
+                for x in [
+                    &c.iter_range,
+                    &c.accu_init,
+                    &c.loop_cond,
+                    &c.loop_step,
+                    &c.result,
+                ] {
+                    visit(x, f);
+                }
+            }
+            Expr::List(l) => l.elements.iter().for_each(|x| visit(x, f)),
+            Expr::Map(m) => {
+                for en in &m.entries {
+                    if let EntryExpr::MapEntry(me) = &en.expr {
+                        visit(&me.key, f);
+                        visit(&me.value, f);
+                    }
+                }
+            }
+            Expr::Struct(st) => {
+                for en in &st.entries {
+                    if let EntryExpr::StructField(sf) = &en.expr {
+                        visit(&sf.value, f);
+                    }
+                }
+            }
+            Expr::Select(s) => visit(&s.operand, f),
+            _ => {}
+        }
+    }
+
+    /// Comprehensions over rig-sized lists met while already inside one.
+    fn walk(e: &IdedExpr, inside: bool, out: &mut usize) {
+        match &e.expr {
+            Expr::Comprehension(c) => {
+                let over = mentions_rig_sized(&c.iter_range);
+                if over && inside {
+                    *out += 1;
+                }
+                walk(&c.iter_range, inside, out);
+                walk(&c.accu_init, inside, out);
+                for x in [&c.loop_cond, &c.loop_step, &c.result] {
+                    walk(x, inside || over, out);
+                }
+            }
+            Expr::Call(c) => {
+                if let Some(t) = &c.target {
+                    walk(t, inside, out);
+                }
+                c.args.iter().for_each(|a| walk(a, inside, out));
+            }
+            Expr::List(l) => l.elements.iter().for_each(|x| walk(x, inside, out)),
+            Expr::Map(m) => {
+                for en in &m.entries {
+                    if let EntryExpr::MapEntry(me) = &en.expr {
+                        walk(&me.key, inside, out);
+                        walk(&me.value, inside, out);
+                    }
+                }
+            }
+            Expr::Select(s) => walk(&s.operand, inside, out),
+            _ => {}
+        }
+    }
+
+    let per_item = rule
+        .each
+        .as_ref()
+        .is_some_and(|p| mentions_rig_sized(p.expression()));
+    let mut found = Vec::new();
+    let mut check = |what: &str, e: &IdedExpr, inside: bool| {
+        let mut n = 0;
+        walk(e, inside, &mut n);
+        if n > 0 {
+            found.push(format!(
+                "{}: `{what}` scans {} inside a scan of {}",
+                rule.spec.id,
+                RIG_SIZED.join(" / "),
+                if inside { "`each`" } else { "one" }
+            ));
+        }
+    };
+    if let Some(p) = &rule.each {
+        check("each", p.expression(), false);
+    }
+    check("when", rule.when.expression(), per_item);
+    for (field, t) in [
+        ("title", &rule.title),
+        ("evidence", &rule.evidence),
+        ("explain", &rule.explain),
+        ("fix", &rule.fix),
+    ] {
+        for seg in &t.0 {
+            if let Segment::Expr { program, .. } = seg {
+                check(field, program.expression(), per_item);
+            }
+        }
+    }
+    found
 }
 
 /// A template with its holes shown as placeholders, for listings:
@@ -524,6 +686,59 @@ mod tests {
             "<name> at <pci> has x…"
         );
         assert_eq!(outline("plain"), "plain");
+    }
+
+    #[test]
+    fn nested_scans_over_the_gpus_are_found() {
+        let env = cel_env();
+        let rule = |each: &str, when: &str, title: &str| {
+            let text = format!(
+                "[[rule]]\nid='A-B'\nseverity='warn'\narea='gpus'\nclass='advice'\n{each}when=\"{when}\"\ntitle=\"{title}\"\nexplain='e'\nfix='f'\n"
+            );
+            let rules = parse_file(&env, "x", &text).unwrap();
+            nested_scans(&rules[0]).len()
+        };
+        // The old GPU-VRAM-MIXED and NV-NVLINK-MISSING shapes.
+        assert_eq!(
+            rule(
+                "",
+                "gpus.filter(g, g.compute).exists(a, gpus.exists(b, a.v < b.v))",
+                "t"
+            ),
+            1
+        );
+        assert_eq!(
+            rule(
+                "",
+                "nvidia.links.exists(l, nvidia.gpus.exists(g, g.index == l.a))",
+                "t"
+            ),
+            1
+        );
+        // Per item of an `each` over the GPUs, a scan of the GPUs in a template.
+        assert_eq!(
+            rule(
+                "each='gpus'\n",
+                "true",
+                "{{ gpus.map(g, g.name).join(', ') }}"
+            ),
+            1
+        );
+        // Linear shapes: one scan, a scan of a field of the item, a scan of other facts.
+        assert_eq!(rule("", "gpus.exists(g, g.compute)", "t"), 0);
+        assert_eq!(
+            rule(
+                "",
+                "nvidia.gpus.exists(g, g.reasons.exists(r, r == 'x'))",
+                "t"
+            ),
+            0
+        );
+        assert_eq!(
+            rule("each='gpus'\n", "it.rebar == false", "{{ it.name }}"),
+            0
+        );
+        assert_eq!(rule("", "sycl.devices.exists(d, gpus.size() > 0)", "t"), 0);
     }
 
     #[test]

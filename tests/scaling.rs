@@ -1,0 +1,102 @@
+//! Cost that grows with the rig (issues 8 and 15), asserted by counting work,
+//! never by timing: synthetic rigs of 8 and 64 RTX 3090s (with PCIe switches
+//! and NVLink pairs, `fixtures/mkrig.py --synth`) must cost the rules the same
+//! work per fact, and a rig of 400 display devices must replay at all.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly on purpose"
+)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::*;
+use rigdoctor::diagnose::{self, facts::Work, report, rules};
+use rigdoctor::source::replay::Replay;
+
+fn synth(n: usize, dir: &Path, extra: &[&str]) -> std::path::PathBuf {
+    let dest = dir.join(format!("rig{n}"));
+    let out = Command::new("python3")
+        .arg(root().join("fixtures/mkrig.py"))
+        .arg("--synth")
+        .arg(n.to_string())
+        .arg(&dest)
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dest
+}
+
+/// The rules' work on a replayed rig, and the number of rig-sized facts
+/// (GPUs on the bus, NVIDIA GPUs, GPU pairs) it had.
+fn work_on(dir: &Path) -> (Work, usize, Vec<String>) {
+    let rules = rules::load(None).unwrap();
+    let src = Replay::open(dir).unwrap();
+    let (mut rig, probes) =
+        rigdoctor::probe::collect(&src, &rigdoctor::probe::ProbeOptions::default());
+    rigdoctor::derive::derive(&mut rig);
+    let facts = report::facts_json(&rig, &probes);
+    let size = rig.gpus.len() + rig.nvidia.gpus.len() + rig.nvidia.links.len();
+    let ev = diagnose::evaluate_where(&rules, &facts, |r| r.spec.area != "watch");
+    assert!(ev.rule_errors.is_empty(), "{:?}", ev.rule_errors);
+    let mut ids: Vec<String> = ev.diagnoses.iter().map(|d| d.id.clone()).collect();
+    ids.dedup();
+    (ev.work, size, ids)
+}
+
+/// Work per rig-sized fact may not grow with the rig; 1.5x allows for the
+/// part of the work that is fixed. A rule scanning the GPUs per GPU (the
+/// old GPU-VRAM-MIXED) makes it grow 8-fold from 8 to 64 GPUs, one scanning
+/// the GPUs per GPU pair (the old NV-NVLINK-MISSING) about 5-fold.
+fn assert_linear(small: (Work, usize), big: (Work, usize)) {
+    let per = |w: u64, size: usize| w as f64 / size as f64;
+    let ((small, small_size), (big, big_size)) = (small, big);
+    assert!(
+        per(big.visited, big_size) <= 1.5 * per(small.visited, small_size),
+        "elements visited: {} for {small_size} facts, {} for {big_size}",
+        small.visited,
+        big.visited
+    );
+    assert!(
+        per(big.evaluations, big_size) <= 1.5 * per(small.evaluations, small_size),
+        "evaluations: {} for {small_size} facts, {} for {big_size}",
+        small.evaluations,
+        big.evaluations
+    );
+}
+
+#[test]
+/// Issue 8, item 9: replay time grew with the square of the display-class
+/// PCI devices (400 devices: 14 s), from GPU-VRAM-MIXED comparing every pair.
+fn rule_work_is_linear_in_the_display_devices_issue_8_item_9() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (small, small_size, _) = work_on(&synth(8, tmp.path(), &["--pci-only"]));
+    let (big, big_size, _) = work_on(&synth(64, tmp.path(), &["--pci-only"]));
+    assert_eq!((small_size, big_size), (8, 64));
+    assert_linear((small, small_size), (big, big_size));
+}
+
+#[test]
+fn rule_work_is_linear_in_the_gpus_and_their_pairs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (small, small_size, small_ids) = work_on(&synth(8, tmp.path(), &[]));
+    let (big, big_size, big_ids) = work_on(&synth(64, tmp.path(), &[]));
+    // The same story at both sizes: bridged pairs and one unbridged pair.
+    assert_eq!(small_ids, big_ids);
+    assert!(
+        small_ids.contains(&"NV-NVLINK-MISSING".to_string()),
+        "{small_ids:?}"
+    );
+    assert_eq!((small_size, big_size), (8 + 8 + 28, 64 + 64 + 2016));
+    assert_linear((small, small_size), (big, big_size));
+}
