@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::diagnose::Severity;
+use crate::diagnose::{RuleClass, Severity};
 use crate::probe::ProbeOptions;
 use crate::source::Deadline;
 
@@ -42,6 +42,22 @@ pub enum CheckFormat {
     Json,
     /// The Prometheus text exposition format (node_exporter's textfile collector).
     Prometheus,
+    /// node-problem-detector's custom plugin protocol: one line of at most 80
+    /// bytes; exit 0 OK, 1 NonOK, 2 Unknown.
+    Npd,
+}
+
+/// `--format npd`'s `--deadline` when none is given: under node-problem-
+/// detector's default plugin timeout of 5 s, with room to start and print.
+pub const NPD_DEFAULT_DEADLINE: f64 = 4.0;
+
+fn parse_class(s: &str) -> Result<RuleClass, String> {
+    RuleClass::parse(s).ok_or_else(|| {
+        format!(
+            "not a class; one of {}",
+            RuleClass::ALL.map(|c| c.as_str()).join(", ")
+        )
+    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -81,8 +97,8 @@ pub struct ProbeArgs {
 pub enum Command {
     /// Look at this machine (or a capture) and diagnose it.
     Check {
-        /// Diagnose a capture directory instead of this machine.
-        #[arg(long, value_name = "DIR")]
+        /// Diagnose a capture (a directory, or a .tar.gz of one) instead of this machine.
+        #[arg(long, value_name = "CAPTURE")]
         replay: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = CheckFormat::Human)]
         format: CheckFormat,
@@ -90,6 +106,10 @@ pub enum Command {
         /// node_exporter's --collector.textfile.directory.
         #[arg(long, value_name = "DIR")]
         textfile: Option<PathBuf>,
+        /// Only diagnoses of these action classes (hardware, node-config, user-env,
+        /// advice; comma-separated) count and are shown.
+        #[arg(long = "class", value_name = "CLASS,...", value_delimiter = ',', value_parser = parse_class)]
+        classes: Vec<RuleClass>,
         /// Exit with 1 when a problem at or above this severity is found.
         #[arg(long, value_enum, default_value_t = FailOn::Error)]
         fail_on: FailOn,
@@ -104,9 +124,10 @@ pub enum Command {
         #[command(flatten)]
         probe: ProbeArgs,
     },
-    /// Write a capture of this machine (the bug-report bundle) into DIR.
+    /// Write a capture of this machine (the bug-report bundle) into a new DIR, or
+    /// into FILE.tar.gz (.tgz) as one gzip tarball.
     Capture {
-        #[arg(long, short, value_name = "DIR")]
+        #[arg(long, short, value_name = "DIR|FILE.tar.gz")]
         output: PathBuf,
         #[command(flatten)]
         probe: ProbeArgs,
@@ -191,6 +212,8 @@ pub enum Plan {
         probe: ProbeOptionsPlan,
         format: CheckFormat,
         textfile: Option<PathBuf>,
+        /// `--class`: the classes kept; empty keeps all.
+        classes: Vec<RuleClass>,
         fail_on: Severity,
         quiet: bool,
         color: bool,
@@ -381,6 +404,7 @@ impl Cli {
                 replay,
                 format,
                 textfile,
+                classes,
                 fail_on,
                 quiet,
                 color,
@@ -419,11 +443,19 @@ impl Cli {
                         term.stdout_is_tty && !term.no_color && format == CheckFormat::Human
                     }
                 };
+                let mut probe = probe_plan(&probe)?;
+                if format == CheckFormat::Npd && probe.deadline.is_none() {
+                    probe.deadline = Some(NPD_DEFAULT_DEADLINE);
+                }
+                let mut classes = classes;
+                classes.sort();
+                classes.dedup();
                 Ok(Plan::Check {
                     target,
-                    probe: probe_plan(&probe)?,
+                    probe,
                     format,
                     textfile,
+                    classes,
                     fail_on: match fail_on {
                         FailOn::Error => Severity::Error,
                         FailOn::Warn => Severity::Warn,
@@ -471,6 +503,7 @@ mod tests {
             probe,
             format,
             textfile,
+            classes,
             fail_on,
             quiet,
             color,
@@ -493,6 +526,7 @@ mod tests {
             (format, textfile, fail_on, quiet, color, rules),
             (CheckFormat::Human, None, Severity::Error, false, true, None)
         );
+        assert!(classes.is_empty(), "every class counts unless asked");
     }
 
     #[test]
@@ -674,6 +708,40 @@ mod tests {
         assert!(plan(&["check", "--deep", "--deep-timeout", "0"], TTY).is_err());
         assert!(plan(&["check", "--deep", "--deep-timeout", "7200"], TTY).is_err());
         assert!(plan(&["check", "--replay", "x", "--deep"], TTY).is_err());
+    }
+
+    #[test]
+    fn npd_gets_a_deadline_under_npds_timeout_and_classes_parse() {
+        let check = |args: &[&str]| match plan(args, TTY).unwrap() {
+            Plan::Check { probe, classes, .. } => (probe.deadline, classes),
+            _ => panic!(),
+        };
+        assert_eq!(
+            check(&["check", "--format", "npd"]).0,
+            Some(NPD_DEFAULT_DEADLINE)
+        );
+        const { assert!(NPD_DEFAULT_DEADLINE < 5.0) };
+        assert_eq!(
+            check(&["check", "--format", "npd", "--deadline", "2"]).0,
+            Some(2.0)
+        );
+        assert_eq!(check(&["check", "--format", "json"]).0, None);
+        assert_eq!(
+            check(&[
+                "check",
+                "--class",
+                "node-config,hardware",
+                "--class",
+                "hardware"
+            ])
+            .1,
+            vec![RuleClass::Hardware, RuleClass::NodeConfig]
+        );
+        let e = plan(&["check", "--class", "hardwear"], TTY).err().unwrap();
+        assert!(
+            e.contains("one of hardware, node-config, user-env, advice"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use rigdoctor::cli::{CheckFormat, Cli, Format, Plan, Target, Terminal};
+use rigdoctor::diagnose::RuleClass;
 use rigdoctor::diagnose::rules::{self, Rule};
 use rigdoctor::render;
+use rigdoctor::source::archive::CaptureTarget;
 use rigdoctor::source::live::Live;
 use rigdoctor::source::record::Record;
 use rigdoctor::source::replay::Replay;
@@ -53,11 +55,25 @@ fn main() -> ExitCode {
             probe,
             format,
             textfile,
+            classes,
             fail_on,
             quiet,
             color,
             rules,
         } => {
+            // NPD shows stdout, not stderr: there, say it on stdout too (exit 2 = Unknown).
+            let fail = |msg: String| {
+                if format == CheckFormat::Npd {
+                    let mut line = format!("rigdoctor failed: {msg}").replace(['\n', '\r'], " ");
+                    let mut cut = line.len().min(render::npd::MAX_BYTES);
+                    while !line.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    line.truncate(cut);
+                    emit(&(line + "\n"));
+                }
+                fail(msg)
+            };
             let rules = match load_rules(rules.as_deref()) {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),
@@ -71,8 +87,13 @@ fn main() -> ExitCode {
                 ),
                 Target::Replay(dir) => match Replay::open(&dir) {
                     Ok(src) => rigdoctor::check(&src, &opts, &rules),
-                    Err(e) => return fail(e),
+                    Err(e) => return fail(e.to_string()),
                 },
+            };
+            let report = if classes.is_empty() {
+                report
+            } else {
+                rigdoctor::diagnose::report::keep_classes(report, &classes)
             };
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -81,12 +102,20 @@ fn main() -> ExitCode {
             if let Some(dir) = &textfile {
                 let metrics = render::prometheus::render(&report, now);
                 if let Err(e) = render::prometheus::write_textfile(dir, &metrics) {
-                    return fail(e);
+                    return fail(e.to_string());
                 }
+            }
+            if format == CheckFormat::Npd {
+                let all = RuleClass::ALL;
+                let asked: &[RuleClass] = if classes.is_empty() { &all } else { &classes };
+                let h = rigdoctor::diagnose::report::health(&report, fail_on, asked);
+                emit(&(render::npd::line(&h) + "\n"));
+                return ExitCode::from(render::npd::exit_code(&h));
             }
             let text = match format {
                 CheckFormat::Json => render::json::render(&report),
                 CheckFormat::Prometheus => render::prometheus::render(&report, now),
+                CheckFormat::Npd => String::new(), // answered above
                 CheckFormat::Human => {
                     render::human::render(&report, render::human::Style { color }, quiet)
                 }
@@ -110,8 +139,8 @@ fn main() -> ExitCode {
             };
             let opts = probe.options_from(started);
             let live = Live::new(sysfs, procfs).with_deadline(opts.deadline);
-            let rec = match Record::new(live, &output) {
-                Ok(r) => r,
+            let target = match CaptureTarget::new(&output) {
+                Ok(t) => t,
                 Err(e) => {
                     return fail(format!(
                         "cannot write a capture into {}: {e}",
@@ -119,16 +148,37 @@ fn main() -> ExitCode {
                     ));
                 }
             };
+            let rec = match Record::new(live, &target.record_dir()) {
+                Ok(r) => r,
+                Err(e) => {
+                    target.abandon();
+                    return fail(format!(
+                        "cannot write a capture into {}: {e}",
+                        output.display()
+                    ));
+                }
+            };
             let report = rigdoctor::check(&rec, &opts, &rules);
-            let problems = rec.finish();
+            let mut problems = rec.finish();
+            drop(rec);
+            let shown = target.shown().display().to_string();
+            let attach = if target.is_archive() {
+                format!("attach {shown} to the issue")
+            } else {
+                format!(
+                    "rigdoctor capture -o rigdoctor-capture.tar.gz  (or: tar czf rigdoctor-capture.tar.gz -C {shown} .)"
+                )
+            };
+            if let Err(e) = target.finish() {
+                problems.push(format!("cannot write {shown}: {e}"));
+            }
             emit(&format!(
-                "Wrote a capture of this machine to {dir}\n\
+                "Wrote a capture of this machine to {shown}\n\
                  It holds what rigdoctor read: sysfs/procfs files, probe command outputs and the\n\
-                 allowlisted GPU runtime variables (no other environment, no tokens).\n\
-                 Replay it:      rigdoctor check --replay {dir}\n\
-                 Attach it:      tar czf rigdoctor-capture.tar.gz -C {dir} .\n\
+                 allowlisted GPU runtime variables (no other environment, secrets redacted).\n\
+                 Replay it:      rigdoctor check --replay {shown}\n\
+                 Attach it:      {attach}\n\
                  Check summary:  {summary}\n",
-                dir = output.display(),
                 summary = report.summary_line()
             ));
             if problems.is_empty() {

@@ -35,6 +35,10 @@ pub struct Diagnosis {
     pub explain: String,
     pub fix: String,
     pub refs: Vec<String>,
+    /// From the rule (`could_not_look`): this finding is that a probe could
+    /// not look. Not in the JSON: [`report::health`] uses it.
+    #[serde(skip)]
+    pub could_not_look: bool,
 }
 
 #[derive(Debug, Default)]
@@ -188,6 +192,7 @@ fn diagnosis(rule: &Rule, ctx: &Context, item: Option<&dyn Val>, ev: &mut Evalua
         explain: render(&rule.explain, ctx, ev, id),
         fix: render(&rule.fix, ctx, ev, id),
         refs: rule.spec.refs.clone(),
+        could_not_look: rule.spec.could_not_look,
     }
 }
 

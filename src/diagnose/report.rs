@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Diagnosis, Evaluation, Severity, human_bytes};
+use super::{Diagnosis, Evaluation, RuleClass, Severity, human_bytes};
 use crate::rig::{ProbeReport, Rig};
 use crate::source::Mode;
 
@@ -102,7 +102,7 @@ pub fn facts_json(rig: &Rig, probes: &[ProbeReport]) -> serde_json::Value {
 }
 
 /// Probes that could not look: they failed, or (for the PCI bus) found nothing to read.
-fn blind(probes: &[ProbeReport]) -> impl Iterator<Item = &ProbeReport> {
+pub fn blind(probes: &[ProbeReport]) -> impl Iterator<Item = &ProbeReport> {
     probes.iter().filter(|p| {
         matches!(
             p.status.as_str(),
@@ -619,5 +619,93 @@ pub fn build(mode: Mode, rig: Rig, probes: Vec<ProbeReport>, ev: Evaluation) -> 
         facts: rig,
         probes,
         rule_errors: ev.rule_errors,
+    }
+}
+
+/// The report with only the diagnoses of `classes` (`check --class`):
+/// rebuilt, so verdict, summary and area lines agree with what is kept.
+/// Rules were evaluated together first, so a rule still yields to a more
+/// precise one of another class.
+pub fn keep_classes(r: Report, classes: &[RuleClass]) -> Report {
+    let ev = Evaluation {
+        diagnoses: r
+            .diagnoses
+            .into_iter()
+            .filter(|d| classes.contains(&d.class))
+            .collect(),
+        rule_errors: r.rule_errors,
+        ..Evaluation::default()
+    };
+    build(r.mode, r.facts, r.probes, ev)
+}
+
+/// A health hook's answer (node-problem-detector's custom plugin protocol:
+/// OK / NonOK / Unknown; design.md exit codes 0 / 1 / 2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Health {
+    Ok,
+    Problem,
+    Unknown,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthReport {
+    pub health: Health,
+    /// Ids at or above the level, most severe first, each once. For
+    /// Unknown, the could-not-look findings.
+    pub ids: Vec<String>,
+    /// Probes that could not look and matter here (`name (status)`).
+    pub blind: Vec<String>,
+}
+
+/// Python probes describe one interpreter's packages: they matter only when
+/// the hook asks about `user-env` problems.
+fn probe_matters(name: &str, classes: &[RuleClass]) -> bool {
+    !name.starts_with("python") || classes.contains(&RuleClass::UserEnv)
+}
+
+/// Judge a report for a health hook:
+/// - Problem when a diagnosis at or above `level` says what is wrong (its
+///   rule found something, not just that a probe could not look);
+/// - otherwise Unknown when a probe that matters could not look (a hung
+///   nvidia-smi: the GPU may be gone, or fine) or a could-not-look finding
+///   is at or above `level`;
+/// - otherwise Ok.
+///
+/// The report is expected to hold only the classes asked for ([`keep_classes`]);
+/// `classes` decides which probes matter.
+pub fn health(r: &Report, level: Severity, classes: &[RuleClass]) -> HealthReport {
+    let mut ids: Vec<String> = Vec::new();
+    let mut blind_ids: Vec<String> = Vec::new();
+    for d in r.diagnoses.iter().filter(|d| d.severity >= level) {
+        let list = if d.could_not_look {
+            &mut blind_ids
+        } else {
+            &mut ids
+        };
+        if !list.contains(&d.id) {
+            list.push(d.id.clone());
+        }
+    }
+    let blind_probes: Vec<String> = blind(&r.probes)
+        .filter(|p| probe_matters(&p.name, classes))
+        .map(|p| format!("{} ({})", p.name, p.status))
+        .collect();
+    if !ids.is_empty() {
+        return HealthReport {
+            health: Health::Problem,
+            ids,
+            blind: blind_probes,
+        };
+    }
+    let health = if blind_ids.is_empty() && blind_probes.is_empty() {
+        Health::Ok
+    } else {
+        Health::Unknown
+    };
+    HealthReport {
+        health,
+        ids: blind_ids,
+        blind: blind_probes,
     }
 }

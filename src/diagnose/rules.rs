@@ -126,6 +126,10 @@ pub struct RuleSpec {
     /// fires, this rule's diagnoses are dropped.
     #[serde(default)]
     pub suppressed_by: Vec<String>,
+    /// The finding is that rigdoctor could not look (a tool hung or failed):
+    /// health hooks (`--format npd`) report Unknown for it, not NonOK.
+    #[serde(default)]
+    pub could_not_look: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -604,6 +608,11 @@ pub fn reference_markdown(rules: &[Rule]) -> String {
         }
         out.push_str(&format!("```\n{}\n```\n\n", s.when.trim()));
         out.push_str(&format!("Fix (template):\n\n```\n{}\n```\n", s.fix.trim()));
+        if s.could_not_look {
+            out.push_str(
+                "\nIts finding is that rigdoctor could not look: health hooks (`--format npd`) report Unknown.\n",
+            );
+        }
         if !s.suppressed_by.is_empty() {
             out.push_str(&format!(
                 "\nYields to {}: when one of them fires, this one is not reported.\n",

@@ -12,6 +12,7 @@
 //! `check` on a machine and `check --replay` of its capture see the same bytes.
 //! This module owns no opinions about what is read; probes own that.
 
+pub mod archive;
 pub mod command;
 pub mod confined;
 pub mod live;

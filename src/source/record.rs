@@ -313,7 +313,7 @@ impl Source for Record {
 }
 
 /// The capture directory, written only relative to its handle.
-struct CaptureDir {
+pub(crate) struct CaptureDir {
     fd: OwnedFd,
 }
 
@@ -333,7 +333,7 @@ fn dir_flags() -> OFlag {
 impl CaptureDir {
     /// Create `dir` (0700), or take an existing one only when it is a real
     /// directory (not a link), owned by the caller and empty.
-    fn create(dir: &Path) -> std::io::Result<CaptureDir> {
+    pub(crate) fn create(dir: &Path) -> std::io::Result<CaptureDir> {
         let shown = dir.display();
         match nix::unistd::mkdir(dir, FileMode::from_bits_truncate(DIR_MODE)) {
             Ok(()) | Err(Errno::EEXIST) => {}
@@ -379,7 +379,7 @@ impl CaptureDir {
     }
 
     /// Enter (creating as needed) every directory of `rel`, never through a link.
-    fn mkdirs(&self, rel: &Path) -> Result<OwnedFd, Errno> {
+    pub(crate) fn mkdirs(&self, rel: &Path) -> Result<OwnedFd, Errno> {
         let mut cur = self.fd.try_clone().map_err(|_| Errno::EMFILE)?;
         for c in rel.components() {
             let Component::Normal(name) = c else {
@@ -426,7 +426,7 @@ impl CaptureDir {
     /// Write `content` as a new file at `rel` (0600). Whatever was there (a
     /// placeholder, a planted link) is unlinked first, and the create is
     /// exclusive and does not follow links.
-    fn write(&self, rel: &Path, content: &[u8]) -> std::io::Result<()> {
+    pub(crate) fn write(&self, rel: &Path, content: &[u8]) -> std::io::Result<()> {
         let (dir, name) = self.parent(rel)?;
         match unlinkat(&dir, name, UnlinkatFlags::NoRemoveDir) {
             Ok(()) | Err(Errno::ENOENT) => {}
@@ -443,7 +443,7 @@ impl CaptureDir {
 
     /// A symbolic link at `rel` pointing at `target` (the link is created,
     /// never followed).
-    fn symlink(&self, rel: &Path, target: &Path) -> std::io::Result<()> {
+    pub(crate) fn symlink(&self, rel: &Path, target: &Path) -> std::io::Result<()> {
         let (dir, name) = self.parent(rel)?;
         symlinkat(target, dir.as_fd(), name)?;
         Ok(())

@@ -34,6 +34,9 @@ pub struct Replay {
     durations: BTreeMap<String, u64>,
     /// The paths of the capture that were refused, with why.
     refused: Mutex<BTreeSet<String>>,
+    /// For a tarball: the private directory it was unpacked into, removed
+    /// when the replay ends.
+    _unpacked: Option<super::archive::TempDir>,
 }
 
 /// Why a capture directory cannot be replayed (exit code 2).
@@ -43,6 +46,7 @@ pub enum ReplayError {
     NoCaptureJson(PathBuf),
     BadCaptureJson(PathBuf, String),
     UnknownFormat(PathBuf, String),
+    BadArchive(String),
 }
 
 impl std::fmt::Display for ReplayError {
@@ -57,6 +61,7 @@ impl std::fmt::Display for ReplayError {
             ReplayError::BadCaptureJson(p, e) => {
                 write!(f, "{}/capture.json does not parse: {e}", p.display())
             }
+            ReplayError::BadArchive(e) => write!(f, "cannot unpack the capture {e}"),
             ReplayError::UnknownFormat(p, fmt) => write!(
                 f,
                 "{}/capture.json has format {fmt:?}; this rigdoctor reads {CAPTURE_FORMAT:?}",
@@ -74,7 +79,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Replay {
-    pub fn open(dir: &Path) -> Result<Replay, ReplayError> {
+    /// Open a capture: a directory, or a gzip tarball of one
+    /// (`capture -o rig.tar.gz`), which is unpacked into a private
+    /// temporary directory first (source::archive).
+    pub fn open(path: &Path) -> Result<Replay, ReplayError> {
+        if !path.is_file() {
+            return Replay::open_dir(path);
+        }
+        let tmp = super::archive::TempDir::new()
+            .map_err(|e| ReplayError::BadArchive(format!("{}: {e}", path.display())))?;
+        let into = tmp.path().join("capture");
+        let refused =
+            super::archive::unpack(path, &into).map_err(|e| ReplayError::BadArchive(e.0))?;
+        let dir = super::archive::capture_root(&into);
+        let mut r = Replay::open_dir(&dir).map_err(|e| match e {
+            // Name the file the user gave, not the temporary copy.
+            ReplayError::NoCaptureJson(_) => ReplayError::NoCaptureJson(path.to_path_buf()),
+            ReplayError::NotADirectory(_) => ReplayError::NotADirectory(path.to_path_buf()),
+            ReplayError::BadCaptureJson(_, m) => ReplayError::BadCaptureJson(path.to_path_buf(), m),
+            ReplayError::UnknownFormat(_, m) => ReplayError::UnknownFormat(path.to_path_buf(), m),
+            other => other,
+        })?;
+        lock(&r.refused).extend(refused.into_iter().map(|x| format!("archive: {x}")));
+        r._unpacked = Some(tmp);
+        Ok(r)
+    }
+
+    fn open_dir(dir: &Path) -> Result<Replay, ReplayError> {
         let cap = Confined::open(dir).map_err(|_| ReplayError::NotADirectory(dir.to_path_buf()))?;
         let bad = |e: String| ReplayError::BadCaptureJson(dir.to_path_buf(), e);
         let meta_bytes = match cap.read("capture.json", MAX_META_BYTES) {
@@ -157,6 +188,7 @@ impl Replay {
             denied,
             durations,
             refused: Mutex::new(refused),
+            _unpacked: None,
         })
     }
 
