@@ -166,3 +166,72 @@ fn summary_snapshot() {
     let text = String::from_utf8_lossy(&o.stdout).replace(env!("CARGO_PKG_VERSION"), "<version>");
     insta::assert_snapshot!(text);
 }
+
+/// `fallback.jsonl` with its sample times rewritten by `edit(index, t)`.
+fn edited_trace(dir: &std::path::Path, edit: impl Fn(usize, f64) -> f64) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(fixture("traces/fallback.jsonl")).unwrap();
+    let mut i = 0;
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if v["type"] == "sample" || v.get("t").is_some() {
+                let t = v["t"].as_f64().unwrap();
+                v["t"] = serde_json::json!(edit(i, t));
+                i += 1;
+            }
+            v.to_string()
+        })
+        .collect();
+    let p = dir.join("edited.jsonl");
+    std::fs::write(&p, out.join("\n") + "\n").unwrap();
+    p
+}
+
+/// Issue 8, item 9: a negative time (on the last sample: the summary then
+/// asked for 225 GB and aborted) or a time that goes backwards is a trace
+/// rigdoctor cannot replay: exit 2, saying which line.
+#[test]
+fn a_negative_or_backward_sample_time_is_exit_2() {
+    let d = tempfile::tempdir().unwrap();
+    let n = std::fs::read_to_string(fixture("traces/fallback.jsonl"))
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("\"t\":"))
+        .count();
+    for (what, edit) in [
+        (
+            "negative",
+            Box::new(move |i: usize, t: f64| if i + 1 == n { -5.0 } else { t })
+                as Box<dyn Fn(usize, f64) -> f64>,
+        ),
+        ("backward", Box::new(|i, t| if i == 3 { 1e300 } else { t })),
+    ] {
+        let p = edited_trace(d.path(), edit);
+        let o = run(
+            &["watch", "--replay", p.to_str().unwrap()],
+            &path_with(None),
+        );
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(
+            err.contains("edited.jsonl, line ") && err.contains("sample time"),
+            "{what}: {err}"
+        );
+    }
+}
+
+/// Issue 8, item 9: duplicated sample times replay (the window stays
+/// bounded; watcher.rs counts the work) instead of taking minutes.
+#[test]
+fn duplicated_sample_times_replay() {
+    let d = tempfile::tempdir().unwrap();
+    let p = edited_trace(d.path(), |_, _| 4.0);
+    let o = run(
+        &["watch", "--replay", p.to_str().unwrap(), "--format", "json"],
+        &path_with(None),
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines = json_lines(&String::from_utf8_lossy(&o.stdout));
+    assert_eq!(summary(&lines)["rule_errors"], serde_json::json!([]));
+}

@@ -167,7 +167,8 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
         rows.push(("warming up".into(), w.warmup_seconds()));
     }
     for (name, secs) in rows {
-        let bar = "█".repeat(((secs / total) * 30.0).round() as usize);
+        // At most the full width, whatever the trace's times say.
+        let bar = "█".repeat(((secs / total).clamp(0.0, 1.0) * 30.0).round() as usize);
         out.push_str(&format!(
             "  {:<20} {:>7.1} s {:>4.0}%  {}\n",
             name,

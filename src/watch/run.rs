@@ -292,7 +292,9 @@ fn replay(
         Err(e) => return fail(format!("cannot read --replay {}: {e}", path.display())),
     };
     let mut lines = BufReader::new(file).lines();
+    let mut header_lines = 0usize;
     let header: Header = loop {
+        header_lines += 1;
         match lines.next() {
             Some(Ok(l)) if l.trim().is_empty() => continue,
             Some(Ok(l)) => match serde_json::from_str::<Value>(&l) {
@@ -340,7 +342,8 @@ fn replay(
     sink.json(&tagged("start", &header));
     let mut w = Watcher::new(header, cfg);
     let mut bad = 0usize;
-    for line in lines {
+    let mut last_t = 0.0f64;
+    for (n, line) in lines.enumerate() {
         let Ok(line) = line else {
             bad += 1;
             continue;
@@ -358,6 +361,18 @@ fn replay(
         match v["type"].as_str() {
             Some("sample") => match serde_json::from_value::<Sample>(v) {
                 Ok(s) => {
+                    // Issue 8, item 9: time is what every total is made of; a
+                    // sample before 0 or before the one ahead of it is a
+                    // broken trace, not a run (a negative last time once made
+                    // the summary ask for 225 GB).
+                    if let Err(why) = sample_time_ok(s.t, last_t) {
+                        return fail(format!(
+                            "{}, line {}: {why}; not a trace rigdoctor can replay",
+                            path.display(),
+                            header_lines + n + 1
+                        ));
+                    }
+                    last_t = s.t;
                     if let Some(ch) = w.push(s) {
                         sink.change(&ch);
                     }
@@ -388,6 +403,29 @@ fn replay(
         Some(f) if out.fails(f) => EXIT_PROBLEM,
         _ => 0,
     }
+}
+
+/// A recorded sample time is seconds since the start, never decreasing
+/// (the recorder reads a monotonic clock). Equal times are allowed.
+fn sample_time_ok(t: f64, previous: f64) -> Result<(), String> {
+    let secs = |x: f64| {
+        if x.abs() < 1e9 {
+            format!("{x:.3} s")
+        } else {
+            format!("{x:e} s")
+        }
+    };
+    if !t.is_finite() || t < 0.0 {
+        return Err(format!("the sample time {} is negative", secs(t)));
+    }
+    if t < previous {
+        return Err(format!(
+            "the sample time {} is before the previous sample's {}",
+            secs(t),
+            secs(previous)
+        ));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------- live

@@ -244,6 +244,13 @@ impl Watcher {
         self.per[v.index()].secs >= self.cfg.th.fault_seconds.max(1e-9)
     }
 
+    /// The most samples a window holds: four times what the interval puts in
+    /// one (samples arrive late and early), and never fewer than 64.
+    fn window_cap(&self) -> usize {
+        let expected = self.cfg.window / self.cfg.interval.max(1e-3);
+        ((expected * 4.0).ceil() as usize).clamp(64, 1 << 16)
+    }
+
     /// Fold in one sample; returns the change of verdict, if any.
     pub fn push(&mut self, mut s: Sample) -> Option<Change> {
         // Time since the previous sample belongs to the verdict then in force.
@@ -272,8 +279,12 @@ impl Watcher {
         s.log.clear();
         self.window.push_back(s);
         let t_last = self.window.back().map(|x| x.t).unwrap_or(0.0);
+        // By time, and by count: samples that share a time (a replayed trace
+        // with duplicated lines) would otherwise all stay in the window, and
+        // classifying it at every sample would be quadratic (issue 8, item 9).
+        let cap = self.window_cap();
         while let Some(f) = self.window.front() {
-            if f.t <= t_last - self.cfg.window + 1e-6 {
+            if f.t <= t_last - self.cfg.window + 1e-6 || self.window.len() > cap {
                 self.window.pop_front();
             } else {
                 break;
@@ -611,6 +622,25 @@ mod tests {
             driver: Some("amdgpu".into()),
             integrated: false,
         }
+    }
+
+    /// Issue 8, item 9: a trace whose samples share one time kept them all
+    /// in the window and classified the whole window at every sample.
+    #[test]
+    fn duplicated_times_keep_the_window_bounded() {
+        let mut w = Watcher::new(header(vec![gpu()]), cfg());
+        let cap = w.window_cap();
+        let mut looked_at = 0usize;
+        for _ in 0..20_000 {
+            w.push(sample(5.0, 1.9, 0.0));
+            looked_at += w.window.len();
+        }
+        assert!(w.window.len() <= cap + 1, "{} > {cap}", w.window.len());
+        // Linear: at most a window's worth of samples looked at per sample.
+        assert!(looked_at <= 20_000 * (cap + 1), "{looked_at}");
+        // Still a verdict, and time did not move.
+        assert_eq!(w.elapsed(), 5.0);
+        assert!(w.current.is_some());
     }
 
     #[test]
