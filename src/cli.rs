@@ -35,6 +35,14 @@ pub enum Format {
     Json,
 }
 
+/// The shells `rigdoctor completions` writes for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CompletionShell {
+    Bash,
+    Zsh,
+    Fish,
+}
+
 /// `check`'s output formats: [`Format`]'s plus those only a check report has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CheckFormat {
@@ -42,6 +50,8 @@ pub enum CheckFormat {
     Json,
     /// The Prometheus text exposition format (node_exporter's textfile collector).
     Prometheus,
+    /// A block to paste into a GitHub issue.
+    Markdown,
     /// node-problem-detector's custom plugin protocol: one line of at most 80
     /// bytes; exit 0 OK, 1 NonOK, 2 Unknown.
     Npd,
@@ -145,6 +155,16 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
     },
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    #[command(
+        after_help = "Install:\n  rigdoctor completions bash > /usr/share/bash-completion/completions/rigdoctor\n  rigdoctor completions zsh > /usr/share/zsh/vendor-completions/_rigdoctor\n  rigdoctor completions fish > /usr/share/fish/vendor_completions.d/rigdoctor.fish"
+    )]
+    Completions {
+        #[arg(value_enum)]
+        shell: CompletionShell,
+    },
+    /// Print the man page (roff) to stdout: rigdoctor man > rigdoctor.1
+    Man,
     /// Watch a live inference run and say when it falls back to the CPU.
     #[command(
         after_help = "Examples:\n  rigdoctor watch -- llama-server -m model.gguf -ngl 99\n  rigdoctor watch --pid $(pgrep -f 'ollama serve')\n  rigdoctor watch --record run.jsonl -- python generate.py\n  rigdoctor watch --replay run.jsonl --format json\n\nExit codes: the program's own status (128+N if signal N ended it) unless --fail-on is met (1);\n2 when rigdoctor cannot do its job; 127/126 when the command cannot be found/started."
@@ -233,6 +253,8 @@ pub enum Plan {
         id: String,
         rules: Option<PathBuf>,
     },
+    Completions(CompletionShell),
+    Man,
     Watch(crate::watch::WatchPlan),
 }
 
@@ -474,6 +496,8 @@ impl Cli {
             }),
             Command::Rules { format, rules } => Ok(Plan::Rules { format, rules }),
             Command::Explain { id, rules } => Ok(Plan::Explain { id, rules }),
+            Command::Completions { shell } => Ok(Plan::Completions(shell)),
+            Command::Man => Ok(Plan::Man),
             Command::Watch(a) => Ok(Plan::Watch(watch_plan(a, self.sysfs, self.procfs)?)),
         }
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use rigdoctor::cli::{CheckFormat, Cli, Format, Plan, Target, Terminal};
+use rigdoctor::cli::{CheckFormat, Cli, CompletionShell, Format, Plan, Target, Terminal};
 use rigdoctor::diagnose::RuleClass;
 use rigdoctor::diagnose::rules::{self, Rule};
 use rigdoctor::render;
@@ -81,7 +81,9 @@ fn main() -> ExitCode {
             let opts = probe.options_from(started);
             let report = match target {
                 Target::Live { sysfs, procfs } => rigdoctor::check(
-                    &Live::new(sysfs, procfs).with_deadline(opts.deadline),
+                    &Live::new(sysfs, procfs)
+                        .with_deadline(opts.deadline)
+                        .with_tool_env(rigdoctor::probe::env::allowed),
                     &opts,
                     &rules,
                 ),
@@ -115,6 +117,7 @@ fn main() -> ExitCode {
             let text = match format {
                 CheckFormat::Json => render::json::render(&report),
                 CheckFormat::Prometheus => render::prometheus::render(&report, now),
+                CheckFormat::Markdown => render::markdown::render(&report),
                 CheckFormat::Npd => String::new(), // answered above
                 CheckFormat::Human => {
                     render::human::render(&report, render::human::Style { color }, quiet)
@@ -138,7 +141,9 @@ fn main() -> ExitCode {
                 Err(e) => return fail(format!("cannot load rules: {e}")),
             };
             let opts = probe.options_from(started);
-            let live = Live::new(sysfs, procfs).with_deadline(opts.deadline);
+            let live = Live::new(sysfs, procfs)
+                .with_deadline(opts.deadline)
+                .with_tool_env(rigdoctor::probe::env::allowed);
             let target = match CaptureTarget::new(&output) {
                 Ok(t) => t,
                 Err(e) => {
@@ -202,6 +207,25 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Plan::Watch(w) => ExitCode::from(rigdoctor::watch::run::run(w)),
+        Plan::Completions(shell) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let shell = match shell {
+                CompletionShell::Bash => clap_complete::Shell::Bash,
+                CompletionShell::Zsh => clap_complete::Shell::Zsh,
+                CompletionShell::Fish => clap_complete::Shell::Fish,
+            };
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "rigdoctor", &mut out);
+            emit(&String::from_utf8_lossy(&out));
+            ExitCode::SUCCESS
+        }
+        Plan::Man => match man_page() {
+            Ok(page) => {
+                emit(&page);
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("cannot render the man page: {e}")),
+        },
         Plan::Explain { id, rules } => {
             let rules = match load_rules(rules.as_deref()) {
                 Ok(r) => r,
@@ -216,6 +240,40 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// One page for the whole tool: clap_mangen's page for `rigdoctor`, then a
+/// section per subcommand with its synopsis and options (clap_mangen makes
+/// one page per subcommand; packagers ship one rigdoctor.1).
+fn man_page() -> std::io::Result<String> {
+    let mut cmd = <Cli as clap::CommandFactory>::command();
+    cmd.build();
+    let mut out = Vec::new();
+    clap_mangen::Man::new(cmd.clone()).render(&mut out)?;
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = sub.get_name();
+        out.extend_from_slice(format!(".SH \"RIGDOCTOR {}\"\n", name.to_uppercase()).as_bytes());
+        let man = clap_mangen::Man::new(sub.clone());
+        let mut part = Vec::new();
+        man.render_synopsis_section(&mut part)?;
+        man.render_description_section(&mut part)?;
+        man.render_options_section(&mut part)?;
+        // Their own section headings become sub-headings of this one.
+        let part = String::from_utf8_lossy(&part)
+            .replace(".SH SYNOPSIS\n", "")
+            .replace(".SH DESCRIPTION\n", ".PP\n")
+            .replace(".SH OPTIONS\n", ".SS Options\n");
+        out.extend_from_slice(part.as_bytes());
+    }
+    out.extend_from_slice(
+        b".SH \"EXIT STATUS\"\n.TP\n0\nnothing at or above \\fB--fail-on\\fR (for \\fB--format npd\\fR: OK)\n\
+          .TP\n1\nproblems found at or above \\fB--fail-on\\fR (npd: NonOK)\n\
+          .TP\n2\nrigdoctor could not do its job: bad usage, unreadable capture, broken site rule \
+          (npd: Unknown, also when a probe that matters could not look)\n\
+          .SH \"SEE ALSO\"\nThe rule reference docs/rules.md, the JSON format docs/json.md and \
+          docs/integrations.md (Prometheus, node-problem-detector, Slurm) in the source tree.\n",
+    );
+    Ok(String::from_utf8_lossy(&out).into_owned())
 }
 
 fn render_rules(rules: &[Rule], format: Format) -> String {

@@ -347,8 +347,10 @@ fn replay_json_dir(dir: &Path) -> serde_json::Value {
 }
 
 /// The real script on the real interpreter, with stand-in `torch` and
-/// `intel_extension_for_pytorch` packages on PYTHONPATH: every step of the
-/// script runs, and the JSON it prints is what the parser reads.
+/// `intel_extension_for_pytorch` packages installed in a venv (the checked
+/// environment: rigdoctor runs the interpreter isolated, so PYTHONPATH is
+/// not followed): every step of the script runs, and the JSON it prints is
+/// what the parser reads.
 #[test]
 fn the_script_runs_on_a_real_interpreter() {
     let has_python = std::process::Command::new("python3")
@@ -360,7 +362,22 @@ fn the_script_runs_on_a_real_interpreter() {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
-    let pkgs = tmp.path().join("pkgs");
+    let venv = tmp.path().join("venv");
+    let made = std::process::Command::new("python3")
+        .args(["-m", "venv", "--without-pip"])
+        .arg(&venv)
+        .status()
+        .is_ok_and(|s| s.success());
+    if !made {
+        eprintln!("skipped: python3 cannot make a venv");
+        return;
+    }
+    let pkgs = std::fs::read_dir(venv.join("lib"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path().join("site-packages"))
+        .find(|p| p.is_dir())
+        .unwrap();
     std::fs::create_dir_all(pkgs.join("torch")).unwrap();
     std::fs::create_dir_all(pkgs.join("intel_extension_for_pytorch")).unwrap();
     std::fs::write(
@@ -400,14 +417,17 @@ class xpu:
     )
     .unwrap();
     let sys = sysfs();
-    let r = run_with(
-        &[
-            "--sysfs", &sys, "check", "--deep", "--python", "python3", "--format", "json",
-        ],
-        |c| {
-            c.env("PYTHONPATH", &pkgs);
-        },
-    );
+    let python = venv.join("bin/python3");
+    let r = run(&[
+        "--sysfs",
+        &sys,
+        "check",
+        "--deep",
+        "--python",
+        python.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
     let deep = &v["facts"]["python"]["deep"];

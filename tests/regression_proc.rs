@@ -118,3 +118,123 @@ fn issue8_item11_own_timeout_is_not_called_the_deadline() {
     assert_eq!(p["status"], "timeout", "{p}");
     assert!(!p["detail"].as_str().unwrap().contains("deadline"), "{p}");
 }
+
+/// Item 2: a probe tool gets only the environment it needs. A fake
+/// `xpu-smi` on the test PATH dumps what it got: the allowlisted runtime
+/// variable, PATH (absolute entries only), HOME and the C locale, in `/`;
+/// never LD_PRELOAD, tokens, cloud keys, PYTHON* or the user's locale.
+#[test]
+fn issue8_item2_tools_get_only_the_environment_they_need() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tools = tmp.path().join("bin");
+    let dump = tmp.path().join("env.txt");
+    let cwd = tmp.path().join("pwd.txt");
+    fake_tools(
+        &tools,
+        &[(
+            "xpu-smi",
+            &format!(
+                "env > '{}'; pwd > '{}'; echo 'No device discovered'",
+                dump.display(),
+                cwd.display()
+            ),
+        )],
+    );
+    let path = format!(".::{}:relative/bin:/usr/bin:/bin:", tools.display());
+    let r = run_with(&["check", "--format", "json"], |c| {
+        c.current_dir(tmp.path())
+            .env("PATH", &path)
+            .env("HOME", tmp.path())
+            .env("LD_PRELOAD", "/nonexistent/rigdoctor-test-preload.so")
+            .env("LD_LIBRARY_PATH", ":/opt/rigdoctor-test/lib:lib")
+            .env("HF_TOKEN", "hf_rigdoctor_test_secret")
+            .env("AWS_SECRET_ACCESS_KEY", "aws_rigdoctor_test_secret")
+            .env("PYTHONPATH", tmp.path())
+            .env("LANG", "de_DE.UTF-8")
+            .env("LC_MESSAGES", "de_DE.UTF-8")
+            .env("ZES_ENABLE_SYSMAN", "1");
+    });
+    assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
+    let text = std::fs::read_to_string(&dump).expect("the fake xpu-smi ran");
+    let got: std::collections::BTreeMap<&str, &str> =
+        text.lines().filter_map(|l| l.split_once('=')).collect();
+    // What sh itself adds (PWD, SHLVL, `_`) is not ours to judge.
+    let names: Vec<&str> = got
+        .keys()
+        .copied()
+        .filter(|k| !matches!(*k, "PWD" | "OLDPWD" | "SHLVL" | "_"))
+        .collect();
+    for n in &names {
+        assert!(
+            [
+                "PATH",
+                "LD_LIBRARY_PATH",
+                "HOME",
+                "LC_ALL",
+                "LANG",
+                "ZES_ENABLE_SYSMAN",
+                "RIGDOCTOR_PROBE_ID",
+            ]
+            .contains(n),
+            "the tool got {n}: {text}"
+        );
+    }
+    assert_eq!(got.get("ZES_ENABLE_SYSMAN"), Some(&"1"), "{text}");
+    assert_eq!(got.get("LC_ALL"), Some(&"C"), "{text}");
+    assert_eq!(got.get("LANG"), Some(&"C"), "{text}");
+    assert_eq!(got.get("LD_LIBRARY_PATH"), Some(&"/opt/rigdoctor-test/lib"));
+    assert_eq!(
+        got.get("PATH").copied(),
+        Some(format!("{}:/usr/bin:/bin", tools.display()).as_str())
+    );
+    assert!(!text.contains("rigdoctor_test_secret") && !text.contains("preload"));
+    assert_eq!(std::fs::read_to_string(&cwd).unwrap(), "/\n");
+}
+
+/// Item 2: relative and empty PATH entries are skipped when a tool is looked
+/// up. Tools planted in the current directory (`.`, an empty entry) and in a
+/// relative `bin` entry never run, even as the first match; the page says
+/// PATH had such entries.
+#[test]
+fn issue8_item2_relative_path_entries_are_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path().join("work");
+    let marker = tmp.path().join("ran");
+    let plant = format!("echo \"$0\" >> '{}'", marker.display());
+    fake_tools(
+        &work,
+        &[
+            ("nvidia-smi", &plant),
+            ("sycl-ls", &plant),
+            ("python3", &plant),
+        ],
+    );
+    fake_tools(
+        &work.join("bin"),
+        &[("clinfo", &plant), ("rocminfo", &plant)],
+    );
+    let path = ".::bin:/usr/local/bin:/usr/bin:/bin:";
+    let r = run_with(&["check", "--format", "json"], |c| {
+        c.current_dir(&work).env("PATH", path);
+    });
+    assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
+    assert!(
+        !marker.exists(),
+        "planted tools ran: {}",
+        std::fs::read_to_string(&marker).unwrap_or_default()
+    );
+    let v = json(&r);
+    assert_eq!(probe(&v, "nvidia-smi")["status"], "missing");
+    assert!(diagnosis_ids(&v).contains(&"PATH-RELATIVE".to_string()));
+    let human = run_with(&["check", "--color", "never"], |c| {
+        c.current_dir(&work).env("PATH", path);
+    });
+    assert!(
+        human
+            .stdout
+            .contains("PATH has a relative or empty entry; rigdoctor skipped it"),
+        "{}",
+        human.stdout
+    );
+    assert!(!marker.exists());
+}

@@ -1,6 +1,8 @@
-//! `rigdoctor watch` on real processes of this machine, with a fake GPU tree
-//! (`--sysfs`), a fake `nvidia-smi` printing real CSV lines, and (for fdinfo)
-//! a fake `--procfs` whose process files are links to the real ones.
+//! `rigdoctor watch` with a fake GPU tree (`--sysfs`), a fake `nvidia-smi`
+//! printing real CSV lines, and, where a verdict depends on how busy the
+//! CPU is, a fake `--procfs` whose CPU counter the test advances (on a loaded
+//! 2-core machine a real busy loop may get almost no CPU; issue 8 item 10).
+//! Tests on real processes assert only what holds at any CPU share.
 //! Assertions are on verdicts, never on timings.
 
 #![allow(
@@ -13,7 +15,7 @@
 mod watch_support;
 
 use std::os::unix::fs::symlink;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use watch_support::*;
@@ -44,16 +46,22 @@ fn watch_cmd(
     (o.status.code().unwrap_or(-1), json_lines(&text))
 }
 
+/// The fallback verdict end to end, deterministic (issue 8 item 10): the
+/// watched process is a fake `/proc` entry whose CPU counter the test
+/// advances at 4 cores (10x the test threshold), the GPUs are idle, so every
+/// window is CPU fallback however little CPU this machine gives anyone.
 #[test]
-fn cpu_burner_with_idle_gpus_is_flagged_as_fallback() {
+fn issue8_item10_fake_busy_cpu_with_idle_gpus_is_fallback() {
     let d = tempfile::tempdir().unwrap();
-    let mut sys = FakeSys::new(d.path());
+    let sys = FakeSys::new(d.path());
     sys.amdgpu("card0", "0000:03:00.0", 2, 8);
-    sys.xe("card1", "0000:04:00.0", 1.0);
+    sys.amdgpu("card1", "0000:04:00.0", 1, 8);
     let bin = fake_nvidia_smi(d.path(), "modded-4090-48gb-zero-util-csv.txt");
     let th = test_thresholds(d.path());
-    let (code, lines) = watch_cmd(
+    let proc = FakeProc::new(d.path(), 4242, 4.0);
+    let (code, lines) = watch_fake_pid(
         &sys,
+        &proc,
         &th,
         &d.path().join("out.jsonl"),
         &[
@@ -62,7 +70,7 @@ fn cpu_burner_with_idle_gpus_is_flagged_as_fallback() {
             "--record",
             d.path().join("rec.jsonl").to_str().unwrap(),
         ],
-        &burner(2, 4),
+        "3",
         &path_with(Some(&bin)),
     );
     let v = verdicts(&lines);
@@ -79,9 +87,12 @@ fn cpu_burner_with_idle_gpus_is_flagged_as_fallback() {
         .iter()
         .map(|g| g["source"].as_str().unwrap())
         .collect();
-    assert_eq!(src, vec!["gpu_busy_percent", "gtidle", "nvidia-smi"]);
-    // The fake nvidia-smi (a long-lived child) is gone.
-    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(
+        src,
+        vec!["gpu_busy_percent", "gpu_busy_percent", "nvidia-smi"]
+    );
+    // The fake nvidia-smi (a long-lived child) was killed and reaped before
+    // rigdoctor exited (stream.rs waits for it), so no wait is needed here.
     let left = Command::new("pgrep")
         .args(["-f", &bin.join("nvidia-smi").display().to_string()])
         .output()
@@ -89,19 +100,50 @@ fn cpu_burner_with_idle_gpus_is_flagged_as_fallback() {
     assert!(left.stdout.is_empty(), "nvidia-smi left running");
 }
 
+/// The one real-process smoke test of `watch -- CMD` with a CPU burner and
+/// idle GPUs. What it asserts holds at any CPU share the burner gets: the
+/// program's exit status passes through, the watch classified something,
+/// and with every GPU idle no window can be GPU-bound.
 #[test]
-fn the_same_burner_with_busy_gpus_is_not_flagged() {
+fn issue8_item10_real_burner_smoke_never_gpu_bound_with_idle_gpus() {
     let d = tempfile::tempdir().unwrap();
-    let mut sys = FakeSys::new(d.path());
-    sys.amdgpu("card0", "0000:03:00.0", 95, 8);
-    sys.xe("card1", "0000:04:00.0", 92.0);
+    let sys = FakeSys::new(d.path());
+    sys.amdgpu("card0", "0000:03:00.0", 2, 8);
+    sys.amdgpu("card1", "0000:04:00.0", 1, 8);
     let th = test_thresholds(d.path());
     let (code, lines) = watch_cmd(
         &sys,
         &th,
         &d.path().join("out.jsonl"),
+        &[],
+        &burner(2, 2),
+        &path_with(None),
+    );
+    let v = verdicts(&lines);
+    assert_eq!(code, 0, "the burner's own status; verdicts {v:?}");
+    assert!(!v.is_empty());
+    assert!(!v.contains(&"gpu-bound".to_string()), "{v:?}");
+    let s = summary(&lines);
+    assert_eq!(seconds_in(&s, "gpu-bound"), 0.0);
+}
+
+/// Busy GPUs and a busy CPU (a fake counter at 4 cores): GPU-bound, never
+/// flagged.
+#[test]
+fn issue8_item10_fake_busy_cpu_with_busy_gpus_is_not_flagged() {
+    let d = tempfile::tempdir().unwrap();
+    let mut sys = FakeSys::new(d.path());
+    sys.amdgpu("card0", "0000:03:00.0", 95, 8);
+    sys.xe("card1", "0000:04:00.0", 100.0);
+    let th = test_thresholds(d.path());
+    let proc = FakeProc::new(d.path(), 4242, 4.0);
+    let (code, lines) = watch_fake_pid(
+        &sys,
+        &proc,
+        &th,
+        &d.path().join("out.jsonl"),
         &["--fail-on", "fallback"],
-        &burner(2, 3),
+        "3",
         &path_with(None),
     );
     let v = verdicts(&lines);
@@ -112,15 +154,23 @@ fn the_same_burner_with_busy_gpus_is_not_flagged() {
         "{v:?}"
     );
     assert!(v.contains(&"gpu-bound".to_string()), "{v:?}");
-    assert!(diagnosis_ids(&summary(&lines)).is_empty());
+    let s = summary(&lines);
+    assert!(diagnosis_ids(&s).is_empty());
+    let src: Vec<&str> = s["facts"]["watch"]["gpus"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["source"].as_str().unwrap())
+        .collect();
+    assert_eq!(src, vec!["gpu_busy_percent", "gtidle"]);
 }
 
 #[test]
 fn an_idle_child_is_idle() {
     let d = tempfile::tempdir().unwrap();
-    let mut sys = FakeSys::new(d.path());
+    let sys = FakeSys::new(d.path());
     sys.amdgpu("card0", "0000:03:00.0", 1, 8);
-    sys.xe("card1", "0000:04:00.0", 0.0);
+    sys.amdgpu("card1", "0000:04:00.0", 0, 8);
     let bin = fake_nvidia_smi(d.path(), "modded-4090-48gb-zero-util-csv.txt");
     let th = test_thresholds(d.path());
     let (code, lines) = watch_cmd(
@@ -136,22 +186,23 @@ fn an_idle_child_is_idle() {
     assert_eq!(v, vec!["idle"]);
 }
 
+/// A program reading 400 MiB/s on one core (a fake counter, so the rate
+/// does not depend on the CPU share a real `cat` would get) with idle GPUs
+/// is loading, not falling back.
 #[test]
-fn a_reading_child_with_idle_gpus_is_loading() {
+fn a_reading_process_with_idle_gpus_is_loading() {
     let d = tempfile::tempdir().unwrap();
     let sys = FakeSys::new(d.path());
     sys.amdgpu("card0", "0000:03:00.0", 0, 1);
     let th = test_thresholds(d.path());
-    let (code, lines) = watch_cmd(
+    let proc = FakeProc::reading(d.path(), 4242, 1.0, 400.0);
+    let (code, lines) = watch_fake_pid(
         &sys,
+        &proc,
         &th,
         &d.path().join("out.jsonl"),
         &["--fail-on", "warn"],
-        &[
-            "sh".into(),
-            "-c".into(),
-            "timeout 2.5 cat /dev/zero > /dev/null; true".into(),
-        ],
+        "3",
         &path_with(None),
     );
     let v = verdicts(&lines);
@@ -201,49 +252,31 @@ fn no_gpu_at_all_is_no_telemetry_not_healthy() {
     assert_eq!(s["facts"]["watch"]["missing"][0]["source"], "gpus");
 }
 
-/// A fake procfs for one real process: its stat/io/status/task are links to
-/// the real files, its fd 3 points at a render node and its fdinfo (xe cycle
-/// counters) is written by the test.
-fn fake_proc_for(dir: &std::path::Path, pid: u32) -> std::path::PathBuf {
-    let root = dir.join("proc");
-    let p = root.join(pid.to_string());
-    std::fs::create_dir_all(p.join("fd")).unwrap();
-    std::fs::create_dir_all(p.join("fdinfo")).unwrap();
-    for f in ["stat", "io", "status", "task"] {
-        symlink(format!("/proc/{pid}/{f}"), p.join(f)).unwrap();
-    }
-    symlink("/dev/dri/renderD128", p.join("fd/3")).unwrap();
-    symlink("/dev/null", p.join("fd/0")).unwrap();
-    root
-}
-
 fn xe_fdinfo(cycles: u64, total: u64) -> String {
     format!(
         "pos:\t0\nflags:\t02100002\nmnt_id:\t26\ndrm-driver:\txe\ndrm-client-id:\t7\ndrm-pdev:\t0000:04:00.0\ndrm-total-vram0:\t4194304 KiB\ndrm-resident-vram0:\t4194304 KiB\ndrm-cycles-rcs:\t0\ndrm-total-cycles-rcs:\t{total}\ndrm-cycles-ccs:\t{cycles}\ndrm-total-cycles-ccs:\t{total}\ndrm-engine-capacity-ccs:\t4\n"
     )
 }
 
-/// `--pid` on a burner whose GPU is busy with someone else's work: the
-/// process's own fdinfo share says it does not use it.
+/// `--pid` on a busy process (a fake counter at 4 cores) whose GPU is busy
+/// with someone else's work: the process's own fdinfo share (written by the
+/// test: `own_busy` % of the cycles) says whether it uses it.
 fn fdinfo_case(own_busy: f64) -> (Vec<String>, serde_json::Value) {
     let d = tempfile::tempdir().unwrap();
     let mut sys = FakeSys::new(d.path());
-    sys.xe("card1", "0000:04:00.0", 95.0);
-    // One process that burns: the fake procfs has files for it alone.
-    let mut child = Command::new("sh")
-        .args(["-c", "while :; do :; done"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let proc_root = fake_proc_for(d.path(), pid);
-    let fdinfo = proc_root.join(format!("{pid}/fdinfo/3"));
+    sys.xe("card1", "0000:04:00.0", 100.0);
+    let proc = FakeProc::new(d.path(), 4242, 4.0);
+    symlink("/dev/dri/renderD128", proc.dir().join("fd/3")).unwrap();
+    symlink("/dev/null", proc.dir().join("fd/0")).unwrap();
+    let fdinfo = proc.dir().join("fdinfo/3");
     std::fs::write(&fdinfo, xe_fdinfo(0, 0)).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let writer = {
         let fdinfo = fdinfo.clone();
+        let stop = stop.clone();
         std::thread::spawn(move || {
             let t0 = std::time::Instant::now();
-            while t0.elapsed().as_secs_f64() < 4.5 {
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let total = (t0.elapsed().as_secs_f64() * 1e8) as u64;
                 let cycles = (total as f64 * own_busy / 100.0) as u64;
                 let tmp = fdinfo.with_extension("tmp");
@@ -255,36 +288,10 @@ fn fdinfo_case(own_busy: f64) -> (Vec<String>, serde_json::Value) {
     };
     let th = test_thresholds(d.path());
     let out = d.path().join("out.jsonl");
-    let pid_s = pid.to_string();
-    let o = run(
-        &[
-            "--sysfs",
-            sys.root.to_str().unwrap(),
-            "--procfs",
-            proc_root.to_str().unwrap(),
-            "watch",
-            "--pid",
-            &pid_s,
-            "--interval",
-            "0.2",
-            "--window",
-            "1",
-            "--duration",
-            "3",
-            "--format",
-            "json",
-            "--thresholds",
-            th.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ],
-        &path_with(None),
-    );
-    let _ = child.kill();
-    let _ = child.wait();
+    let (code, lines) = watch_fake_pid(&sys, &proc, &th, &out, &[], "3", &path_with(None));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let _ = writer.join();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines = json_lines(&std::fs::read_to_string(out).unwrap());
+    assert_eq!(code, 0);
     let samples = of_type(&lines, "sample");
     let last = samples.last().unwrap();
     assert_eq!(last["gpus"][0]["in_use"], true, "fd 3 is a render node");

@@ -2,5 +2,6 @@
 
 pub mod human;
 pub mod json;
+pub mod markdown;
 pub mod npd;
 pub mod prometheus;

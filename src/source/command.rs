@@ -1,8 +1,15 @@
 //! Running one probe command on the live machine: argv only (no shell), the
-//! program resolved on PATH with `which`, stdin closed, stdout/stderr read
-//! with a size bound, and a timeout after which the whole process group is
-//! killed. A hung `nvidia-smi` (a GPU that fell off the bus) costs at most the
-//! timeout, and the timeout itself becomes a fact.
+//! program resolved on the absolute entries of PATH, stdin closed,
+//! stdout/stderr read with a size bound, and a timeout after which the whole
+//! process group is killed. A hung `nvidia-smi` (a GPU that fell off the bus)
+//! costs at most the timeout, and the timeout itself becomes a fact.
+//!
+//! rigdoctor runs as a health hook, often as root, so a tool gets only what
+//! it needs (issue 8): the environment is built from nothing ([`ToolEnv`]:
+//! PATH and LD_LIBRARY_PATH without their relative or empty entries, HOME, the
+//! C locale, and the GPU runtime variables the caller lets through; never
+//! `LD_PRELOAD`, `PYTHON*`, tokens or cloud keys), and it starts in `/`, so
+//! nothing in the directory rigdoctor was started from is found by accident.
 
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Command, Stdio};
@@ -52,37 +59,153 @@ fn spawn_reader<R: std::io::Read + Send + 'static>(
     rx
 }
 
+/// Which of this process's variables, besides the fixed set, a probe tool
+/// inherits: the GPU runtime allowlist (`probe::env::allowed`, handed down
+/// by the caller, since this layer sits below the probes).
+pub type EnvPass = fn(&str) -> bool;
+
+/// The default [`EnvPass`]: no runtime variables, only the fixed set.
+pub fn no_runtime_vars(_: &str) -> bool {
+    false
+}
+
+/// Variables a tool never gets, even if the runtime allowlist names them
+/// (it lists `LD_PRELOAD` and `PYTHONPATH` as facts worth reporting): they
+/// load code into the tool (`LD_PRELOAD`, `LD_AUDIT`, ...) or into Python
+/// (`PYTHONPATH`, `PYTHONSTARTUP`, ...).
+fn never_passed(name: &str) -> bool {
+    (name.starts_with("LD_") && name != "LD_LIBRARY_PATH") || name.starts_with("PYTHON")
+}
+
+/// The absolute entries of a search path (`PATH`, `LD_LIBRARY_PATH`). An
+/// empty or relative entry (`.`, `bin`, `::`) means "the current directory"
+/// to the loader and to a shell's lookup; rigdoctor never follows one.
+pub fn absolute_entries(value: &std::ffi::OsStr) -> Vec<std::path::PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    value
+        .as_bytes()
+        .split(|b| *b == b':')
+        .filter(|e| e.first() == Some(&b'/'))
+        .map(|e| std::path::PathBuf::from(std::ffi::OsStr::from_bytes(e)))
+        .collect()
+}
+
+fn join_entries(entries: &[std::path::PathBuf]) -> Option<std::ffi::OsString> {
+    std::env::join_paths(entries).ok().filter(|j| !j.is_empty())
+}
+
+/// The environment a probe tool starts with, built from nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolEnv {
+    pub vars: Vec<(std::ffi::OsString, std::ffi::OsString)>,
+}
+
+impl ToolEnv {
+    /// From this process's environment: PATH and LD_LIBRARY_PATH (absolute
+    /// entries only), HOME, `LC_ALL=C`/`LANG=C` (stable, untranslated output
+    /// for the parsers), and the variables `pass` lets through.
+    pub fn from_process(pass: EnvPass) -> ToolEnv {
+        ToolEnv::from_vars(std::env::vars_os(), pass)
+    }
+
+    pub fn from_vars(
+        vars: impl IntoIterator<Item = (std::ffi::OsString, std::ffi::OsString)>,
+        pass: EnvPass,
+    ) -> ToolEnv {
+        let mut out = Vec::new();
+        for (k, v) in vars {
+            let Some(name) = k.to_str() else { continue };
+            match name {
+                "PATH" | "LD_LIBRARY_PATH" => {
+                    if let Some(j) = join_entries(&absolute_entries(&v)) {
+                        out.push((k, j));
+                    }
+                }
+                "HOME" => out.push((k, v)),
+                "LC_ALL" | "LANG" | "LANGUAGE" | "RIGDOCTOR_PROBE_ID" => {}
+                _ if name.starts_with("LC_") => {}
+                _ if never_passed(name) => {}
+                _ if pass(name) => out.push((k, v)),
+                _ => {}
+            }
+        }
+        out.push(("LC_ALL".into(), "C".into()));
+        out.push(("LANG".into(), "C".into()));
+        out.sort();
+        ToolEnv { vars: out }
+    }
+
+    fn get(&self, name: &str) -> Option<&std::ffi::OsStr> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    /// The PATH tools are looked up on (absolute entries only).
+    pub fn path(&self) -> Option<&std::ffi::OsStr> {
+        self.get("PATH")
+    }
+}
+
+/// Where `program` is: a name is looked up on the absolute entries of
+/// `path` (a relative or empty entry, `.` included, is skipped: a planted
+/// `./nvidia-smi` must not run as root); a name with a slash is taken as
+/// given, made absolute against the current directory (an explicit
+/// `--python ./venv/bin/python`), since tools start in `/`.
+pub fn resolve(program: &str, path: Option<&std::ffi::OsStr>) -> Option<std::path::PathBuf> {
+    let executable = |p: &std::path::Path| {
+        p.is_file() && nix::unistd::access(p, nix::unistd::AccessFlags::X_OK).is_ok()
+    };
+    if program.is_empty() {
+        return None;
+    }
+    if program.contains('/') {
+        let p = std::path::Path::new(program);
+        let p = if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            std::env::current_dir().ok()?.join(p)
+        };
+        return executable(&p).then_some(p);
+    }
+    absolute_entries(path?)
+        .into_iter()
+        .map(|dir| dir.join(program))
+        .find(|p| executable(p))
+}
+
 /// A probe command's process: argv only, stdin closed, stdout/stderr piped,
-/// the C locale (stable, untranslated output for the parsers), and its own
-/// process group so a timeout kills the helpers it spawned too.
-pub fn base_command(program: &std::path::Path, args: &[String]) -> Command {
+/// the environment `env` and nothing else, `/` as its working directory, and
+/// its own process group so a timeout kills the helpers it spawned too.
+pub fn base_command(program: &std::path::Path, args: &[String], env: &ToolEnv) -> Command {
     let mut cmd = Command::new(program);
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env("LC_ALL", "C")
-        .env("LANG", "C")
+        .env_clear()
+        .envs(env.vars.iter().map(|(k, v)| (k, v)))
+        .current_dir("/")
         .process_group(0);
     cmd
 }
 
-/// Run `spec` on this machine.
-pub fn run(spec: &CmdSpec) -> CmdOutput {
+/// Run `spec` on this machine with the environment `env`.
+pub fn run(spec: &CmdSpec, env: &ToolEnv) -> CmdOutput {
     let start = Instant::now();
     let Some(program) = spec.argv.first() else {
         return CmdOutput::with_status(CmdStatus::Failed("empty argv".into()));
     };
-    let resolved = match which::which(program) {
-        Ok(p) => p,
-        Err(_) => return CmdOutput::with_status(CmdStatus::Missing),
+    let Some(resolved) = resolve(program, env.path()) else {
+        return CmdOutput::with_status(CmdStatus::Missing);
     };
     if spec.timeout.is_zero() {
         // The run's deadline has passed (Live cuts the timeout to what is
         // left): do not start what could not be waited for.
         return CmdOutput::with_status(CmdStatus::Timeout);
     }
-    let mut cmd = base_command(&resolved, &spec.argv[1..]);
+    let mut cmd = base_command(&resolved, &spec.argv[1..], env);
     for k in &spec.env_remove {
         cmd.env_remove(k);
     }
@@ -137,14 +260,27 @@ fn kill_group(pid: i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ffi::OsString;
 
     fn spec(argv: &[&str], timeout_ms: u64) -> CmdSpec {
         CmdSpec::new("t", argv, Duration::from_millis(timeout_ms))
     }
 
+    fn vars(v: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+        v.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect()
+    }
+
+    fn sys_env() -> ToolEnv {
+        ToolEnv::from_vars(vars(&[("PATH", "/usr/bin:/bin")]), no_runtime_vars)
+    }
+
+    fn run_sys(s: &CmdSpec) -> CmdOutput {
+        run(s, &sys_env())
+    }
+
     #[test]
     fn captures_stdout_stderr_and_exit_code() {
-        let out = run(&spec(
+        let out = run_sys(&spec(
             &["sh", "-c", "printf out; printf err >&2; exit 3"],
             5000,
         ));
@@ -155,26 +291,21 @@ mod tests {
 
     #[test]
     fn missing_program_is_missing() {
-        let out = run(&spec(&["rigdoctor-no-such-tool-xyz"], 1000));
+        let out = run_sys(&spec(&["rigdoctor-no-such-tool-xyz"], 1000));
         assert_eq!(out.status, CmdStatus::Missing);
     }
 
     #[test]
     fn hung_program_is_killed_at_the_timeout() {
-        let t = Instant::now();
-        // The child also starts a grandchild that would keep the pipe open.
-        let out = run(&spec(&["sh", "-c", "sleep 30 & sleep 30"], 300));
+        // The child also starts a grandchild that would keep the pipe open;
+        // the 30 s sleeps would make a missed kill plain.
+        let out = run_sys(&spec(&["sh", "-c", "sleep 30 & sleep 30"], 300));
         assert_eq!(out.status, CmdStatus::Timeout);
-        assert!(
-            t.elapsed() < Duration::from_secs(10),
-            "took {:?}",
-            t.elapsed()
-        );
     }
 
     #[test]
     fn output_is_bounded() {
-        let out = run(&spec(&["sh", "-c", "head -c 9000000 /dev/zero"], 20000));
+        let out = run_sys(&spec(&["sh", "-c", "head -c 9000000 /dev/zero"], 20000));
         assert_eq!(out.stdout.len(), MAX_OUTPUT_BYTES);
         assert!(out.truncated);
         assert_eq!(out.status, CmdStatus::Exit(0));
@@ -182,14 +313,104 @@ mod tests {
 
     #[test]
     fn selector_variables_can_be_removed() {
-        let mut s = spec(
-            &["sh", "-c", "printf %s \"${RIGDOCTOR_TEST_VAR-unset}\""],
-            5000,
+        let env = ToolEnv::from_vars(
+            vars(&[("PATH", "/usr/bin:/bin"), ("ZE_AFFINITY_MASK", "0")]),
+            |n| n.starts_with("ZE_"),
         );
-        s.env_remove.push("RIGDOCTOR_TEST_VAR".into());
-        // SAFETY: test-only; no other thread of this test reads this variable.
-        unsafe { std::env::set_var("RIGDOCTOR_TEST_VAR", "set") };
-        let out = run(&s);
-        assert_eq!(out.stdout, b"unset");
+        let script = "printf %s \"${ZE_AFFINITY_MASK-unset}\"";
+        assert_eq!(run(&spec(&["sh", "-c", script], 5000), &env).stdout, b"0");
+        let mut s = spec(&["sh", "-c", script], 5000);
+        s.env_remove.push("ZE_AFFINITY_MASK".into());
+        assert_eq!(run(&s, &env).stdout, b"unset");
+    }
+
+    #[test]
+    fn issue8_item2_tool_env_is_built_from_nothing() {
+        let everything = |_: &str| true;
+        let e = ToolEnv::from_vars(
+            vars(&[
+                ("PATH", ".:/opt/x/bin::bin:/usr/bin:"),
+                ("LD_LIBRARY_PATH", ":/opt/intel/lib:lib"),
+                ("HOME", "/root"),
+                ("LD_PRELOAD", "/tmp/evil.so"),
+                ("LD_AUDIT", "/tmp/evil.so"),
+                ("PYTHONPATH", "/tmp"),
+                ("PYTHONSTARTUP", "/tmp/s.py"),
+                ("LANG", "de_DE.UTF-8"),
+                ("LC_MESSAGES", "de_DE.UTF-8"),
+                ("RIGDOCTOR_PROBE_ID", "planted"),
+                ("ZES_ENABLE_SYSMAN", "1"),
+            ]),
+            everything,
+        );
+        let got: Vec<(String, String)> = e
+            .vars
+            .iter()
+            .map(|(k, v)| (k.to_string_lossy().into(), v.to_string_lossy().into()))
+            .collect();
+        let want: Vec<(String, String)> = [
+            ("HOME", "/root"),
+            ("LANG", "C"),
+            ("LC_ALL", "C"),
+            ("LD_LIBRARY_PATH", "/opt/intel/lib"),
+            ("PATH", "/opt/x/bin:/usr/bin"),
+            ("ZES_ENABLE_SYSMAN", "1"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert_eq!(got, want);
+        // Without a pass-list only the fixed set is left; a PATH of only
+        // relative entries is no PATH at all.
+        let e = ToolEnv::from_vars(
+            vars(&[("PATH", ".:bin"), ("HF_TOKEN", "hf_x"), ("ZE_X", "1")]),
+            no_runtime_vars,
+        );
+        let names: Vec<_> = e.vars.iter().map(|(k, _)| k.clone()).collect();
+        assert_eq!(names, vec![OsString::from("LANG"), "LC_ALL".into()]);
+        assert_eq!(resolve("sh", e.path()), None);
+    }
+
+    #[test]
+    fn issue8_item2_resolve_skips_relative_and_empty_entries() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let tool = d.path().join("rigdoctor-fake-tool");
+        std::fs::write(&tool, "#!/bin/sh\n").unwrap_or_else(|e| panic!("{e}"));
+        let noexec = d.path().join("rigdoctor-noexec");
+        std::fs::write(&noexec, "").unwrap_or_else(|e| panic!("{e}"));
+        std::fs::set_permissions(&tool, std::fs::Permissions::from_mode(0o755))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = d.path().to_string_lossy().into_owned();
+        let path = |p: &str| OsString::from(p);
+        assert_eq!(
+            resolve("rigdoctor-fake-tool", Some(&path(&format!(".::{dir}")))),
+            Some(tool.clone())
+        );
+        assert_eq!(resolve("rigdoctor-noexec", Some(&path(&dir))), None);
+        // The same directory as a relative entry (../../tmp/..., from the
+        // current directory) holds the tool, and is skipped.
+        let cwd = std::env::current_dir().unwrap_or_else(|e| panic!("{e}"));
+        let rel = format!(
+            "{}{}",
+            "../".repeat(cwd.components().count() - 1),
+            &dir[1..]
+        );
+        assert!(
+            std::path::Path::new(&rel)
+                .join("rigdoctor-fake-tool")
+                .is_file()
+        );
+        assert_eq!(resolve("rigdoctor-fake-tool", Some(&path(&rel))), None);
+        assert_eq!(resolve("rigdoctor-fake-tool", None), None);
+        assert_eq!(resolve("", Some(&path(&dir))), None);
+        // A path with a slash is taken as given.
+        assert_eq!(resolve(&tool.to_string_lossy(), None), Some(tool.clone()));
+    }
+
+    #[test]
+    fn issue8_item2_tools_start_in_root() {
+        let out = run_sys(&spec(&["sh", "-c", "pwd"], 5000));
+        assert_eq!(out.stdout, b"/\n");
     }
 }

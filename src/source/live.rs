@@ -9,12 +9,20 @@ use super::{
     command,
 };
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Live {
     pub sysfs: Option<PathBuf>,
     pub procfs: Option<PathBuf>,
     /// `--deadline`: every command is cut to what is left of the run.
     pub deadline: Option<Deadline>,
+    /// The runtime variables a probe tool inherits (command::ToolEnv).
+    pub tool_env: command::EnvPass,
+}
+
+impl Default for Live {
+    fn default() -> Live {
+        Live::new(None, None)
+    }
 }
 
 impl Live {
@@ -23,7 +31,16 @@ impl Live {
             sysfs,
             procfs,
             deadline: None,
+            tool_env: command::no_runtime_vars,
         }
+    }
+
+    /// Let probe tools inherit the variables `pass` names (the GPU runtime
+    /// allowlist, `probe::env::allowed`) besides PATH, LD_LIBRARY_PATH, HOME
+    /// and the C locale. Without it they get only those.
+    pub fn with_tool_env(mut self, pass: command::EnvPass) -> Live {
+        self.tool_env = pass;
+        self
     }
 
     /// Bound every command this source runs by `deadline` (the run's end).
@@ -145,13 +162,14 @@ impl Source for Live {
     }
 
     fn run(&self, spec: &CmdSpec) -> CmdOutput {
+        let env = command::ToolEnv::from_process(self.tool_env);
         match self.deadline {
             Some(d) => {
                 let mut cut = spec.clone();
                 cut.timeout = d.clamp(spec.timeout);
-                command::run(&cut)
+                command::run(&cut, &env)
             }
-            None => command::run(spec),
+            None => command::run(spec, &env),
         }
     }
 

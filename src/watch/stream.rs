@@ -13,6 +13,7 @@ use std::thread;
 use std::time::Instant;
 
 use super::enginelog::LineSplitter;
+use crate::source::command::ToolEnv;
 
 /// One GPU's reading from a streaming tool.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -48,10 +49,10 @@ pub struct Stream {
     state: Arc<Mutex<State>>,
 }
 
-/// A probe command (source::command) whose child does not inherit the
-/// watcher's blocked signals.
-fn command(program: &std::path::Path, args: &[String]) -> Command {
-    let mut cmd = crate::source::command::base_command(program, args);
+/// A probe command (source::command: its own small environment, `/` as its
+/// directory) whose child does not inherit the watcher's blocked signals.
+fn command(program: &std::path::Path, args: &[String], env: &ToolEnv) -> Command {
+    let mut cmd = crate::source::command::base_command(program, args, env);
     super::child::unblock_signals_in_child(&mut cmd);
     cmd
 }
@@ -66,9 +67,12 @@ impl Stream {
         let Some(program) = argv.first() else {
             return Err(("failed".into(), "empty argv".into()));
         };
-        let resolved = which::which(program)
-            .map_err(|_| ("missing".to_string(), format!("{program} is not on PATH")))?;
-        let mut child = command(&resolved, &argv[1..])
+        // The telemetry tools need no runtime variables; the GPU they report
+        // on is chosen by their own flags.
+        let env = ToolEnv::from_process(crate::source::command::no_runtime_vars);
+        let resolved = crate::source::command::resolve(program, env.path())
+            .ok_or_else(|| ("missing".to_string(), format!("{program} is not on PATH")))?;
+        let mut child = command(&resolved, &argv[1..], &env)
             .spawn()
             .map_err(|e| ("failed".to_string(), format!("{program}: {e}")))?;
         let state = Arc::new(Mutex::new(State {
