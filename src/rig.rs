@@ -29,6 +29,8 @@ pub struct Rig {
     pub nvidia: Nvidia,
     /// AMD: rocminfo, rocm-smi, the installed ROCm release.
     pub amd: Amd,
+    /// Vulkan: `vulkaninfo --summary` (probe::vulkan), joined to the bus (derive::vulkan).
+    pub vulkan: Vulkan,
     /// Derived: the VRAM of the discrete compute GPUs on the bus, for rules
     /// that compare cards without comparing every pair.
     pub vram: VramSpread,
@@ -878,6 +880,109 @@ pub struct RocmSmiDevice {
     pub vram_bytes: Option<u64>,
     pub vram_used_bytes: Option<u64>,
     pub pci: Option<String>,
+}
+
+/// The Vulkan physical devices (design.md "Stable facts": `vulkan.devices[]`
+/// with `name`, `type`, `driver`, `pci` is an interface).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Vulkan {
+    /// vulkaninfo answered: it listed devices, or the loader said it found none.
+    pub listed: bool,
+    /// Which command answered: `vulkaninfo-summary`, or `vulkaninfo` where
+    /// `--summary` is missing.
+    pub command: Option<String>,
+    /// `summary`, `full` (the plain text layout) or `device-select` (Mesa's
+    /// `MESA_VK_DEVICE_SELECT=list`).
+    pub layout: Option<String>,
+    pub instance_version: Option<String>,
+    /// In the loader's order: the order of llama.cpp's `Vulkan0`, `Vulkan1`
+    /// and of `GGML_VK_VISIBLE_DEVICES` indices.
+    pub devices: Vec<VulkanDevice>,
+    /// The loader found no physical device (`vkEnumeratePhysicalDevices
+    /// failed`, `Failed to detect any valid GPUs`).
+    pub no_device: bool,
+    /// The Mesa release of any Mesa driver listed (lavapipe included).
+    pub mesa_version: Option<String>,
+    /// Loader and driver warnings and errors, as printed.
+    pub messages: Vec<String>,
+    /// Derived: every listed device is a software rasterizer (lavapipe) while
+    /// a compute GPU with a kernel driver is on the bus.
+    pub software_only: bool,
+    /// Derived: compute GPUs on the bus, with a kernel driver, that no Vulkan device stands for.
+    pub missing: Vec<VulkanMissing>,
+    /// Derived: GPUs whose Mesa driver needs a newer Mesa than the one installed (checks/vulkan.toml).
+    pub mesa_too_old: Vec<MesaTooOld>,
+    /// Derived: the first hardware device is integrated while a discrete one is listed after it.
+    pub igpu_first: bool,
+    /// Derived: the indices of the discrete hardware devices (what `GGML_VK_VISIBLE_DEVICES` should name).
+    pub discrete_indices: Vec<u32>,
+    /// Derived: `GGML_VK_VISIBLE_DEVICES` (ggml-vulkan: comma-separated
+    /// indices into the loader's list) and what it selects.
+    pub ggml_visible: Option<String>,
+    pub ggml_visible_indices: Vec<u32>,
+    /// Selected entries that are integrated GPUs while a discrete one is listed.
+    pub ggml_visible_integrated: Vec<u32>,
+    /// Entries that name no listed device.
+    pub ggml_visible_invalid: Vec<String>,
+    /// Derived: the packages that bring a Vulkan driver for the GPUs on the
+    /// bus on this distribution, as a command.
+    pub install: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct VulkanDevice {
+    /// `GPU<n>` of vulkaninfo.
+    pub index: u32,
+    pub name: String,
+    /// `discrete`, `integrated`, `cpu`, `virtual`, `other` or `unknown`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Short driver name from `driverID`: `radv`, `anv`, `nvidia`, `llvmpipe`,
+    /// `amdvlk`, `amd-proprietary`, `nvk`, ...; None when vulkaninfo did not say.
+    pub driver: Option<String>,
+    /// The PCI address: from VK_EXT_pci_bus_info when printed, else joined by
+    /// vendor/device id (derive::vulkan). None for software devices.
+    pub pci: Option<String>,
+    /// How `pci` was found: `bus-info`, `device-id` (one GPU with that id),
+    /// `device-id-order` (several: matched in bus order, a guess).
+    pub pci_from: Option<String>,
+    pub vendor_id: Option<String>,
+    pub device_id: Option<String>,
+    /// `DRIVER_ID_MESA_RADV` as printed.
+    pub driver_id: Option<String>,
+    pub driver_name: Option<String>,
+    pub driver_info: Option<String>,
+    /// Decoded (NVIDIA's packed number becomes `550.54.14`).
+    pub driver_version: Option<String>,
+    pub api_version: Option<String>,
+    /// The Mesa release, for Mesa drivers.
+    pub mesa_version: Option<String>,
+    /// A CPU rasterizer (lavapipe/llvmpipe, SwiftShader).
+    pub software: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct VulkanMissing {
+    pub pci: String,
+    pub name: String,
+    pub vendor: String,
+    /// The kernel driver bound.
+    pub driver: Option<String>,
+    /// The package command that brings its Vulkan driver on this distribution.
+    pub install: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MesaTooOld {
+    pub pci: String,
+    pub name: String,
+    pub family: String,
+    /// The Mesa Vulkan driver for it (`anv`, `radv`).
+    pub driver: String,
+    pub mesa: String,
+    pub minimum: String,
+    /// The card is listed by Vulkan anyway (an old Mesa may list it with missing features).
+    pub listed: bool,
 }
 
 /// The outcome of one probe. `status` is itself a fact rules can read.

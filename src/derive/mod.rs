@@ -10,6 +10,7 @@ pub mod nvidia;
 pub mod pins;
 pub mod runtimes;
 pub mod selector;
+pub mod vulkan;
 
 use crate::probe::oneapi::{release_in_path, year_of};
 use crate::rig::{OneApiRelease, Rig, SelectorInfo, SyclDevice, VramSpread};
@@ -50,6 +51,7 @@ pub fn derive(rig: &mut Rig) {
     nvidia::derive(rig);
     amd::derive(rig);
     intel::derive(rig);
+    vulkan::derive(rig);
     rig.vram = vram_spread(&rig.gpus);
     for d in &mut rig.sycl.devices {
         d.integrated = integrated(d);

@@ -346,6 +346,7 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
     };
     let nvidia = nvidia_area(rig, probes);
     let amd = amd_area(rig, probes);
+    let vulkan = vulkan_area(rig, probes);
     let mut areas = vec![
         (
             "host",
@@ -388,8 +389,62 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
         .iter()
         .position(|a| a.0 == "python")
         .unwrap_or(areas.len());
-    areas.splice(at..at, [nvidia, amd].into_iter().flatten());
+    areas.splice(at..at, [nvidia, amd, vulkan].into_iter().flatten());
     areas
+}
+
+/// The Vulkan line, only where vulkaninfo answered something (a machine
+/// without vulkan-tools says nothing about Vulkan either way).
+fn vulkan_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
+    let p = probes.iter().find(|p| p.name.starts_with("vulkaninfo"))?;
+    let vk = &rig.vulkan;
+    match p.status.as_str() {
+        "missing" => return None,
+        "ok" => {}
+        other => {
+            return Some((
+                "vulkan",
+                "Vulkan",
+                Some("unknown"),
+                format!(
+                    "vulkaninfo could not list the devices ({other}: {})",
+                    p.detail
+                ),
+            ));
+        }
+    }
+    if vk.devices.is_empty() {
+        return Some((
+            "vulkan",
+            "Vulkan",
+            None,
+            "the Vulkan loader finds no device".to_string(),
+        ));
+    }
+    let list = vk
+        .devices
+        .iter()
+        .map(|d| {
+            let what = if d.software {
+                "software"
+            } else {
+                d.kind.as_str()
+            };
+            let driver = d
+                .driver
+                .as_deref()
+                .map(|x| format!(", {x}"))
+                .unwrap_or_default();
+            format!("{}: {} ({what}{driver})", d.index, d.name)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mesa = vk
+        .mesa_version
+        .as_deref()
+        .map(|m| format!("; Mesa {m}"))
+        .unwrap_or_default();
+    Some(("vulkan", "Vulkan", None, format!("{list}{mesa}")))
 }
 
 type AreaLine = (&'static str, &'static str, Option<&'static str>, String);

@@ -24,10 +24,12 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rules/nvidia.toml", include_str!("../../rules/nvidia.toml")),
     ("rules/amd.toml", include_str!("../../rules/amd.toml")),
     ("rules/watch.toml", include_str!("../../rules/watch.toml")),
+    ("rules/vulkan.toml", include_str!("../../rules/vulkan.toml")),
 ];
 
 pub const AREAS: &[&str] = &[
-    "host", "gpus", "drivers", "sycl", "nvidia", "amd", "python", "env", "probes", "watch",
+    "host", "gpus", "drivers", "sycl", "nvidia", "amd", "vulkan", "python", "env", "probes",
+    "watch",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]

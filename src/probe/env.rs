@@ -10,11 +10,13 @@ use crate::rig::ProbeReport;
 use crate::source::Source;
 
 /// Prefixes of variables read by oneAPI/SYCL/Level Zero, CUDA/NCCL, ROCm/HIP,
-/// OpenMP/MPI/oneCCL, IPEX/ipex-llm, ollama and ggml.
+/// OpenMP/MPI/oneCCL, IPEX/ipex-llm, ollama and ggml (`GGML_VK_VISIBLE_DEVICES`),
+/// and the Vulkan loader and Mesa's device-select layer (`VK_ICD_FILENAMES`,
+/// `VK_DRIVER_FILES`, `VK_LOADER_DRIVERS_SELECT`, `MESA_VK_DEVICE_SELECT`).
 const PREFIXES: &[&str] = &[
     "ONEAPI_", "SYCL_", "ZE_", "ZES_", "ZEL_", "UR_", "CUDA_", "NCCL_", "HIP_", "ROCR_", "ROCM_",
     "HSA_", "GPU_", "OMP_", "KMP_", "I_MPI_", "CCL_", "FI_", "IPEX_", "BIGDL_", "OLLAMA_", "GGML_",
-    "LLAMA_", "VLLM_", "PYTORCH_", "TORCH_", "NVIDIA_", "OCL_", "NEO", "PTI_",
+    "LLAMA_", "VLLM_", "PYTORCH_", "TORCH_", "NVIDIA_", "OCL_", "NEO", "PTI_", "VK_", "MESA_VK_",
 ];
 
 /// Exact names.
@@ -102,6 +104,11 @@ mod tests {
             "LD_LIBRARY_PATH",
             "OLLAMA_NUM_GPU",
             "NEOReadDebugKeys",
+            "GGML_VK_VISIBLE_DEVICES",
+            "VK_ICD_FILENAMES",
+            "VK_DRIVER_FILES",
+            "VK_LOADER_DRIVERS_SELECT",
+            "MESA_VK_DEVICE_SELECT",
             "CUDA_PATH",
             "OMP_NUM_PASSES",
             "ONEAPI_ROOT",

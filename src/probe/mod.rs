@@ -15,6 +15,7 @@ pub mod python_deep;
 pub mod rocm;
 pub mod sycl_ls;
 pub mod sycl_ls_verbose;
+pub mod vulkan;
 pub mod xpu_smi;
 
 use std::time::{Duration, Instant};
@@ -97,7 +98,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     let dl = opts.deadline;
     // Every probe notes when it returned, so that mark_deadline can tell a
     // probe the run's deadline stopped from one that timed out on its own.
-    let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd) = std::thread::scope(|s| {
+    let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd, vk) = std::thread::scope(|s| {
         let host = s.spawn(|| timed(|| host::probe(src)));
         let pci = s.spawn(|| timed(|| pci::probe(src)));
         let sycl = s.spawn(|| {
@@ -149,6 +150,11 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
             mark_deadline(dl, t, &mut r);
             (v, r)
         });
+        let vk = s.spawn(|| {
+            let ((v, mut r), t) = stamped(|| timed(|| vulkan::probe(src, opts.timeout)));
+            mark_deadline(dl, t, std::slice::from_mut(&mut r));
+            (v, r)
+        });
         let oneapi = timed(|| oneapi::probe(src, env_ref));
         (
             host.join(),
@@ -160,6 +166,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
             cl.join(),
             nvidia.join(),
             amd.join(),
+            vk.join(),
         )
     });
     let mut reports = vec![env_report];
@@ -232,6 +239,13 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
             reports.extend(r);
         }
         Err(_) => reports.push(crashed("rocminfo")),
+    }
+    match vk {
+        Ok((v, r)) => {
+            rig.vulkan = v;
+            reports.push(r);
+        }
+        Err(_) => reports.push(crashed("vulkaninfo-summary")),
     }
     if let Some(r) = refusals_report(src) {
         reports.push(r);
