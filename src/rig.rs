@@ -153,6 +153,30 @@ pub struct Gpu {
     /// Absent from the JSON when not the case.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unreported_by: Option<String>,
+    /// Derived (Intel, checks/intel-kmd.toml): which kernel driver this
+    /// generation runs compute on, and whether the bound one is it.
+    pub kmd: Option<Kmd>,
+}
+
+/// An Intel GPU's kernel driver (KMD) facts.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Kmd {
+    /// `Alchemist (DG2: Arc A-series, Arc Pro A, Flex)`.
+    pub platform: String,
+    /// Drivers compute-runtime supports on it, the supported one first.
+    pub compute: Vec<String>,
+    /// The bound driver is one of them; None without a driver.
+    pub on_compute_driver: Option<bool>,
+    /// The first kernel whose `compute[0]` binds the card by itself.
+    pub default_since: Option<String>,
+    /// The running kernel is at least `default_since`.
+    pub kernel_default: Option<bool>,
+    /// The first kernel whose xe knows the card behind xe.force_probe.
+    pub xe_force_probe: Option<String>,
+    /// The running kernel is at least `xe_force_probe`.
+    pub kernel_force_probe: Option<bool>,
+    /// The PCI id as force_probe takes it (`56a0`).
+    pub probe_id: String,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -767,6 +791,57 @@ pub struct Amd {
     pub torch_rocm_matches: Option<bool>,
     /// Derived: ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES applied.
     pub visible: AmdVisible,
+    /// Derived: every AMD GPU, from the PCI bus joined with rocminfo's
+    /// agents (or from the agents alone when the bus is not visible), so
+    /// rules can reason when rocminfo is missing or failed.
+    pub cards: Vec<AmdCard>,
+}
+
+/// One AMD GPU: its own gfx target (from the PCI id) and what the installed
+/// PyTorch ROCm wheel ships for it (checks/torch-rocm.toml).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct AmdCard {
+    pub pci: Option<String>,
+    pub name: String,
+    pub device_id: Option<String>,
+    /// The card's own target (`gfx1031`), from the PCI id when known.
+    pub gfx: Option<String>,
+    /// `pci-id` or `rocminfo`.
+    pub gfx_source: Option<String>,
+    /// What rocminfo reported for it, when it has an agent.
+    pub reported_gfx: Option<String>,
+    /// Its rocminfo GPU index (what ROCR_VISIBLE_DEVICES counts).
+    pub agent_index: Option<u32>,
+    pub integrated: Option<bool>,
+    /// Visible to ROCm programs (always true without rocminfo: unknown is
+    /// not hidden).
+    pub visible: bool,
+    /// HSA_OVERRIDE_GFX_VERSION(_<index>) that applies to it.
+    pub override_value: Option<String>,
+    /// The target the runtime loads kernels for: the override's when it
+    /// parses, else the card's own.
+    pub effective_gfx: Option<String>,
+    /// The installed torch wheel's targets (checks/torch-rocm.toml); empty
+    /// when torch is not a ROCm wheel the table knows.
+    pub torch_targets: Vec<String>,
+    /// The installed torch ships kernels for `effective_gfx`. None: unknown.
+    pub torch_kernels: Option<bool>,
+    /// The override that makes this torch load kernels of a same-family
+    /// target it ships (`10.3.0` for gfx1031 on any wheel).
+    pub torch_override: Option<String>,
+    /// A wheel series that ships the card's own target.
+    pub torch_fix: Option<TorchWheel>,
+}
+
+/// A PyTorch ROCm wheel series: `pip install torch==2.6.* --index-url ...`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TorchWheel {
+    /// The torch minor line (`2.6`).
+    pub torch: String,
+    /// The ROCm series of the index (`6.1`).
+    pub rocm: String,
+    pub index_url: String,
+    pub nightly: bool,
 }
 
 /// ROCR_VISIBLE_DEVICES then HIP_VISIBLE_DEVICES (or CUDA_VISIBLE_DEVICES,
@@ -793,7 +868,14 @@ pub struct AmdAgent {
     pub agent: Option<u32>,
     /// rocminfo `Name` (the gfx target for GPU agents).
     pub name: String,
+    /// The card's own gfx target: from its PCI id (`Chip ID`, or the bus
+    /// device at its BDFID) when known, else what rocminfo reported.
     pub gfx: Option<String>,
+    /// The target rocminfo reported. Under HSA_OVERRIDE_GFX_VERSION that is
+    /// the overridden one (10.3.0 makes a gfx1031 read as gfx1030).
+    pub reported_gfx: Option<String>,
+    /// Derived: where `gfx` came from, `pci-id` or `rocminfo`.
+    pub gfx_source: Option<String>,
     pub marketing_name: Option<String>,
     pub uuid: Option<String>,
     /// `0x744c`, from `Chip ID`.

@@ -2,7 +2,10 @@
 //! HSA_OVERRIDE_GFX_VERSION that works for the others (checks/amd-gfx.toml),
 //! whether the override that is set fits each GPU, which agents are
 //! integrated, what ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES leave visible,
-//! and torch's ROCm build.
+//! and torch's ROCm build. Each GPU's own gfx target comes from its PCI id
+//! (checks/amd-pci-gfx.toml), because rocminfo may be missing, fail, or report
+//! the target HSA_OVERRIDE_GFX_VERSION claims; the installed torch wheel's
+//! targets come from checks/torch-rocm.toml.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -11,9 +14,10 @@ use serde::Deserialize;
 
 use super::catalog;
 use crate::diagnose::vercmp;
-use crate::rig::{AmdAgent, AmdVisible, Rig};
+use crate::rig::{AmdAgent, AmdCard, AmdVisible, Rig, TorchWheel};
 
 const GFX_TOML: &str = include_str!("../../checks/amd-gfx.toml");
+const TORCH_TOML: &str = include_str!("../../checks/torch-rocm.toml");
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -105,6 +109,167 @@ fn suggested(gfx: &str) -> Option<String> {
     TARGETS.get(gfx).and_then(|t| t.override_value.clone())
 }
 
+/// One row of checks/torch-rocm.toml: torch minor lines built against some
+/// ROCm series, and the gfx targets those wheels ship.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TorchBuild {
+    pub torch_min: String,
+    pub torch_max: Option<String>,
+    pub rocm: Vec<String>,
+    #[serde(default)]
+    pub nightly: bool,
+    pub gfx: Vec<String>,
+    #[allow(dead_code, reason = "documentation for reviewers of the table")]
+    source: String,
+}
+
+impl TorchBuild {
+    fn covers(&self, minor: &str) -> bool {
+        vercmp(minor, &self.torch_min).is_ge()
+            && self
+                .torch_max
+                .as_deref()
+                .is_none_or(|m| vercmp(minor, m).is_le())
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct TorchFile {
+    build: Vec<TorchBuild>,
+}
+
+/// Parse the torch wheel table; rows of one ROCm series must not overlap, or
+/// the answer would depend on row order.
+pub fn parse_torch_builds(text: &str) -> Result<Vec<TorchBuild>, String> {
+    let f: TorchFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    for (i, a) in f.build.iter().enumerate() {
+        if let Some(g) = a.gfx.iter().find(|g| gfx_version(g).is_none()) {
+            return Err(format!("torch {}: {g:?} is not a gfx target", a.torch_min));
+        }
+        for b in &f.build[i + 1..] {
+            let shared = a.rocm.iter().find(|r| b.rocm.contains(r));
+            let overlap = a.covers(&b.torch_min) || b.covers(&a.torch_min);
+            if let (Some(r), true) = (shared, overlap) {
+                return Err(format!(
+                    "rocm{r}: torch {} and {} rows overlap",
+                    a.torch_min, b.torch_min
+                ));
+            }
+        }
+    }
+    Ok(f.build)
+}
+
+static TORCH_BUILDS: LazyLock<Vec<TorchBuild>> =
+    LazyLock::new(|| parse_torch_builds(TORCH_TOML).unwrap_or_default());
+
+/// `2.4.1+rocm6.1` -> (`2.4`, `6.1`); a nightly `2.10.0.dev20250929+rocm7.0`
+/// counts as the 2.10 line.
+pub fn torch_series(torch: &str) -> Option<(String, String)> {
+    let (public, local) = torch.trim().split_once('+')?;
+    let rocm = local.strip_prefix("rocm")?;
+    let mut parts = public.split('.');
+    let (major, minor) = (parts.next()?, parts.next()?);
+    let num = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit());
+    (num(major) && num(minor) && !rocm.is_empty())
+        .then(|| (format!("{major}.{minor}"), rocm.to_string()))
+}
+
+/// The row describing an installed torch, if the table knows its series.
+pub fn torch_build(torch: &str) -> Option<&'static TorchBuild> {
+    let (minor, rocm) = torch_series(torch)?;
+    TORCH_BUILDS
+        .iter()
+        .find(|b| b.rocm.contains(&rocm) && b.covers(&minor))
+}
+
+/// `gfx1031` -> (10, 3, 1); `gfx90a` -> (9, 0, 10). The last two digits are hex.
+pub fn gfx_version(gfx: &str) -> Option<(u32, u32, u32)> {
+    let d = gfx.strip_prefix("gfx")?;
+    if d.len() < 3 || !d.is_ascii() {
+        return None;
+    }
+    let (major, rest) = d.split_at(d.len() - 2);
+    Some((
+        major.parse().ok()?,
+        u32::from_str_radix(&rest[..1], 16).ok()?,
+        u32::from_str_radix(&rest[1..], 16).ok()?,
+    ))
+}
+
+/// The HSA_OVERRIDE_GFX_VERSION value naming a target: `gfx90a` -> `9.0.10`.
+pub fn override_for(gfx: &str) -> Option<String> {
+    gfx_version(gfx).map(|(a, b, c)| format!("{a}.{b}.{c}"))
+}
+
+/// The override that lets `targets` run on `own`: the lowest shipped target of
+/// the same family (gfx1031 -> gfx1030 -> `10.3.0`; gfx90c -> gfx900 ->
+/// `9.0.0`). None when the family has no shipped member, because across
+/// families the instruction sets differ (AMD-GFX-OVERRIDE-WRONG).
+pub fn torch_override(own: &str, targets: &[String]) -> Option<String> {
+    let fam = family(own)?;
+    targets
+        .iter()
+        .filter(|t| t.as_str() != own && family(t) == Some(fam))
+        .min_by_key(|t| gfx_version(t))
+        .and_then(|t| override_for(t))
+}
+
+/// A wheel series that ships `own`. Prefer a stable one; among them one built
+/// for the installed ROCm release, then one of the series already installed,
+/// then the newest. Nightlies only when no release has it.
+pub fn torch_fix(
+    own: &str,
+    system_rocm: Option<&str>,
+    current: Option<&str>,
+) -> Option<TorchWheel> {
+    let has: Vec<&TorchBuild> = TORCH_BUILDS
+        .iter()
+        .filter(|b| b.gfx.iter().any(|g| g == own))
+        .collect();
+    let pool: Vec<&TorchBuild> = if has.iter().any(|b| !b.nightly) {
+        has.into_iter().filter(|b| !b.nightly).collect()
+    } else {
+        has
+    };
+    let newest = |rows: Vec<(&'static TorchBuild, String)>| {
+        rows.into_iter().max_by(|a, b| vercmp(top(a.0), top(b.0)))
+    };
+    let mm = |v: &str| v.split('.').take(2).collect::<Vec<_>>().join(".");
+    let pick_series = |want: &dyn Fn(&str) -> bool| {
+        newest(
+            pool.iter()
+                .filter_map(|b| b.rocm.iter().find(|r| want(r)).map(|r| (*b, r.clone())))
+                .collect(),
+        )
+    };
+    let by_system = system_rocm.and_then(|s| {
+        pick_series(&|r: &str| r == s).or_else(|| pick_series(&|r: &str| mm(r) == mm(s)))
+    });
+    let (b, rocm) = by_system
+        .or_else(|| current.and_then(|c| pick_series(&|r: &str| r == c)))
+        .or_else(|| {
+            pick_series(&|_| true).map(|(b, _)| (b, b.rocm.last().cloned().unwrap_or_default()))
+        })?;
+    let base = if b.nightly {
+        "https://download.pytorch.org/whl/nightly/rocm"
+    } else {
+        "https://download.pytorch.org/whl/rocm"
+    };
+    Some(TorchWheel {
+        torch: top(b).to_string(),
+        index_url: format!("{base}{rocm}"),
+        rocm,
+        nightly: b.nightly,
+    })
+}
+
+/// The newest torch line of a row.
+fn top(b: &TorchBuild) -> &str {
+    b.torch_max.as_deref().unwrap_or(&b.torch_min)
+}
+
 /// `2.5.1+rocm6.2` -> `6.2`.
 pub fn rocm_of_torch(torch: &str) -> Option<String> {
     let local = torch.split_once('+')?.1;
@@ -188,6 +353,7 @@ pub fn derive(rig: &mut Rig) {
     amd.override_gfx = amd.override_value.as_deref().and_then(override_target);
     let rocm = amd.rocm_version.clone();
     for a in &mut amd.agents {
+        own_target(a, &rig.gpus);
         let Some(gfx) = a.gfx.clone() else { continue };
         a.supported = supported(&gfx, rocm.as_deref());
         a.override_suggested = suggested(&gfx);
@@ -228,6 +394,111 @@ pub fn derive(rig: &mut Rig) {
     for a in &mut amd.agents {
         a.visible = vis.contains(&a.index);
     }
+    rig.amd.cards = cards(rig);
+}
+
+/// Set an agent's own target from its PCI id (Chip ID, else the bus device
+/// at its BDFID); keep rocminfo's answer in `reported_gfx`.
+fn own_target(a: &mut AmdAgent, gpus: &[crate::rig::Gpu]) {
+    let by_chip = a.chip_id.as_deref().and_then(catalog::amd_gfx);
+    let by_bus = || {
+        gpus.iter()
+            .find(|g| a.pci.as_deref() == Some(g.pci.as_str()))
+            .and_then(|g| catalog::amd_gfx(&g.device_id))
+    };
+    match by_chip.or_else(by_bus) {
+        Some(own) => {
+            a.gfx = Some(own);
+            a.gfx_source = Some("pci-id".into());
+        }
+        None => a.gfx_source = a.gfx.as_ref().map(|_| "rocminfo".into()),
+    }
+}
+
+/// Every AMD GPU: the bus devices joined with their agents, then agents the
+/// bus did not show (a container without /sys), with the torch verdicts.
+fn cards(rig: &Rig) -> Vec<AmdCard> {
+    let amd = &rig.amd;
+    let mut out = Vec::new();
+    let mut used = Vec::new();
+    for g in rig.gpus.iter().filter(|g| g.vendor == "amd" && g.compute) {
+        let agent = amd
+            .agents
+            .iter()
+            .find(|a| a.pci.as_deref() == Some(g.pci.as_str()))
+            .or_else(|| {
+                // No BDFID: a Chip ID shared by exactly one agent still joins.
+                let same: Vec<&AmdAgent> = amd
+                    .agents
+                    .iter()
+                    .filter(|a| {
+                        a.pci.is_none() && a.chip_id.as_deref() == Some(g.device_id.as_str())
+                    })
+                    .collect();
+                (same.len() == 1).then(|| same[0])
+            });
+        if let Some(a) = agent {
+            used.push(a.index);
+        }
+        let own = catalog::amd_gfx(&g.device_id);
+        out.push(AmdCard {
+            pci: Some(g.pci.clone()),
+            name: g.name.clone(),
+            device_id: Some(g.device_id.clone()),
+            gfx_source: if own.is_some() {
+                Some("pci-id".into())
+            } else {
+                agent.and_then(|a| a.gfx_source.clone())
+            },
+            gfx: own.or_else(|| agent.and_then(|a| a.gfx.clone())),
+            reported_gfx: agent.and_then(|a| a.reported_gfx.clone()),
+            agent_index: agent.map(|a| a.index),
+            integrated: g.discrete.map(|d| !d).or(agent.and_then(|a| a.integrated)),
+            // Agents listed but none for this card: ROCm does not see it.
+            visible: agent.map_or(amd.agents.is_empty(), |a| a.visible),
+            ..AmdCard::default()
+        });
+    }
+    for a in amd.agents.iter().filter(|a| !used.contains(&a.index)) {
+        out.push(AmdCard {
+            pci: a.pci.clone(),
+            name: a.marketing_name.clone().unwrap_or_else(|| a.name.clone()),
+            device_id: a.chip_id.clone(),
+            gfx: a.gfx.clone(),
+            gfx_source: a.gfx_source.clone(),
+            reported_gfx: a.reported_gfx.clone(),
+            agent_index: Some(a.index),
+            integrated: a.integrated,
+            visible: a.visible,
+            ..AmdCard::default()
+        });
+    }
+    let torch = rig.python.packages.get("torch").map(String::as_str);
+    let build = torch.and_then(torch_build);
+    let current = torch.and_then(torch_series).map(|s| s.1);
+    for c in &mut out {
+        c.override_value = c
+            .agent_index
+            .and_then(|i| rig.env.get(&format!("HSA_OVERRIDE_GFX_VERSION_{i}")))
+            .or(amd.override_value.as_ref())
+            .cloned();
+        c.effective_gfx = c
+            .override_value
+            .as_deref()
+            .and_then(override_target)
+            .or_else(|| c.gfx.clone());
+        let (Some(b), Some(own), Some(eff)) = (build, c.gfx.clone(), c.effective_gfx.clone())
+        else {
+            continue;
+        };
+        c.torch_targets = b.gfx.clone();
+        c.torch_kernels = Some(b.gfx.contains(&eff));
+        if !b.gfx.contains(&own) {
+            c.torch_override = torch_override(&own, &b.gfx);
+            c.torch_fix = torch_fix(&own, amd.rocm_version.as_deref(), current.as_deref());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -270,6 +541,73 @@ mod tests {
         assert_eq!(supported("gfx1201", None), Some(true));
         assert_eq!(rocm_of_torch("2.5.1+rocm6.2").as_deref(), Some("6.2"));
         assert_eq!(rocm_of_torch("2.5.1+cu124"), None);
+    }
+
+    #[test]
+    fn torch_table_parses_and_refuses_overlaps() {
+        let t = parse_torch_builds(TORCH_TOML).expect("checks/torch-rocm.toml");
+        assert!(t.len() >= 8);
+        let two = "[[build]]\ntorch_min='2.1'\ntorch_max='2.3'\nrocm=['5.7']\ngfx=['gfx900']\nsource=''\n\
+                   [[build]]\ntorch_min='2.3'\nrocm=['5.7']\ngfx=['gfx900']\nsource=''\n";
+        assert!(parse_torch_builds(two).is_err());
+        assert!(
+            parse_torch_builds(
+                "[[build]]\ntorch_min='2.1'\nrocm=['5.7']\ngfx=['navi']\nsource=''\n"
+            )
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn torch_wheels_by_series() {
+        assert_eq!(
+            torch_series("2.4.1+rocm6.1"),
+            Some(("2.4".into(), "6.1".into()))
+        );
+        assert_eq!(
+            torch_series("2.10.0.dev20250929+rocm7.0"),
+            Some(("2.10".into(), "7.0".into()))
+        );
+        assert_eq!(torch_series("2.5.1+cu124"), None);
+        assert_eq!(torch_series("2.5.1"), None);
+        let has = |t: &str, g: &str| torch_build(t).map(|b| b.gfx.iter().any(|x| x == g));
+        // RX 7800 XT: gfx1101 arrived in the 2.6 wheels (pytorch #141667).
+        assert_eq!(has("2.4.1+rocm6.1", "gfx1101"), Some(false));
+        assert_eq!(has("2.6.0+rocm6.1", "gfx1101"), Some(true));
+        assert_eq!(has("2.7.1+rocm6.3", "gfx1101"), Some(true));
+        // gfx1010 was never in an official wheel (pytorch #132570).
+        assert_eq!(has("2.5.1+rocm6.2", "gfx1010"), Some(false));
+        // Strix Halo on the 2.10 nightly +rocm7.0 (pytorch #164346).
+        assert_eq!(has("2.10.0.dev20250929+rocm7.0", "gfx1151"), Some(false));
+        assert_eq!(has("2.11.0+rocm7.2", "gfx1151"), Some(true));
+        assert_eq!(
+            torch_build("2.11.0+rocm7.15.0a20260728").map(|b| b.torch_min.as_str()),
+            None
+        );
+    }
+
+    #[test]
+    fn override_and_wheel_suggestions() {
+        let t = |v: &str| torch_build(v).map(|b| b.gfx.clone()).unwrap_or_default();
+        let old = t("2.4.1+rocm6.1");
+        assert_eq!(torch_override("gfx1101", &old).as_deref(), Some("11.0.0"));
+        assert_eq!(torch_override("gfx1031", &old).as_deref(), Some("10.3.0"));
+        assert_eq!(torch_override("gfx90c", &old).as_deref(), Some("9.0.0"));
+        assert_eq!(torch_override("gfx1103", &old).as_deref(), Some("11.0.0"));
+        // No same-family target shipped: no override, only another wheel.
+        assert_eq!(torch_override("gfx1151", &t("2.9.0+rocm6.4")), None);
+        assert_eq!(torch_override("gfx1010", &old), None);
+        assert_eq!(override_for("gfx90a").as_deref(), Some("9.0.10"));
+        // The installed ROCm release decides the series first.
+        let w = torch_fix("gfx1101", Some("6.1.3"), Some("6.1")).expect("a wheel");
+        assert_eq!((w.torch.as_str(), w.rocm.as_str()), ("2.6", "6.1"));
+        assert_eq!(w.index_url, "https://download.pytorch.org/whl/rocm6.1");
+        let w = torch_fix("gfx1101", None, Some("6.2")).expect("a wheel");
+        assert_eq!((w.torch.as_str(), w.rocm.as_str()), ("2.12", "7.2"));
+        let w = torch_fix("gfx1103", None, None).expect("nightly only");
+        assert!(w.nightly);
+        assert!(w.index_url.contains("/nightly/rocm"));
+        assert_eq!(torch_fix("gfx1010", None, None), None);
     }
 
     #[test]

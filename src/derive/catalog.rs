@@ -1,4 +1,6 @@
-//! The device catalog (checks/devices.toml), compiled into the binary.
+//! The device catalog (checks/devices.toml) and the AMD PCI id -> gfx target
+//! table (checks/amd-pci-gfx.toml, generated from pci.ids), compiled into the
+//! binary.
 
 use std::collections::HashMap;
 use std::sync::LazyLock;
@@ -8,6 +10,7 @@ use serde::Deserialize;
 use crate::rig::CatalogEntry;
 
 const DEVICES_TOML: &str = include_str!("../../checks/devices.toml");
+const AMD_PCI_GFX_TOML: &str = include_str!("../../checks/amd-pci-gfx.toml");
 
 #[derive(Debug, Deserialize)]
 struct File {
@@ -88,9 +91,105 @@ pub fn lookup(vendor_id: &str, device_id: &str) -> Option<CatalogEntry> {
         .cloned()
 }
 
+/// One chip of checks/amd-pci-gfx.toml.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AmdChip {
+    /// `Navi 22`.
+    pub chip: String,
+    /// The LLVM target: `gfx1031`.
+    pub gfx: String,
+    /// `RDNA2`, `CDNA3`, `GCN5`.
+    pub generation: String,
+    /// `discrete` or `integrated`.
+    pub kind: String,
+    ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct AmdFile {
+    chip: Vec<AmdChip>,
+}
+
+/// Parse the AMD PCI id table: device id (`0x73df`) -> chip.
+pub fn parse_amd_pci(text: &str) -> Result<HashMap<String, AmdChip>, String> {
+    let f: AmdFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut map = HashMap::new();
+    for c in f.chip {
+        if !c.gfx.starts_with("gfx") || !matches!(c.kind.as_str(), "discrete" | "integrated") {
+            return Err(format!(
+                "{}: bad gfx {:?} or kind {:?}",
+                c.chip, c.gfx, c.kind
+            ));
+        }
+        for id in &c.ids {
+            if map.insert(id.to_ascii_lowercase(), c.clone()).is_some() {
+                return Err(format!("{id} is listed twice"));
+            }
+        }
+    }
+    Ok(map)
+}
+
+static AMD_PCI: LazyLock<HashMap<String, AmdChip>> =
+    LazyLock::new(|| parse_amd_pci(AMD_PCI_GFX_TOML).unwrap_or_default());
+
+/// The card's own gfx target from its PCI device id (`0x73df` -> `gfx1031`):
+/// the generated pci.ids table first, then the hand-written catalog.
+pub fn amd_gfx(device_id: &str) -> Option<String> {
+    let id = device_id.to_ascii_lowercase();
+    AMD_PCI
+        .get(&id)
+        .map(|c| c.gfx.clone())
+        .or_else(|| lookup("0x1002", &id).and_then(|e| e.gfx))
+}
+
+/// The chip behind an AMD PCI device id, when the pci.ids table knows it.
+pub fn amd_chip(device_id: &str) -> Option<AmdChip> {
+    AMD_PCI.get(&device_id.to_ascii_lowercase()).cloned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn amd_pci_table_covers_every_generation() {
+        let m = parse_amd_pci(AMD_PCI_GFX_TOML).expect("checks/amd-pci-gfx.toml");
+        assert!(m.len() > 130, "{} ids", m.len());
+        for generation in [
+            "GCN5", "RDNA1", "RDNA2", "RDNA3", "RDNA3.5", "RDNA4", "CDNA1", "CDNA2", "CDNA3",
+        ] {
+            assert!(
+                m.values().any(|c| c.generation == generation),
+                "{generation} missing"
+            );
+        }
+        assert_eq!(amd_gfx("0x73DF").as_deref(), Some("gfx1031"));
+        assert_eq!(amd_gfx("0x747e").as_deref(), Some("gfx1101"));
+        assert_eq!(amd_gfx("0x1638").as_deref(), Some("gfx90c"));
+        assert_eq!(amd_gfx("0x1586").as_deref(), Some("gfx1151"));
+        assert_eq!(amd_gfx("0x74a1").as_deref(), Some("gfx942"));
+        assert_eq!(amd_gfx("0x7550").as_deref(), Some("gfx1201"));
+        assert_eq!(
+            amd_chip("0x15bf").map(|c| c.kind),
+            Some("integrated".into())
+        );
+        assert_eq!(amd_gfx("0x1478"), None, "the on-board switch is no GPU");
+        assert!(parse_amd_pci("[[chip]]\nchip='x'\ngfx='gfx1'\ngeneration='g'\nkind='discrete'\nids=['0x1','0x1']\n").is_err());
+    }
+
+    #[test]
+    fn hand_catalog_agrees_with_the_pci_table() {
+        // Two tables name AMD targets; a disagreement would make the card's
+        // own target depend on which one a code path asks.
+        let pci = parse_amd_pci(AMD_PCI_GFX_TOML).expect("amd-pci-gfx");
+        for ((vendor, id), e) in parse(DEVICES_TOML).expect("devices") {
+            if let (true, Some(g), Some(c)) = (vendor == "0x1002", &e.gfx, pci.get(&id)) {
+                assert_eq!(g, &c.gfx, "{id} ({})", e.name);
+            }
+        }
+    }
 
     #[test]
     fn builtin_catalog_parses_without_duplicates() {

@@ -4,6 +4,7 @@
 
 pub mod amd;
 pub mod catalog;
+pub mod intel;
 pub mod link;
 pub mod nvidia;
 pub mod pins;
@@ -49,6 +50,7 @@ pub fn derive(rig: &mut Rig) {
     }
     nvidia::derive(rig);
     amd::derive(rig);
+    intel::derive(rig);
     vulkan::derive(rig);
     rig.vram = vram_spread(&rig.gpus);
     for d in &mut rig.sycl.devices {

@@ -32,6 +32,8 @@ struct IpexRow {
     driver: Option<String>,
     gpus: String,
     disagree: Option<String>,
+    /// The wheel's local version: `xpu` (the default), `gpu` for the 1.10 wheels.
+    local: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,9 +173,10 @@ pub fn derive(py: &Python, oneapi: &OneApi) -> Pins {
             torch_ok: torch.as_ref().map(|t| major_minor(t) == mm),
             torch_found: torch.clone(),
             install: format!(
-                "pip install torch=={} intel-extension-for-pytorch=={}+xpu --extra-index-url {}",
+                "pip install torch=={} intel-extension-for-pytorch=={}+{} --extra-index-url {}",
                 row.map(|r| r.torch.as_str()).unwrap_or(&torch_expected),
                 release(&ipex),
+                row.and_then(|r| r.local.as_deref()).unwrap_or("xpu"),
                 table.index
             ),
             oneapi_fix: oneapi_expected
@@ -311,6 +314,40 @@ mod tests {
             &oneapi("2024.0", &["2024.0"]),
         );
         assert_eq!(ok.ipex.unwrap().oneapi_ok, Some(true));
+    }
+
+    #[test]
+    fn ipex_1x_history() {
+        // IPEX 1.10.200+gpu wanted oneAPI 2022.3 and torch 1.10; 1.13.120+xpu 2023.1.
+        let p = derive(
+            &py(&[
+                ("torch", "1.10.0a0"),
+                ("intel-extension-for-pytorch", "1.10.200+gpu"),
+            ]),
+            &oneapi("2023.0", &["2023.0"]),
+        );
+        let i = p.ipex.expect("ipex pin");
+        assert!(i.known);
+        assert_eq!(i.oneapi_expected.as_deref(), Some("2022.3"));
+        assert_eq!(i.oneapi_ok, Some(false));
+        assert!(
+            i.install
+                .contains("intel-extension-for-pytorch==1.10.200+gpu"),
+            "{}",
+            i.install
+        );
+        let p = derive(
+            &py(&[
+                ("torch", "1.13.0a0+git6c9b55e"),
+                ("intel-extension-for-pytorch", "1.13.120+xpu"),
+            ]),
+            &oneapi("2023.1", &["2023.1"]),
+        );
+        let i = p.ipex.expect("ipex pin");
+        assert_eq!(
+            (i.known, i.oneapi_ok, i.torch_ok),
+            (true, Some(true), Some(true))
+        );
     }
 
     #[test]

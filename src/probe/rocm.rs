@@ -146,6 +146,7 @@ pub fn parse_rocminfo(text: &str) -> RocmInfo {
             index: info.agents.len() as u32,
             agent: a.agent,
             name: name.clone(),
+            reported_gfx: gfx.clone(),
             gfx,
             marketing_name: a
                 .fields
