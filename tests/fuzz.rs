@@ -102,21 +102,10 @@ const MUTATIONS: &[Mutation] = &[
     Mutation::Directory,
 ];
 
-/// GPU tools whose garbage main does not yet report as `unparsed` (issue 8
-/// item 5 is being done on the `garbage` branch; its commit makes every one
-/// of these `unparsed`). Their garbage cases are counted and printed but not
-/// asserted; every other GPU tool's garbage must not give verdict `ok`.
-/// Empty this list when that work is on main.
-const GARBAGE_PENDING: &[&str] = &[
-    "nvidia-smi",
-    "nvidia-smi-q",
-    "nvidia-smi-topo-m",
-    "nvidia-smi-topo-p2p",
-    "nvidia-smi-nvlink",
-    "rocm-smi",
-    "clinfo",
-    "xpu-smi-discovery",
-];
+/// GPU tools whose garbage is not yet reported as `unparsed`: none since
+/// issue 8 item 5 landed. Their garbage cases would be counted and printed but
+/// not asserted; every other GPU tool's garbage must not give verdict `ok`.
+const GARBAGE_PENDING: &[&str] = &[];
 
 /// The command outputs rules judge GPUs by.
 const GPU_TOOLS: &[&str] = &[
