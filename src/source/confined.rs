@@ -165,14 +165,7 @@ impl Confined {
                 Ok(st) => st,
                 Err(e) if last && e == Errno::ENOENT => {
                     // The caller reports a missing final name itself.
-                    return Got::Ok(Parent {
-                        depth: dirs.len(),
-                        dir: match dup(top(&self.root, &dirs)) {
-                            Ok(d) => d,
-                            Err(e) => return errno_got(e),
-                        },
-                        name: c,
-                    });
+                    return named(&dirs, top(&self.root, &dirs), c);
                 }
                 Err(e) => return errno_got(e),
             };
@@ -200,14 +193,7 @@ impl Confined {
                 continue;
             }
             if last {
-                return Got::Ok(Parent {
-                    depth: dirs.len(),
-                    dir: match dup(top(&self.root, &dirs)) {
-                        Ok(d) => d,
-                        Err(e) => return errno_got(e),
-                    },
-                    name: c,
-                });
+                return named(&dirs, top(&self.root, &dirs), c);
             }
             if k != SFlag::S_IFDIR {
                 return Got::Missing;
@@ -373,10 +359,15 @@ fn top<'a>(root: &'a OwnedFd, dirs: &'a [OwnedFd]) -> std::os::fd::BorrowedFd<'a
 
 /// The directory `cur` itself, as a parent and the name `.`.
 fn here(dirs: &[OwnedFd], cur: std::os::fd::BorrowedFd<'_>) -> Got<Parent> {
+    named(dirs, cur, ".".into())
+}
+
+/// `name` inside the directory `cur` (a copy of its handle), `dirs.len()` below the root.
+fn named(dirs: &[OwnedFd], cur: std::os::fd::BorrowedFd<'_>, name: OsString) -> Got<Parent> {
     match dup(cur) {
         Ok(dir) => Got::Ok(Parent {
             dir,
-            name: ".".into(),
+            name,
             depth: dirs.len(),
         }),
         Err(e) => errno_got(e),
