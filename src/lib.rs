@@ -9,6 +9,7 @@ pub mod diagnose;
 pub mod probe;
 pub mod render;
 pub mod rig;
+pub mod schema;
 pub mod source;
 pub mod text;
 pub mod watch;
