@@ -38,12 +38,11 @@ fn probe<'a>(v: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
 /// sleep 60 s, and `--timeout 30` alone would wait 30 s for them) are cut at
 /// the 3 s deadline and reported as timed out *because of the deadline*.
 ///
-/// The wall-time bound (deadline + 1.5 s) is a correctness check, not a speed
-/// target: without the deadline the run takes 30 s, so the assertion tells
-/// "enforced" from "not enforced" with a 25 s gap. What is left inside the
-/// margin after the deadline is one SIGKILL and reap and at most the 250 ms
-/// pipe drain; the deadline itself counts from the start of `main`, so a
-/// slow start on a loaded box eats into the deadline, not into the margin.
+/// What is asserted cannot depend on how much CPU the run gets: the probes
+/// say the run deadline stopped them, and the run ended far under the 30 s
+/// the tools' own timeout would have taken. A tighter wall bound (it was
+/// deadline + 1.5 s) failed on a loaded 2-core box, where the CPU work after
+/// the deadline stretches by seconds; the speed target is `bench/npd.sh`.
 /// Nothing here asserts that a quick tool finished before the deadline: on a
 /// loaded machine it may not have started yet (then it is not started at all,
 /// and also reported as stopped by the deadline).
@@ -74,8 +73,8 @@ fn issue8_item11_deadline_stops_hung_probes_and_bounds_the_run() {
     let wall = t.elapsed();
     assert!(r.code == 0 || r.code == 1, "exit {}: {}", r.code, r.stderr);
     assert!(
-        wall <= Duration::from_millis(4500),
-        "the run took {wall:?} with --deadline 3"
+        wall < Duration::from_secs(25),
+        "the run took {wall:?} with --deadline 3, as if it had waited for the 30 s timeout"
     );
     let v = json(&r);
     for name in ["sycl-ls", "nvidia-smi"] {

@@ -97,6 +97,31 @@ fn the_program_starts_with_a_clean_signal_mask() {
     assert_eq!(a.stdout, b.stdout);
 }
 
+/// A test runner started in the background of a non-interactive shell, or
+/// under `nohup`, ignores INT, QUIT and HUP, and an ignored signal stays
+/// ignored across exec: the `sh` below could then not trap it (POSIX), and
+/// the test would fail for a reason that is not rigdoctor's. rigdoctor
+/// itself rightly passes dispositions on unchanged, so reset them here.
+fn default_dispositions(cmd: &mut Command) {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only async-signal-safe calls are made;
+    // signal(2) is one, and nothing here allocates.
+    unsafe {
+        cmd.pre_exec(|| {
+            for s in [
+                Signal::SIGINT,
+                Signal::SIGQUIT,
+                Signal::SIGHUP,
+                Signal::SIGTERM,
+            ] {
+                signal(s, SigHandler::SigDfl).map_err(std::io::Error::from)?;
+            }
+            Ok(())
+        });
+    }
+}
+
 /// Start `rigdoctor watch -- sh` with a trap on `sig`; wait for "ready";
 /// send `sig` to rigdoctor; the program must see it exactly once.
 fn forwarded_once(sig: &str) {
@@ -104,7 +129,9 @@ fn forwarded_once(sig: &str) {
     let script = format!(
         "n=0; trap 'n=$((n+1)); echo got $n' {sig}; echo ready; i=0; while [ $i -lt 30 ]; do sleep 0.1; i=$((i+1)); [ $n -gt 0 ] && [ $i -gt 5 ] && break; done; exit $((40+n))"
     );
-    let mut ch = Command::new(BIN)
+    let mut cmd = Command::new(BIN);
+    default_dispositions(&mut cmd);
+    let mut ch = cmd
         .args(["watch", "--interval", "0.2", "--window", "0.4", "--output"])
         .arg(d.path().join("o.txt"))
         .args(["--", "sh", "-c", &script])

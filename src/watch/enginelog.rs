@@ -55,8 +55,22 @@ pub enum Signal {
     Processor { cpu_pct: u32 },
     /// A KV-cache layer placed on the CPU.
     KvOnCpu,
-    /// A SYCL / Level Zero / Unified Runtime error.
+    /// A runtime error of the GPU stack (SYCL / Level Zero / Unified
+    /// Runtime, CUDA, HIP, Vulkan, PyTorch, the NVIDIA kernel driver).
     RuntimeError { code: String, class: String },
+    /// `llama_kv_cache_init: CUDA0 KV buffer size = X MiB` (every llama.cpp
+    /// release names the KV cache's device this way), ollama's
+    /// `msg="kv cache" device=CUDA0 size="1.8 GiB"`.
+    KvBuffer { device: String, mib: f64, gpu: bool },
+    /// `load_tensors: layer 12 assigned to device CUDA0` (verbose loaders).
+    LayerOn { device: String, gpu: bool },
+    /// vLLM's `Automatically detected platform cuda.` (`cpu`, `rocm`, `xpu`,
+    /// ...); `unspecified` for `No platform detected`.
+    Platform { name: String },
+    /// vLLM's KV cache on the device: `# GPU blocks: N, # CPU blocks: M`
+    /// (the CPU blocks are swap space, not a CPU cache) or V1's `GPU KV
+    /// cache size: N tokens`.
+    GpuKv { count: u64, unit: String },
 }
 
 fn re(p: &str) -> Option<Regex> {
@@ -69,7 +83,7 @@ static OLLAMA_MODEL: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"layers\.mod
 static OLLAMA_OFFLOAD: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"layers\.offload=(\d+)"));
 static BUFFER: LazyLock<Option<Regex>> = LazyLock::new(|| {
     re(
-        r"load_tensors:\s+(\S+)\s+(?:model\s+)?buffer size\s*=\s*([0-9]+(?:\.[0-9]+)?)\s*(MiB|MB|GiB|KiB)?",
+        r"load_tensors:\s+(\S+)\s+(?:model\s+)?buffer size\s*=\s*([0-9]+(?:[.,][0-9]+)?)\s*(MiB|MB|GiB|KiB)?",
     )
 });
 static DEVICES: LazyLock<Option<Regex>> =
@@ -87,6 +101,23 @@ static ERR_CODE: LazyLock<Option<Regex>> = LazyLock::new(|| {
     )
 });
 static NATIVE: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"Native API returns: (-?\d+)"));
+static KV_BUFFER: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(r"\b(\S+)\s+KV buffer size\s*=\s*([0-9]+(?:[.,][0-9]+)?)\s*(MiB|MB|GiB|KiB)?")
+});
+static OLLAMA_DEVICE_SIZE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(
+        r#"msg="(model weights|kv cache)" device=(\S+) size="([0-9]+(?:\.[0-9]+)?) ?(GiB|MiB|KiB|B)""#,
+    )
+});
+static LAYER_ON: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"load_tensors: layer\s+\d+ assigned to device (\S+?),?(?:\s|$)"));
+static PLATFORM: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"Automatically detected platform ([A-Za-z0-9_]+)"));
+static VLLM_BLOCKS: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"# (?:GPU|gpu|cuda|CUDA|xpu|XPU) blocks: (\d+)"));
+static VLLM_KV_TOKENS: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"GPU KV cache size: ([0-9][0-9,]*) tokens"));
+static XID: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"NVRM: Xid \([^)]*\): (\d+)"));
 
 fn caps<'a>(r: &LazyLock<Option<Regex>>, line: &'a str) -> Option<regex::Captures<'a>> {
     r.as_ref()?.captures(line)
@@ -110,43 +141,222 @@ fn is_gpu_buffer(dev: &str) -> bool {
     .any(|p| dev.starts_with(p))
 }
 
-/// Which kind of runtime error a code is, for the fix.
+/// A size with its unit, in MiB. `4095,05` (a decimal comma: the locale
+/// of the machine that printed it) reads as 4095.05.
+fn size_mib(c: &regex::Captures<'_>, value: usize, unit: usize) -> Option<f64> {
+    let v: f64 = c.get(value)?.as_str().replace(',', ".").parse().ok()?;
+    Some(match c.get(unit).map(|m| m.as_str()) {
+        Some("GiB") => v * 1024.0,
+        Some("KiB") => v / 1024.0,
+        Some("B") => v / 1048576.0,
+        _ => v,
+    })
+}
+
+/// Which kind of runtime error a code is, for the fix: `out-of-memory`,
+/// `no-kernel` (the binary has no code for this device), `no-device`,
+/// `device-lost`, `other`.
 pub fn error_class(code: &str) -> &'static str {
     if code.contains("OUT_OF_RESOURCES")
         || code.contains("OUT_OF_DEVICE_MEMORY")
         || code.contains("OUT_OF_HOST_MEMORY")
+        || matches!(
+            code,
+            "cudaErrorMemoryAllocation"
+                | "OutOfMemoryError"
+                | "ErrorOutOfDeviceMemory"
+                | "buffer allocation failed"
+        )
     {
         "out-of-memory"
+    } else if code.contains("INVALID_BINARY")
+        || code.contains("INVALID_KERNEL_NAME")
+        || code.contains("BUILD_PROGRAM_FAILURE")
+        || matches!(
+            code,
+            "cudaErrorNoKernelImageForDevice"
+                | "invalid device function"
+                | "hipErrorNoBinaryForGpu"
+                | "No kernel named"
+        )
+    {
+        "no-kernel"
     } else if code.contains("DEVICE_NOT_FOUND")
         || code.contains("UNINITIALIZED")
         || code == "NO_DEVICE"
     {
         "no-device"
-    } else if code.contains("DEVICE_LOST") {
+    } else if code.contains("DEVICE_LOST")
+        || matches!(
+            code,
+            "cudaErrorLaunchFailure" | "ErrorDeviceLost" | "Xid 79" | "Memory access fault by GPU"
+        )
+    {
         "device-lost"
     } else {
         "other"
     }
 }
 
-fn runtime_error(line: &str) -> Option<Signal> {
-    let hit = line.contains("Native API failed")
+/// Which GPU stack printed an error line, for the fix: `sycl`, `cuda`,
+/// `rocm`, `vulkan`, `xpu` (PyTorch on Intel), `nvidia` (the kernel
+/// driver), "" when the line does not say.
+pub fn error_backend(code: &str, line: &str) -> &'static str {
+    if code.starts_with("UR_")
+        || code.starts_with("PI_")
+        || code.starts_with("ZE_")
+        || code.starts_with("CL_")
+        || code.starts_with("native ")
+        || code == "NO_DEVICE"
+        || code == "No kernel named"
+    {
+        "sycl"
+    } else if code.starts_with("Xid") {
+        "nvidia"
+    } else if code == "ErrorOutOfDeviceMemory"
+        || code == "ErrorDeviceLost"
+        || line.contains("ggml_vulkan")
+        || line.contains("vk::")
+    {
+        "vulkan"
+    } else if code.starts_with("hip")
+        || code == "Memory access fault by GPU"
+        || line.contains("ROCm")
+        || line.contains("HIP")
+        || line.contains("hipError")
+    {
+        "rocm"
+    } else if line.contains("XPU") {
+        "xpu"
+    } else if line.contains("CUDA") || line.contains("cuda") {
+        "cuda"
+    } else {
+        ""
+    }
+}
+
+const FIX_OOM_SYCL: &str = "llama-server -m model.gguf -ngl 99 -c 4096 -b 512   # less context / smaller batch (or a smaller quant)\n\
+export IPEX_LLM_LOW_MEM=1                          # IPEX-LLM\n\
+export UR_L0_ENABLE_RELAXED_ALLOCATION_LIMITS=1    # Level Zero: allow allocations over 4 GiB";
+const FIX_OOM_VULKAN: &str = "llama-server -m model.gguf -ngl 99 -c 4096 -ub 512   # less context / a smaller micro-batch (or fewer -ngl layers)\n\
+GGML_VK_FORCE_MAX_ALLOCATION_SIZE=1073741824 llama-server ...   # a driver that fails big single allocations (llama.cpp #5441)";
+const FIX_OOM_GPU: &str = "nvidia-smi   # (rocm-smi / xpu-smi) another process holding VRAM?\n\
+llama-server -m model.gguf -ngl 99 -c 4096     # llama.cpp / ollama: less context, a smaller quant, or fewer -ngl layers\n\
+vllm serve MODEL --gpu-memory-utilization 0.85 --max-model-len 8192   # vLLM: a smaller KV reservation\n\
+export PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True   # PyTorch: fragmentation (as its message says); else a smaller batch";
+const FIX_KERNEL_CUDA: &str = "nvidia-smi --query-gpu=name,compute_cap --format=csv   # the card's compute capability\n\
+cmake -B build -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=61   # llama.cpp: build for it (8.6 -> 86)\n\
+python -c 'import torch; print(torch.cuda.get_arch_list())'   # PyTorch / vLLM: the wheel must list sm_<cc>; else install one that does";
+const FIX_KERNEL_ROCM: &str = "rocminfo | grep -m1 -o 'gfx[0-9a-f]*'   # the card's gfx target\n\
+cmake -B build -DGGML_HIP=ON -DAMDGPU_TARGETS=gfx1030   # llama.cpp: build for it\n\
+export HSA_OVERRIDE_GFX_VERSION=10.3.0   # a card with no kernels of its own (RDNA2; 11.0.0 RDNA3): rigdoctor check says which";
+const FIX_KERNEL_SYCL: &str = "rm -rf ~/.cache/libsycl_cache   # a stale JIT cache (SYCL_CACHE_PERSISTENT=1) built for another device or driver\n\
+rigdoctor check   # oneAPI, compute runtime and IPEX releases that belong together\n\
+# an ahead-of-time build for another GPU (-fsycl-targets): rebuild for this one, or install the build made for it";
+const FIX_NO_DEVICE: &str = "rigdoctor check\n\
+sycl-ls --ignore-device-selectors    # does the runtime see the GPU at all?\n\
+ls -l /dev/dri/renderD*; groups     # is this user in the render group?";
+const FIX_LOST_SYCL: &str = "sudo dmesg | grep -iE \"hang|reset\" | tail -20\n\
+# a GPU hang or reset: update the kernel driver and compute runtime (libze-intel-gpu1, intel-opencl-icd)";
+const FIX_LOST_NVIDIA: &str = "sudo dmesg | grep -i 'NVRM: Xid' | tail -20   # Xid 79 = the GPU fell off the bus\n\
+# Xid 79: reseat the card, check its power cables, PSU and riser; nvidia-smi -r or a reboot brings it back\n\
+# no Xid: an unstable overclock or a driver bug: reset clocks (nvidia-smi -rgc), update the driver";
+const FIX_LOST_ROCM: &str = "sudo dmesg | grep -iE 'amdgpu|gpu reset|page fault|MES' | tail -20\n\
+# a GPU fault or reset under ROCm: update the kernel and linux-firmware (or amdgpu-dkms-firmware) together with ROCm";
+const FIX_LOST_VULKAN: &str = "sudo dmesg | grep -iE 'hang|reset|Xid|ring' | tail -20\n\
+# the GPU hung or was reset under Vulkan: update the driver (Mesa); if it recurs under load, lower -ngl or -ub";
+const FIX_OTHER_SYCL: &str = "rigdoctor check\n\
+SYCL_UR_TRACE=1 <your command> 2>&1 | tail -50    # which call failed";
+
+/// The fix for an error of this class printed by this backend.
+pub fn error_fix(class: &str, backend: &str, code: &str) -> String {
+    match (class, backend) {
+        ("out-of-memory", "sycl") => FIX_OOM_SYCL.into(),
+        ("out-of-memory", "vulkan") => FIX_OOM_VULKAN.into(),
+        ("out-of-memory", _) => FIX_OOM_GPU.into(),
+        ("no-kernel", "sycl") => FIX_KERNEL_SYCL.into(),
+        ("no-kernel", "rocm") => FIX_KERNEL_ROCM.into(),
+        // llama.cpp's HIP builds said "CUDA error: invalid device function"
+        // until 2024: the line does not tell which vendor it is.
+        ("no-kernel", _) if code == "invalid device function" => {
+            format!("{FIX_KERNEL_ROCM}\n{FIX_KERNEL_CUDA}")
+        }
+        ("no-kernel", _) => FIX_KERNEL_CUDA.into(),
+        ("no-device", _) => FIX_NO_DEVICE.into(),
+        ("device-lost", "sycl") => FIX_LOST_SYCL.into(),
+        ("device-lost", "vulkan") => FIX_LOST_VULKAN.into(),
+        ("device-lost", "rocm") => FIX_LOST_ROCM.into(),
+        ("device-lost", _) => FIX_LOST_NVIDIA.into(),
+        (_, "sycl") => FIX_OTHER_SYCL.into(),
+        _ => "rigdoctor check".into(),
+    }
+}
+
+/// The error a line reports, by its code, if it reports one.
+fn error_code(line: &str) -> Option<String> {
+    let sycl = line.contains("Native API failed")
         || line.contains("UR_RESULT_ERROR_")
         || line.contains("PI_ERROR_")
         || line.contains("ZE_RESULT_ERROR_")
         || line.contains("No device of requested type available")
         || line.contains("CL_DEVICE_NOT_FOUND");
-    if !hit {
-        return None;
+    if sycl {
+        let code = if let Some(c) = caps(&ERR_CODE, line) {
+            c.get(1).map(|m| m.as_str().to_string())
+        } else if line.contains("No device of requested type available") {
+            Some("NO_DEVICE".to_string())
+        } else {
+            caps(&NATIVE, line).and_then(|c| c.get(1).map(|m| format!("native {}", m.as_str())))
+        };
+        return Some(code.unwrap_or_else(|| "unknown".into()));
     }
-    let code = if let Some(c) = caps(&ERR_CODE, line) {
-        c.get(1).map(|m| m.as_str().to_string())
-    } else if line.contains("No device of requested type available") {
-        Some("NO_DEVICE".to_string())
+    // Every pattern below is the runtime's own wording, matched whole:
+    // "If you are running out of memory, consider ..." (vLLM's advice) is
+    // not an error.
+    let code = if line.contains("OutOfMemoryError") && line.contains("out of memory") {
+        // torch.cuda.OutOfMemoryError / torch.OutOfMemoryError (CUDA, ROCm, XPU)
+        "OutOfMemoryError"
+    } else if line.contains("cudaMalloc failed: out of memory")
+        || line.contains("CUDA error: out of memory")
+        || line.contains("CUDA out of memory")
+    {
+        "cudaErrorMemoryAllocation"
+    } else if line.contains("ErrorOutOfDeviceMemory")
+        || (line.contains("ggml_vulkan: Device memory allocation of size")
+            && line.contains("failed"))
+    {
+        "ErrorOutOfDeviceMemory"
+    } else if line.contains("failed to allocate") && line.contains(" buffer of size") {
+        // ggml's alloc_tensor_range / ggml_gallocr_reserve_n, any backend
+        "buffer allocation failed"
+    } else if line.contains("no kernel image is available") {
+        "cudaErrorNoKernelImageForDevice"
+    } else if line.contains("hipErrorNoBinaryForGpu") {
+        "hipErrorNoBinaryForGpu"
+    } else if line.contains("invalid device function") {
+        "invalid device function"
+    } else if line.contains("No kernel named") && line.contains("was found") {
+        "No kernel named"
+    } else if line.contains("unspecified launch failure") {
+        "cudaErrorLaunchFailure"
+    } else if line.contains("DeviceLostError")
+        || line.contains("ErrorDeviceLost")
+        || line.contains("VK_ERROR_DEVICE_LOST")
+    {
+        "ErrorDeviceLost"
+    } else if line.contains("Memory access fault by GPU") {
+        // ROCm's HSA runtime: a GPU page fault that ends the process.
+        "Memory access fault by GPU"
+    } else if line.contains("NVRM: Xid") {
+        return caps(&XID, line).and_then(|c| c.get(1).map(|m| format!("Xid {}", m.as_str())));
     } else {
-        caps(&NATIVE, line).and_then(|c| c.get(1).map(|m| format!("native {}", m.as_str())))
-    }
-    .unwrap_or_else(|| "unknown".into());
+        return None;
+    };
+    Some(code.to_string())
+}
+
+fn runtime_error(line: &str) -> Option<Signal> {
+    let code = error_code(line)?;
     Some(Signal::RuntimeError {
         class: error_class(&code).to_string(),
         code,
@@ -160,6 +370,61 @@ pub fn classify(line: &str) -> Option<Signal> {
     }
     if let Some(s) = runtime_error(line) {
         return Some(s);
+    }
+    if line.contains("KV buffer size") {
+        if let Some(c) = caps(&KV_BUFFER, line) {
+            let device = c.get(1)?.as_str().to_string();
+            let mib = size_mib(&c, 2, 3)?;
+            let gpu = is_gpu_buffer(&device);
+            return Some(Signal::KvBuffer { device, mib, gpu });
+        }
+    }
+    if line.contains(" device=") && line.contains(" size=") {
+        if let Some(c) = caps(&OLLAMA_DEVICE_SIZE, line) {
+            let device = c.get(2)?.as_str().to_string();
+            let mib = size_mib(&c, 3, 4)?;
+            let gpu = is_gpu_buffer(&device);
+            return Some(if c.get(1)?.as_str() == "kv cache" {
+                Signal::KvBuffer { device, mib, gpu }
+            } else {
+                Signal::Buffer { device, mib, gpu }
+            });
+        }
+    }
+    if line.contains("assigned to device") {
+        if let Some(c) = caps(&LAYER_ON, line) {
+            let device = c.get(1)?.as_str().to_string();
+            let gpu = is_gpu_buffer(&device);
+            return Some(Signal::LayerOn { device, gpu });
+        }
+    }
+    if line.contains("detected platform") {
+        if let Some(c) = caps(&PLATFORM, line) {
+            return Some(Signal::Platform {
+                name: c.get(1)?.as_str().to_ascii_lowercase(),
+            });
+        }
+    }
+    if line.contains("No platform detected") {
+        return Some(Signal::Platform {
+            name: "unspecified".into(),
+        });
+    }
+    if line.contains(" blocks: ") {
+        if let Some(c) = caps(&VLLM_BLOCKS, line) {
+            return Some(Signal::GpuKv {
+                count: num(&c, 1)?,
+                unit: "blocks".into(),
+            });
+        }
+    }
+    if line.contains("GPU KV cache size:") {
+        if let Some(c) = caps(&VLLM_KV_TOKENS, line) {
+            return Some(Signal::GpuKv {
+                count: c.get(1)?.as_str().replace(',', "").parse().ok()?,
+                unit: "tokens".into(),
+            });
+        }
     }
     if line.contains("offload") {
         if let Some(c) = caps(&OFFLOADED, line) {
@@ -181,12 +446,7 @@ pub fn classify(line: &str) -> Option<Signal> {
     if line.contains("buffer size") {
         if let Some(c) = caps(&BUFFER, line) {
             let device = c.get(1)?.as_str().to_string();
-            let v: f64 = num(&c, 2)?;
-            let mib = match c.get(3).map(|m| m.as_str()) {
-                Some("GiB") => v * 1024.0,
-                Some("KiB") => v / 1024.0,
-                _ => v,
-            };
+            let mib = size_mib(&c, 2, 3)?;
             let gpu = is_gpu_buffer(&device);
             return Some(Signal::Buffer { device, mib, gpu });
         }
@@ -314,8 +574,12 @@ impl LineSplitter {
 pub struct ErrorFact {
     pub code: String,
     pub class: String,
+    /// `sycl`, `cuda`, `rocm`, `vulkan`, `xpu`, `nvidia`, "" (see [`error_backend`]).
+    pub backend: String,
     pub line: String,
     pub count: u32,
+    /// What to run or change, for this class on this backend.
+    pub fix: String,
 }
 
 /// What the engine logs said over the whole run: the `watch.log` facts.
@@ -351,6 +615,27 @@ pub struct LogFacts {
     pub partial: bool,
     /// The line that makes `cpu_only` or `partial` true.
     pub evidence: String,
+    /// KV cache buffers (llama.cpp `KV buffer size`, ollama `kv cache`).
+    pub kv_gpu_mib: f64,
+    pub kv_cpu_mib: f64,
+    /// `CUDA0 224 MiB, CPU 448 MiB`.
+    pub kv_buffers: String,
+    /// Layers a verbose llama.cpp loader assigned to a GPU / to the CPU.
+    pub layers_gpu: u32,
+    pub layers_cpu: u32,
+    /// vLLM's platform (`cuda`, `rocm`, `xpu`, `cpu`, `unspecified`), "" if not seen.
+    pub platform: String,
+    /// vLLM's KV cache on the device (`# GPU blocks`, `GPU KV cache size`), -1 if not seen.
+    pub gpu_kv: i64,
+    /// Everything on the GPU, by the log's own words (and nothing says otherwise).
+    pub on_gpu: bool,
+    /// The line that makes `on_gpu` true.
+    pub gpu_evidence: String,
+    /// `runtime-error`, `all-on-cpu`, `part-on-cpu`, `all-on-gpu`, or
+    /// `unknown` when no line said where the work runs.
+    pub verdict: String,
+    /// What to do about the verdict ("" when there is nothing to fix).
+    pub fix: String,
     #[serde(skip)]
     pending_model: Option<u32>,
     #[serde(skip)]
@@ -380,6 +665,17 @@ impl Default for LogFacts {
             cpu_only: false,
             partial: false,
             evidence: String::new(),
+            kv_gpu_mib: 0.0,
+            kv_cpu_mib: 0.0,
+            kv_buffers: String::new(),
+            layers_gpu: 0,
+            layers_cpu: 0,
+            platform: String::new(),
+            gpu_kv: -1,
+            on_gpu: false,
+            gpu_evidence: String::new(),
+            verdict: "unknown".into(),
+            fix: String::new(),
             pending_model: None,
             pending_offload: None,
         }
@@ -440,15 +736,38 @@ impl LogFacts {
                 self.processor_cpu_pct = i64::from(*cpu_pct);
             }
             Signal::KvOnCpu => self.kv_on_cpu = self.kv_on_cpu.saturating_add(1),
+            Signal::KvBuffer { device, mib, gpu } => {
+                if *gpu {
+                    self.kv_gpu_mib += mib;
+                } else {
+                    self.kv_cpu_mib += mib;
+                }
+                if !self.kv_buffers.is_empty() {
+                    self.kv_buffers.push_str(", ");
+                }
+                self.kv_buffers.push_str(&format!("{device} {mib:.0} MiB"));
+            }
+            Signal::LayerOn { gpu, .. } => {
+                if *gpu {
+                    self.layers_gpu = self.layers_gpu.saturating_add(1);
+                } else {
+                    self.layers_cpu = self.layers_cpu.saturating_add(1);
+                }
+            }
+            Signal::Platform { name } => self.platform = name.clone(),
+            Signal::GpuKv { count, .. } => self.gpu_kv = i64::try_from(*count).unwrap_or(i64::MAX),
             Signal::RuntimeError { code, class } => {
                 if let Some(e) = self.errors.iter_mut().find(|e| &e.code == code) {
                     e.count = e.count.saturating_add(1);
                 } else if self.errors.len() < MAX_ERRORS {
+                    let backend = error_backend(code, line);
                     self.errors.push(ErrorFact {
                         code: code.clone(),
                         class: class.clone(),
+                        backend: backend.to_string(),
                         line: evidence_line(line),
                         count: 1,
+                        fix: error_fix(class, backend, code),
                     });
                 }
             }
@@ -470,28 +789,113 @@ impl LogFacts {
         self.gpu_buffer_mib = 0.0;
         self.cpu_buffer_mib = 0.0;
         self.buffers.clear();
+        self.kv_gpu_mib = 0.0;
+        self.kv_cpu_mib = 0.0;
+        self.kv_buffers.clear();
+        self.layers_gpu = 0;
+        self.layers_cpu = 0;
     }
 
     fn judge(&mut self, line: &str) {
         let before = (self.cpu_only, self.partial);
+        let was_on_gpu = self.on_gpu;
         let full_offload = self.offloaded > 0 && self.offloaded >= self.layers;
+        let platform_cpu = self.platform == "cpu" || self.platform == "unspecified";
+        let gpu_library = !self.compute_library.is_empty() && self.compute_library != "cpu";
+        // Anything at all that puts weights, KV cache or the engine on a GPU.
+        let gpu_signal = self.offloaded > 0
+            || self.gpu_buffer_mib > 0.0
+            || self.kv_gpu_mib > 0.0
+            || self.layers_gpu > 0
+            || self.gpu_kv > 0
+            || (!self.platform.is_empty() && !platform_cpu)
+            || gpu_library;
         self.cpu_only = self.no_gpu_support
             || self.no_gpu
             || self.offloaded == 0
             || self.compute_library == "cpu"
             || self.processor_cpu_pct == 100
-            // Model buffers only on the host, and no offload line says otherwise.
-            || (self.cpu_buffer_mib > 0.0 && self.gpu_buffer_mib == 0.0 && self.offloaded < 0);
+            || platform_cpu
+            // Model or KV buffers (or layers) only on the host, and nothing says otherwise.
+            || (!gpu_signal
+                && self.offloaded < 0
+                && (self.cpu_buffer_mib > 0.0 || self.kv_cpu_mib > 0.0 || self.layers_cpu > 0));
+        let weights_on_gpu = full_offload || self.gpu_buffer_mib > 0.0 || self.layers_gpu > 0;
         self.partial = !self.cpu_only
             && ((self.offloaded > 0 && self.offloaded < self.layers)
                 || (self.processor_cpu_pct > 0 && self.processor_cpu_pct < 100)
-                || (self.kv_on_cpu > 0 && !full_offload));
+                || (self.kv_on_cpu > 0 && !full_offload)
+                // The KV cache in host RAM while the weights are on the GPU (-nkvo).
+                || (self.kv_cpu_mib > 0.0 && self.kv_gpu_mib == 0.0 && weights_on_gpu)
+                || (self.offloaded < 0 && self.layers_cpu > 0 && self.layers_gpu > 0));
         // A full offload later in the run (a reload) clears an earlier verdict.
         if (self.cpu_only, self.partial) != before && (self.cpu_only || self.partial) {
             self.evidence = evidence_line(line);
         }
+        self.on_gpu =
+            !self.cpu_only && !self.partial && (full_offload || (self.offloaded < 0 && gpu_signal));
+        if !self.on_gpu {
+            self.gpu_evidence.clear();
+        } else if full_offload {
+            self.gpu_evidence = self.offload_line.clone();
+        } else if !was_on_gpu {
+            self.gpu_evidence = evidence_line(line);
+        }
+        self.verdict = if !self.errors.is_empty() {
+            "runtime-error"
+        } else if self.cpu_only {
+            "all-on-cpu"
+        } else if self.partial {
+            "part-on-cpu"
+        } else if self.on_gpu {
+            "all-on-gpu"
+        } else {
+            "unknown"
+        }
+        .to_string();
+        self.fix = self.fix_for_verdict();
+    }
+
+    /// What to do about the verdict, by its cause.
+    fn fix_for_verdict(&self) -> String {
+        match self.verdict.as_str() {
+            "runtime-error" => self
+                .errors
+                .first()
+                .map(|e| e.fix.clone())
+                .unwrap_or_default(),
+            "all-on-cpu" if self.no_gpu_support => FIX_CPU_BUILD.into(),
+            "all-on-cpu" if self.platform == "cpu" || self.platform == "unspecified" => {
+                FIX_CPU_VLLM.into()
+            }
+            "all-on-cpu" if self.no_gpu || self.compute_library == "cpu" => FIX_CPU_NO_GPU.into(),
+            "all-on-cpu" => FIX_CPU_LAYERS.into(),
+            "part-on-cpu"
+                if self.offloaded >= 0
+                    && self.offloaded >= self.layers
+                    && (self.kv_cpu_mib > 0.0 || self.kv_on_cpu > 0) =>
+            {
+                FIX_KV_ON_CPU.into()
+            }
+            "part-on-cpu" => FIX_PARTIAL.into(),
+            _ => String::new(),
+        }
     }
 }
+
+const FIX_CPU_BUILD: &str = "cmake -B build -DGGML_CUDA=ON   # a build with a GPU backend (-DGGML_HIP=ON AMD, -DGGML_SYCL=ON Intel, -DGGML_VULKAN=ON any)\n\
+CMAKE_ARGS=\"-DGGML_CUDA=on\" pip install --force-reinstall --no-cache-dir llama-cpp-python   # llama-cpp-python: a GPU wheel";
+const FIX_CPU_VLLM: &str = "python -c 'import torch; print(torch.__version__, torch.cuda.is_available())'   # a +cpu torch, or no GPU visible\n\
+nvidia-smi   # in the container too: docker run --gpus all (AMD: --device /dev/kfd --device /dev/dri)\n\
+# install the vLLM build for your GPU (CUDA, ROCm or XPU), not the CPU one";
+const FIX_CPU_NO_GPU: &str = "journalctl -u ollama | grep -iE 'inference compute|compatible GPU|rocm|cuda'   # ollama: why it chose the CPU\n\
+rigdoctor check   # driver, runtime, device visibility, render group";
+const FIX_CPU_LAYERS: &str = "llama-server -m model.gguf -ngl 99   # --n-gpu-layers: 0 (the default of many builds) keeps every layer on the CPU\n\
+llama-cli --list-devices             # \"(none)\": no GPU backend in this build, or no usable GPU";
+const FIX_KV_ON_CPU: &str = "llama-server -m model.gguf -ngl 99 -c 4096   # without -nkvo / --no-kv-offload: the KV cache belongs on the GPU; a smaller -c if it does not fit";
+const FIX_PARTIAL: &str = "llama-server -m model.gguf -ngl 99          # every layer on the GPU\n\
+llama-server -m model.gguf -ngl 99 -c 4096  # does not fit? a smaller context or quant (Q4_K_M) frees VRAM\n\
+# ollama: a smaller num_ctx or model (IPEX-LLM's build: OLLAMA_NUM_GPU=999)";
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,425 @@
+//! Every engine-log form `watch` reads (issue 9 §4), one real log each from
+//! `fixtures/logs/` (source URL in each header): the verdict the log alone
+//! gives, the line kept as evidence, and the fix it maps to.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "test helpers: a failed setup must fail the test loudly"
+)]
+
+use rigdoctor::watch::enginelog::{LogFacts, classify};
+
+fn facts(rel: &str) -> LogFacts {
+    let path = format!("{}/fixtures/logs/{rel}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    assert!(text.starts_with("# source:"), "{rel} keeps its source line");
+    let mut f = LogFacts::default();
+    for l in text.lines().skip(3) {
+        if let Some(s) = classify(l) {
+            f.add(&s, l);
+        }
+    }
+    f
+}
+
+/// (log, verdict, a piece of the evidence line, a piece of the fix).
+/// Verdicts: `all-on-gpu`, `part-on-cpu`, `all-on-cpu`, `runtime-error`.
+const FORMS: &[(&str, &str, &str, &str)] = &[
+    // llama.cpp across releases and backends, healthy
+    (
+        "llama-cpp-cuda-old-full-offload-kv.log",
+        "all-on-gpu",
+        "llm_load_tensors: offloaded 41/41 layers to GPU",
+        "",
+    ),
+    (
+        "llama-cpp-cuda-new-full-offload-kv.log",
+        "all-on-gpu",
+        "load_tensors: offloaded 29/29 layers to GPU",
+        "",
+    ),
+    (
+        "llama-cpp-sycl-ollama-arc-full-offload-kv.log",
+        "all-on-gpu",
+        "offloaded 33/33",
+        "",
+    ),
+    (
+        "llama-cpp-sycl-iris-xe-comma-decimals.log",
+        "all-on-gpu",
+        "offloaded 33/33",
+        "",
+    ),
+    (
+        "llama-cpp-vulkan-lmstudio-two-gpus-full-offload.log",
+        "all-on-gpu",
+        "offloaded 37/37",
+        "",
+    ),
+    (
+        "llama-cpp-rocm-7900xtx-kv-on-rocm0.log",
+        "all-on-gpu",
+        "ROCm0 KV buffer size =  4352.00 MiB",
+        "",
+    ),
+    // wrappers: ollama, llama-cpp-python, vLLM on CUDA / ROCm / XPU
+    (
+        "ollama-cuda-new-engine-device-sizes.log",
+        "all-on-gpu",
+        "msg=\"model weights\" device=CUDA0",
+        "",
+    ),
+    (
+        "ollama-cuda-inference-compute-2080ti.log",
+        "all-on-gpu",
+        "msg=\"inference compute\"",
+        "",
+    ),
+    (
+        "vllm-cuda-platform-detected-0.7.2.log",
+        "all-on-gpu",
+        "Automatically detected platform cuda.",
+        "",
+    ),
+    (
+        "vllm-rocm-platform-then-memory-access-fault.log",
+        "runtime-error",
+        "Memory access fault by GPU node-1",
+        "amdgpu",
+    ),
+    (
+        "vllm-xpu-platform-detected.log",
+        "all-on-gpu",
+        "Automatically detected platform xpu.",
+        "",
+    ),
+    (
+        "vllm-cuda-v0-weights-gpu-blocks.log",
+        "all-on-gpu",
+        "# GPU blocks: 10039, # CPU blocks: 1310",
+        "",
+    ),
+    (
+        "vllm-cuda-0.4.2-tp2-gpu-blocks.log",
+        "all-on-gpu",
+        "# GPU blocks: 12344",
+        "",
+    ),
+    (
+        "vllm-cuda-v1-gpu-kv-cache-tokens.log",
+        "all-on-gpu",
+        "GPU KV cache size: 1,823,372 tokens",
+        "",
+    ),
+    // part on the CPU
+    (
+        "ollama-cuda-journal-39-of-41-partial.log",
+        "part-on-cpu",
+        "offloaded 39/41 layers to GPU",
+        "-ngl 99",
+    ),
+    (
+        "ollama-cuda-scheduler-offload-37-of-49.log",
+        "part-on-cpu",
+        "layers.offload=37",
+        "-ngl 99",
+    ),
+    // all on the CPU
+    (
+        "llama-cpp-sycl-qwen2moe-0-of-25.log",
+        "all-on-cpu",
+        "offloaded 0/25 layers to GPU",
+        "-ngl 99",
+    ),
+    (
+        "llama-cpp-vulkan-0-of-49-new-format.log",
+        "all-on-cpu",
+        "offloaded 0/49 layers to GPU",
+        "-ngl 99",
+    ),
+    (
+        "llama-cpp-cpu-build-kv-on-cpu.log",
+        "all-on-cpu",
+        "CPU KV buffer size =  1024.00 MiB",
+        "-ngl 99",
+    ),
+    (
+        "vllm-cpu-platform-detected.log",
+        "all-on-cpu",
+        "Automatically detected platform cpu.",
+        "vLLM build for your GPU",
+    ),
+    (
+        "vllm-unspecified-platform-no-gpu.log",
+        "all-on-cpu",
+        "No platform detected",
+        "docker run --gpus all",
+    ),
+    // runtime errors, per backend
+    (
+        "llama-cpp-cuda-oom-cudamalloc.log",
+        "runtime-error",
+        "cudaMalloc failed: out of memory",
+        "-c 4096",
+    ),
+    (
+        "llama-cpp-rocm-oom-compute-buffer.log",
+        "runtime-error",
+        "cudaMalloc failed: out of memory",
+        "-c 4096",
+    ),
+    (
+        "torch-cuda-oom-vllm-0.2.5.log",
+        "runtime-error",
+        "torch.cuda.OutOfMemoryError: CUDA out of memory",
+        "--gpu-memory-utilization",
+    ),
+    (
+        "torch-2.5-outofmemoryerror-expandable-segments.log",
+        "runtime-error",
+        "torch.OutOfMemoryError: CUDA out of memory",
+        "expandable_segments",
+    ),
+    (
+        "llama-cpp-vulkan-rtx2060-out-of-device-memory.log",
+        "runtime-error",
+        "ggml_vulkan: Device memory allocation of size 118497280 failed.",
+        "GGML_VK_FORCE_MAX_ALLOCATION_SIZE",
+    ),
+    (
+        "llama-cpp-cuda-no-kernel-image-209.log",
+        "runtime-error",
+        "no kernel image is available",
+        "CMAKE_CUDA_ARCHITECTURES",
+    ),
+    (
+        "llama-cpp-rocm-invalid-device-function-igpu.log",
+        "runtime-error",
+        "ROCm error: invalid device function",
+        "HSA_OVERRIDE_GFX_VERSION",
+    ),
+    (
+        "llama-cpp-python-rocm-cuda-error-invalid-device-function.log",
+        "runtime-error",
+        "CUDA error: invalid device function",
+        "AMDGPU_TARGETS",
+    ),
+    (
+        "rocm-hip-no-binary-for-gpu-rx6600.log",
+        "runtime-error",
+        "hipErrorNoBinaryForGpu",
+        "HSA_OVERRIDE_GFX_VERSION",
+    ),
+    (
+        "ipex-sycl-no-kernel-named-46.log",
+        "runtime-error",
+        "No kernel named XXX was found",
+        "libsycl_cache",
+    ),
+    (
+        "sycl-pi-error-invalid-binary-42.log",
+        "runtime-error",
+        "PI_ERROR_INVALID_BINARY",
+        "libsycl_cache",
+    ),
+    (
+        "llama-cpp-sycl-b70-device-lost.log",
+        "runtime-error",
+        "UR_RESULT_ERROR_DEVICE_LOST",
+        "hang|reset",
+    ),
+    (
+        "ollama-cuda-unspecified-launch-failure.log",
+        "runtime-error",
+        "CUDA error: unspecified launch failure",
+        "Xid 79",
+    ),
+    (
+        "nvidia-kmsg-xid79-fallen-off-the-bus.log",
+        "runtime-error",
+        "GPU has fallen off the bus",
+        "reseat",
+    ),
+    (
+        "llama-cpp-vulkan-device-lost.log",
+        "runtime-error",
+        "vk::DeviceLostError",
+        "Mesa",
+    ),
+];
+
+#[test]
+fn every_log_form_reads_with_its_verdict_evidence_and_fix() {
+    let dir = format!("{}/fixtures/logs", env!("CARGO_MANIFEST_DIR"));
+    let mut untested: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !FORMS.iter().any(|(f, ..)| f == n))
+        .collect();
+    untested.sort();
+    assert!(untested.is_empty(), "logs without a row: {untested:?}");
+    for (log, verdict, evidence, fix) in FORMS {
+        let f = facts(log);
+        assert_eq!(f.verdict, *verdict, "{log}: {f:#?}");
+        let (line, got_fix) = match *verdict {
+            "runtime-error" => (f.errors[0].line.clone(), f.errors[0].fix.clone()),
+            "all-on-gpu" => (f.gpu_evidence.clone(), f.fix.clone()),
+            _ => (f.evidence.clone(), f.fix.clone()),
+        };
+        assert!(line.contains(evidence), "{log}: evidence {line:?}");
+        if fix.is_empty() {
+            assert!(
+                got_fix.is_empty(),
+                "{log}: nothing to fix on the GPU, got {got_fix:?}"
+            );
+            assert!(!f.cpu_only && !f.partial && f.errors.is_empty(), "{log}");
+        } else {
+            assert!(got_fix.contains(fix), "{log}: fix {got_fix:?}");
+            assert_eq!(
+                f.fix, got_fix,
+                "{log}: the verdict's fix is its first error's"
+            );
+        }
+    }
+}
+
+#[test]
+fn runtime_errors_keep_their_code_class_and_backend() {
+    for (log, code, class, backend) in [
+        (
+            "llama-cpp-cuda-oom-cudamalloc.log",
+            "cudaErrorMemoryAllocation",
+            "out-of-memory",
+            "cuda",
+        ),
+        (
+            "torch-cuda-oom-vllm-0.2.5.log",
+            "OutOfMemoryError",
+            "out-of-memory",
+            "cuda",
+        ),
+        (
+            "llama-cpp-vulkan-rtx2060-out-of-device-memory.log",
+            "ErrorOutOfDeviceMemory",
+            "out-of-memory",
+            "vulkan",
+        ),
+        (
+            "llama-cpp-cuda-no-kernel-image-209.log",
+            "cudaErrorNoKernelImageForDevice",
+            "no-kernel",
+            "cuda",
+        ),
+        (
+            "llama-cpp-rocm-invalid-device-function-igpu.log",
+            "invalid device function",
+            "no-kernel",
+            "rocm",
+        ),
+        (
+            "rocm-hip-no-binary-for-gpu-rx6600.log",
+            "hipErrorNoBinaryForGpu",
+            "no-kernel",
+            "rocm",
+        ),
+        (
+            "ipex-sycl-no-kernel-named-46.log",
+            "PI_ERROR_INVALID_KERNEL_NAME",
+            "no-kernel",
+            "sycl",
+        ),
+        (
+            "sycl-pi-error-invalid-binary-42.log",
+            "PI_ERROR_INVALID_BINARY",
+            "no-kernel",
+            "sycl",
+        ),
+        (
+            "llama-cpp-sycl-b70-device-lost.log",
+            "UR_RESULT_ERROR_DEVICE_LOST",
+            "device-lost",
+            "sycl",
+        ),
+        (
+            "ollama-cuda-unspecified-launch-failure.log",
+            "cudaErrorLaunchFailure",
+            "device-lost",
+            "cuda",
+        ),
+        (
+            "nvidia-kmsg-xid79-fallen-off-the-bus.log",
+            "Xid 79",
+            "device-lost",
+            "nvidia",
+        ),
+        (
+            "llama-cpp-vulkan-device-lost.log",
+            "ErrorDeviceLost",
+            "device-lost",
+            "vulkan",
+        ),
+        (
+            "vllm-rocm-platform-then-memory-access-fault.log",
+            "Memory access fault by GPU",
+            "device-lost",
+            "rocm",
+        ),
+    ] {
+        let f = facts(log);
+        let e = &f.errors[0];
+        assert_eq!(
+            (e.code.as_str(), e.class.as_str(), e.backend.as_str()),
+            (code, class, backend),
+            "{log}"
+        );
+    }
+    // One event, one finding: the Vulkan allocation and its vk:: line share a code.
+    let f = facts("llama-cpp-vulkan-rtx2060-out-of-device-memory.log");
+    assert_eq!((f.errors.len(), f.errors[0].count), (1, 2));
+}
+
+#[test]
+fn buffers_and_kv_cache_name_their_device() {
+    let f = facts("llama-cpp-cuda-old-full-offload-kv.log");
+    assert_eq!(f.buffers, "CPU 1641 MiB, CUDA0 5434 MiB, CUDA1 13990 MiB");
+    assert_eq!(f.kv_buffers, "CUDA0 1536 MiB, CUDA1 3584 MiB");
+    let f = facts("llama-cpp-sycl-iris-xe-comma-decimals.log");
+    assert_eq!(f.gpu_buffer_mib, 4095.05, "a decimal comma is a decimal");
+    let f = facts("ollama-cuda-new-engine-device-sizes.log");
+    assert_eq!(
+        (f.buffers.as_str(), f.kv_buffers.as_str()),
+        ("CUDA0 4198 MiB", "CUDA0 1843 MiB")
+    );
+    let f = facts("llama-cpp-cpu-build-kv-on-cpu.log");
+    assert_eq!((f.kv_cpu_mib, f.kv_gpu_mib), (1024.0, 0.0));
+}
+
+#[test]
+fn near_misses_are_not_errors_or_cpu() {
+    for l in [
+        // vLLM's advice, not an error
+        "INFO 07-17 23:41:30 model_runner.py:851] CUDA graphs can take additional 1~3 GiB memory per GPU. If you are running out of memory, consider decreasing `gpu_memory_utilization` or enforcing eager mode.",
+        // llama.cpp's hint after a failed load
+        "common_init_from_params: failed to create context with model 'models/large/Apertus-70B-Instruct-2509-IQ4_XS.gguf', try reducing --n-gpu-layers if you're running out of VRAM",
+        // vLLM's CPU blocks are swap space
+        "INFO 05-25 00:00:40 distributed_gpu_executor.py:45] # GPU blocks: 12344, # CPU blocks: 4096",
+        // harmless: it falls back to a plain host allocation (llama.cpp #9271)
+        "ggml_vulkan: Failed to allocate pinned memory.",
+    ] {
+        let mut f = LogFacts::default();
+        if let Some(s) = classify(l) {
+            f.add(&s, l);
+        }
+        assert!(
+            f.errors.is_empty() && !f.cpu_only && !f.partial,
+            "{l}: {f:#?}"
+        );
+    }
+    // A banner alone, a warning alone: nothing said where the work runs.
+    let mut f = LogFacts::default();
+    let l = "ggml_cuda_init: found 2 ROCm devices (Total VRAM: 31898 MiB):";
+    f.add(&classify(l).unwrap(), l);
+    assert_eq!(f.verdict, "unknown");
+}
