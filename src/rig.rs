@@ -636,7 +636,7 @@ pub struct Nvidia {
 /// One of nvidia-smi's failure texts (probe/nvidia_smi.rs `classify_failure`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NvidiaFailure {
-    /// `driver-mismatch`, `no-driver`, `permissions`, `no-devices`, `gpu-lost`.
+    /// `driver-mismatch`, `no-driver`, `permissions`, `nvml-unknown`, `no-devices`, `gpu-lost`.
     pub class: String,
     /// The line as nvidia-smi printed it.
     pub line: String,

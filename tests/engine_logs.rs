@@ -64,6 +64,12 @@ const FORMS: &[(&str, &str, &str, &str)] = &[
         "ROCm0 KV buffer size =  4352.00 MiB",
         "",
     ),
+    (
+        "ipex-llm-llama-cpp-sycl-a770-quickstart.log",
+        "all-on-gpu",
+        "load_tensors: offloaded 33/33 layers to GPU",
+        "",
+    ),
     // wrappers: ollama, llama-cpp-python, vLLM on CUDA / ROCm / XPU
     (
         "ollama-cuda-new-engine-device-sizes.log",

@@ -387,6 +387,9 @@ pub fn classify_failure(text: &str) -> (Option<NvidiaFailure>, Vec<String>) {
         ("driver/library version mismatch", "driver-mismatch"),
         ("couldn't communicate with the nvidia driver", "no-driver"),
         ("insufficient permissions", "permissions"),
+        // In a container: it lost its device access (a systemd daemon-reload
+        // rewrote the cgroup, NVIDIA/nvidia-docker #1730).
+        ("failed to initialize nvml: unknown error", "nvml-unknown"),
         ("no devices were found", "no-devices"),
         ("unable to determine the device handle", "gpu-lost"),
         ("gpu is lost", "gpu-lost"),
@@ -950,9 +953,20 @@ GPU 00000000:41:00.0
             "Unable to determine the device handle for GPU0000:07:00.0: Unknown Error",
         );
         assert_eq!(lost, vec!["0000:07:00.0"]);
-        // "Failed to initialize NVML: Unknown Error" is none of them (nvidia-docker #1671).
+        // A container that lost its devices (nvidia-docker #1671, #1730).
         assert_eq!(
-            classify_failure("Failed to initialize NVML: Unknown Error\n").0,
+            classify_failure("Failed to initialize NVML: Unknown Error\n")
+                .0
+                .map(|f| f.class)
+                .as_deref(),
+            Some("nvml-unknown")
+        );
+        // WSL's "GPU access blocked by the operating system" is none of them.
+        assert_eq!(
+            classify_failure(
+                "Failed to initialize NVML: GPU access blocked by the operating system\n"
+            )
+            .0,
             None
         );
         assert_eq!(classify_failure(TABLE_560), (None, vec![]));
