@@ -43,6 +43,17 @@ pub enum CompletionShell {
     Fish,
 }
 
+/// The outputs `rigdoctor schema` describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemaOutput {
+    /// `check --format json` (rigdoctor/check/1)
+    Check,
+    /// one line of `watch --format json` (rigdoctor/watch/1)
+    Watch,
+    /// `rules --format json`
+    Rules,
+}
+
 /// `check`'s output formats: [`Format`]'s plus those only a check report has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CheckFormat {
@@ -165,6 +176,13 @@ pub enum Command {
     },
     /// Print the man page (roff) to stdout: rigdoctor man > rigdoctor.1
     Man,
+    /// Print the JSON Schema of an output (docs/schema/*.json; for packagers
+    /// and for regenerating those files).
+    #[command(hide = true)]
+    Schema {
+        #[arg(value_enum)]
+        output: SchemaOutput,
+    },
     /// Watch a live inference run and say when it falls back to the CPU.
     #[command(
         after_help = "Examples:\n  rigdoctor watch -- llama-server -m model.gguf -ngl 99\n  rigdoctor watch --pid $(pgrep -f 'ollama serve')\n  rigdoctor watch --record run.jsonl -- python generate.py\n  rigdoctor watch --replay run.jsonl --format json\n\nExit codes: the program's own status (128+N if signal N ended it) unless --fail-on is met (1);\n2 when rigdoctor cannot do its job; 127/126 when the command cannot be found/started."
@@ -255,6 +273,7 @@ pub enum Plan {
     },
     Completions(CompletionShell),
     Man,
+    Schema(SchemaOutput),
     Watch(crate::watch::WatchPlan),
 }
 
@@ -498,6 +517,7 @@ impl Cli {
             Command::Explain { id, rules } => Ok(Plan::Explain { id, rules }),
             Command::Completions { shell } => Ok(Plan::Completions(shell)),
             Command::Man => Ok(Plan::Man),
+            Command::Schema { output } => Ok(Plan::Schema(output)),
             Command::Watch(a) => Ok(Plan::Watch(watch_plan(a, self.sysfs, self.procfs)?)),
         }
     }

@@ -10,6 +10,7 @@ pub mod model;
 pub mod probe;
 pub mod render;
 pub mod rig;
+pub mod schema;
 pub mod source;
 pub mod text;
 pub mod watch;

@@ -7,7 +7,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-use rigdoctor::cli::{CheckFormat, Cli, CompletionShell, Format, Plan, Target, Terminal};
+use rigdoctor::cli::{
+    CheckFormat, Cli, CompletionShell, Format, Plan, SchemaOutput, Target, Terminal,
+};
 use rigdoctor::diagnose::RuleClass;
 use rigdoctor::diagnose::rules::{self, Rule};
 use rigdoctor::render;
@@ -221,6 +223,15 @@ fn main() -> ExitCode {
             emit(&String::from_utf8_lossy(&out));
             ExitCode::SUCCESS
         }
+        Plan::Schema(which) => {
+            use rigdoctor::schema::{Output, generate};
+            emit(&generate(match which {
+                SchemaOutput::Check => Output::Check,
+                SchemaOutput::Watch => Output::Watch,
+                SchemaOutput::Rules => Output::Rules,
+            }));
+            ExitCode::SUCCESS
+        }
         Plan::Man => match man_page() {
             Ok(page) => {
                 emit(&page);
@@ -281,15 +292,7 @@ fn man_page() -> std::io::Result<String> {
 fn render_rules(rules: &[Rule], format: Format) -> String {
     match format {
         Format::Json => {
-            let v: Vec<serde_json::Value> = rules
-                .iter()
-                .map(|r| {
-                    serde_json::json!({
-                        "id": r.spec.id, "severity": r.spec.severity, "class": r.class, "area": r.spec.area,
-                        "title": rules::outline(&r.spec.title), "refs": r.spec.refs, "origin": r.origin,
-                    })
-                })
-                .collect();
+            let v: Vec<rules::Listing> = rules.iter().map(rules::Listing::of).collect();
             serde_json::to_string_pretty(&v).unwrap_or_default() + "\n"
         }
         Format::Human => {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Rig {
     pub host: Host,
     /// Allowlisted environment variables only (probe::env).
@@ -38,7 +38,7 @@ pub struct Rig {
 
 /// The smallest and largest VRAM among the discrete compute GPUs whose VRAM
 /// is known (derive).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct VramSpread {
     /// Discrete compute GPUs with a known VRAM size.
     pub gpus: u32,
@@ -46,7 +46,7 @@ pub struct VramSpread {
     pub max_bytes: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Host {
     pub kernel: Option<String>,
     /// `ID` of os-release, e.g. `ubuntu`.
@@ -64,7 +64,7 @@ pub struct Host {
 }
 
 /// One PCIe link as seen from one device.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Link {
     pub speed_gts: Option<f64>,
     pub width: Option<u32>,
@@ -73,7 +73,7 @@ pub struct Link {
 }
 
 /// The link that limits the card: after walking past an on-card switch.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct EffectiveLink {
     pub speed_gts: Option<f64>,
     pub width: Option<u32>,
@@ -94,7 +94,7 @@ pub struct EffectiveLink {
 }
 
 /// A PCI bridge on the path from the root port down to a GPU.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PciPort {
     pub pci: String,
     pub vendor_id: Option<String>,
@@ -103,7 +103,7 @@ pub struct PciPort {
     pub link: Link,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Bar {
     pub index: u32,
     pub size_bytes: u64,
@@ -111,7 +111,7 @@ pub struct Bar {
     pub is_64bit: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Gpu {
     pub pci: String,
     /// `intel`, `nvidia`, `amd`, or `other` (BMC and virtual display adapters).
@@ -159,7 +159,7 @@ pub struct Gpu {
 }
 
 /// An Intel GPU's kernel driver (KMD) facts.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Kmd {
     /// `Alchemist (DG2: Arc A-series, Arc Pro A, Flex)`.
     pub platform: String,
@@ -179,7 +179,7 @@ pub struct Kmd {
     pub probe_id: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CatalogEntry {
     pub name: String,
     /// `discrete` or `integrated`.
@@ -198,7 +198,7 @@ pub struct CatalogEntry {
     pub gfx: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SyclDevice {
     pub backend: String,
     #[serde(rename = "type")]
@@ -212,7 +212,7 @@ pub struct SyclDevice {
     pub integrated: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct VisibleDevice {
     pub backend: String,
     /// The index an app sees (renumbered after ZE_AFFINITY_MASK).
@@ -225,7 +225,7 @@ pub struct VisibleDevice {
     pub listed_as: usize,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sycl {
     /// sycl-ls ran and its output parsed.
     pub listed: bool,
@@ -267,7 +267,7 @@ pub struct Sycl {
 }
 
 /// What `sycl-ls --verbose` says beyond the concise listing (probe::sycl_ls_verbose).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SyclVerbose {
     /// `Platforms: N` as printed; None in a fragment that lacks the line.
     pub declared_platforms: Option<u32>,
@@ -281,7 +281,7 @@ pub struct SyclVerbose {
     pub messages: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SyclPlatform {
     /// The `k` of `Platform [#k]:` (1-based); None for a fragment without the line.
     pub number: Option<u32>,
@@ -295,7 +295,7 @@ pub struct SyclPlatform {
     pub devices: Vec<SyclVerboseDevice>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SyclVerboseDevice {
     /// The per-backend index (`Device [#n]:`, or the concise line of the same device).
     pub index: Option<u32>,
@@ -317,7 +317,7 @@ pub struct SyclVerboseDevice {
 }
 
 /// One `xxx_selector() : ...` line: the device picked, or the runtime's error.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SelectorChoice {
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -330,7 +330,7 @@ pub struct SelectorChoice {
 }
 
 /// `xpu-smi discovery` (probe::xpu_smi). Missing values (empty, `N/A`, `-1`) are null.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct XpuSmi {
     /// xpu-smi ran and its output was read.
     pub listed: bool,
@@ -342,7 +342,7 @@ pub struct XpuSmi {
     pub messages: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct XpuSmiDevice {
     /// xpu-smi's own device id (0, 1, ...).
     pub id: Option<u32>,
@@ -367,7 +367,7 @@ pub struct XpuSmiDevice {
 }
 
 /// `clinfo -l` (probe::clinfo) and the ICD files under `/etc/OpenCL/vendors`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Clinfo {
     /// clinfo ran and its output was read.
     pub listed: bool,
@@ -379,20 +379,20 @@ pub struct Clinfo {
     pub messages: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ClPlatform {
     pub index: Option<u32>,
     pub name: String,
     pub devices: Vec<ClDevice>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ClDevice {
     pub index: Option<u32>,
     pub name: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IcdFile {
     /// `/etc/OpenCL/vendors/intel64.icd`.
     pub path: String,
@@ -404,7 +404,7 @@ pub struct IcdFile {
 
 /// Derived (derive::runtimes): the Intel GPUs on the PCI bus set against what
 /// the runtimes list.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IntelRuntime {
     /// Intel discrete GPUs with a kernel driver bound.
     pub discrete_on_bus: u32,
@@ -427,7 +427,7 @@ pub struct IntelRuntime {
     pub cpu_icds: Vec<IcdRegistration>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IcdRegistration {
     /// The `.icd` file, or `OCL_ICD_FILENAMES`.
     pub source: String,
@@ -436,7 +436,7 @@ pub struct IcdRegistration {
     pub stale: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct UnlistedGpu {
     pub device_id: String,
     pub name: String,
@@ -451,7 +451,7 @@ pub struct UnlistedGpu {
     pub driver: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct GenericName {
     /// `sycl-ls`, `sycl-ls-verbose`, `clinfo`, `xpu-smi`.
     pub source: String,
@@ -464,7 +464,7 @@ pub struct GenericName {
     pub catalog_name: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CpuRuntime {
     /// The driver version sycl-ls prints (`2024.18.6.0.02_160000`).
     pub driver: String,
@@ -474,7 +474,7 @@ pub struct CpuRuntime {
 }
 
 /// What the mask does, as a fact (`facts.sycl.mask`).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct MaskFacts {
     pub value: String,
     /// `FLAT`, `COMPOSITE` or `COMBINED`.
@@ -497,7 +497,7 @@ pub struct MaskFacts {
 }
 
 /// The parsed ONEAPI_DEVICE_SELECTOR, for rules.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SelectorInfo {
     pub accept_terms: usize,
     pub discard_terms: usize,
@@ -509,7 +509,7 @@ pub struct SelectorInfo {
     pub level_zero_indices: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Python {
     pub interpreter: Option<String>,
     pub version: Option<String>,
@@ -529,7 +529,7 @@ pub struct Python {
 }
 
 /// The import check of `check --deep`. Every field is null when its step did not run or failed.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct PythonDeep {
     /// The script reached its end (an import that kills the interpreter stops it early).
     pub completed: bool,
@@ -556,7 +556,7 @@ pub struct PythonDeep {
     pub error_text: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TorchXpuDevice {
     pub index: u32,
     pub name: Option<String>,
@@ -568,7 +568,7 @@ pub struct TorchXpuDevice {
     pub integrated: Option<bool>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DeepError {
     /// `torch`, `ipex`, `xpu`, `xpu_tensor`, `cuda`, `interpreter`.
     pub step: String,
@@ -576,7 +576,7 @@ pub struct DeepError {
     pub kind: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OneApiRelease {
     /// `2024.0`, `2025.0.4`.
     pub version: String,
@@ -585,7 +585,7 @@ pub struct OneApiRelease {
     pub path: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct OneApi {
     pub root: Option<String>,
     pub releases: Vec<OneApiRelease>,
@@ -598,7 +598,7 @@ pub struct OneApi {
 
 /// NVIDIA GPUs as nvidia-smi reports them (design.md "Stable facts":
 /// `nvidia.gpus[]` and `nvidia.links[]` are an interface).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Nvidia {
     /// nvidia-smi answered and its table parsed.
     pub listed: bool,
@@ -634,7 +634,7 @@ pub struct Nvidia {
 }
 
 /// One of nvidia-smi's failure texts (probe/nvidia_smi.rs `classify_failure`).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NvidiaFailure {
     /// `driver-mismatch`, `no-driver`, `permissions`, `no-devices`, `gpu-lost`.
     pub class: String,
@@ -642,7 +642,7 @@ pub struct NvidiaFailure {
     pub line: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NvidiaGpu {
     /// nvidia-smi's index (PCI bus order).
     pub index: u32,
@@ -691,7 +691,7 @@ pub struct NvidiaGpu {
     pub errors: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NvidiaPcie {
     /// `PCIe Generation > Current` (drops at idle by design).
     pub gen_current: Option<u32>,
@@ -704,7 +704,7 @@ pub struct NvidiaPcie {
     pub replays: Option<u64>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NvlinkStatus {
     pub active: u32,
     pub inactive: u32,
@@ -714,7 +714,7 @@ pub struct NvlinkStatus {
     pub all_inactive: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct NvidiaLink {
     pub a: u32,
     pub b: u32,
@@ -746,7 +746,7 @@ pub struct NvidiaLink {
 
 /// CUDA_VISIBLE_DEVICES applied to the nvidia-smi list (CUDA Programming
 /// Guide, "CUDA Environment Variables").
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct CudaVisible {
     /// The variable is set (possibly to the empty string).
     pub set: bool,
@@ -765,7 +765,7 @@ pub struct CudaVisible {
 
 /// AMD GPUs as the ROCm runtime sees them (design.md "Stable facts":
 /// `amd.agents[]` is an interface).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Amd {
     /// rocminfo answered and its output parsed.
     pub listed: bool,
@@ -799,7 +799,7 @@ pub struct Amd {
 
 /// One AMD GPU: its own gfx target (from the PCI id) and what the installed
 /// PyTorch ROCm wheel ships for it (checks/torch-rocm.toml).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct AmdCard {
     pub pci: Option<String>,
     pub name: String,
@@ -834,7 +834,7 @@ pub struct AmdCard {
 }
 
 /// A PyTorch ROCm wheel series: `pip install torch==2.6.* --index-url ...`.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TorchWheel {
     /// The torch minor line (`2.6`).
     pub torch: String,
@@ -847,7 +847,7 @@ pub struct TorchWheel {
 /// ROCR_VISIBLE_DEVICES then HIP_VISIBLE_DEVICES (or CUDA_VISIBLE_DEVICES,
 /// which HIP also reads) applied to the GPU agents: HIP indices count what
 /// ROCr left visible (ROCm docs, "GPU isolation techniques").
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct AmdVisible {
     pub rocr: Option<String>,
     /// HIP_VISIBLE_DEVICES, else CUDA_VISIBLE_DEVICES.
@@ -860,7 +860,7 @@ pub struct AmdVisible {
     pub invalid: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct AmdAgent {
     /// Index among GPU agents (what ROCR_VISIBLE_DEVICES and HIP count).
     pub index: u32,
@@ -900,7 +900,7 @@ pub struct AmdAgent {
     pub visible: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct RocmSmiDevice {
     pub index: u32,
     /// `0x744c` when the layout prints it.
@@ -914,7 +914,7 @@ pub struct RocmSmiDevice {
 
 /// The Vulkan physical devices (design.md "Stable facts": `vulkan.devices[]`
 /// with `name`, `type`, `driver`, `pci` is an interface).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Vulkan {
     /// vulkaninfo answered: it listed devices, or the loader said it found none.
     pub listed: bool,
@@ -959,7 +959,7 @@ pub struct Vulkan {
     pub install: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct VulkanDevice {
     /// `GPU<n>` of vulkaninfo.
     pub index: u32,
@@ -991,7 +991,7 @@ pub struct VulkanDevice {
     pub software: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct VulkanMissing {
     pub pci: String,
     pub name: String,
@@ -1002,7 +1002,7 @@ pub struct VulkanMissing {
     pub install: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MesaTooOld {
     pub pci: String,
     pub name: String,
@@ -1016,7 +1016,7 @@ pub struct MesaTooOld {
 }
 
 /// The outcome of one probe. `status` is itself a fact rules can read.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProbeReport {
     pub name: String,
     /// `ok`, `missing`, `timeout`, `failed`, `unparsed`, `denied`, or `skipped`

@@ -29,7 +29,13 @@ fn human(rig: &str) -> String {
 }
 
 fn json(rig: &str) -> String {
+    static SCHEMA: std::sync::OnceLock<common::schema::Validator> = std::sync::OnceLock::new();
     let mut v = replay_json(rig);
+    // The report as it comes out, validated against docs/schema/check.json
+    // here, where every rig is replayed anyway (tests/schema.rs says why).
+    SCHEMA
+        .get_or_init(|| common::schema::Validator::new(rigdoctor::schema::Output::Check))
+        .check(rig, &v);
     // Durations of file probes are measured at replay time.
     for p in v["probes"].as_array_mut().unwrap() {
         p["duration_ms"] = 0.into();

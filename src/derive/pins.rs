@@ -70,7 +70,7 @@ fn release(v: &str) -> &str {
     v.split('+').next().unwrap_or(v)
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct IpexPin {
     pub version: String,
     /// The release is in the table.
@@ -92,7 +92,7 @@ pub struct IpexPin {
     pub disagree: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct TorchXpuPin {
     pub torch: String,
     pub runtime_expected: String,
@@ -107,7 +107,7 @@ pub struct TorchXpuPin {
     pub fix: String,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Pins {
     pub ipex: Option<IpexPin>,
     pub torch_xpu: Option<TorchXpuPin>,

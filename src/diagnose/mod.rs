@@ -19,7 +19,7 @@ pub use rules::{Rule, RuleClass, Severity};
 use rules::{Segment, Template};
 
 /// One problem found: what, the evidence, why it matters, the fix.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Diagnosis {
     pub id: String,
     pub severity: Severity,

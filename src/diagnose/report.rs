@@ -17,7 +17,7 @@ use crate::source::Mode;
 
 pub const SCHEMA: &str = "rigdoctor/check/1";
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Summary {
     pub errors: usize,
     pub warnings: usize,
@@ -25,7 +25,7 @@ pub struct Summary {
 }
 
 /// One line of the area page.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct Area {
     pub area: String,
     pub label: String,
@@ -34,10 +34,12 @@ pub struct Area {
     pub summary: String,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Report {
+    #[schemars(extend("const" = "rigdoctor/check/1"))]
     pub schema: &'static str,
     /// `ok`, `warn` or `error`: the most severe diagnosis (info counts as ok).
+    #[schemars(extend("enum" = ["ok", "warn", "error"]))]
     pub verdict: &'static str,
     pub mode: Mode,
     pub summary: Summary,

@@ -32,7 +32,18 @@ pub const AREAS: &[&str] = &[
     "watch",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -53,7 +64,18 @@ impl Severity {
 /// What kind of problem a rule finds, by who must act on it. Cluster hooks
 /// (Slurm, node-problem-detector) take a node out of service only for the
 /// first two; the other two belong to one user or are for information.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    serde::Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum RuleClass {
     /// The hardware is at fault: a GPU off the bus, a degraded link, a
@@ -534,6 +556,35 @@ pub fn nested_scans(rule: &Rule) -> Vec<String> {
         }
     }
     found
+}
+
+/// One rule as `rigdoctor rules --format json` lists it
+/// (docs/schema/rules.json: the document is an array of these).
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct Listing<'a> {
+    pub id: &'a str,
+    pub severity: Severity,
+    pub class: RuleClass,
+    pub area: &'a str,
+    /// The title with its template holes as placeholders.
+    pub title: String,
+    pub refs: &'a [String],
+    /// `rules/<file>.toml` for a built-in rule, else the site file's path.
+    pub origin: &'a str,
+}
+
+impl<'a> Listing<'a> {
+    pub fn of(r: &'a Rule) -> Self {
+        Listing {
+            id: &r.spec.id,
+            severity: r.spec.severity,
+            class: r.class,
+            area: &r.spec.area,
+            title: outline(&r.spec.title),
+            refs: &r.spec.refs,
+            origin: &r.origin,
+        }
+    }
 }
 
 /// A template with its holes shown as placeholders, for listings:

@@ -215,7 +215,7 @@ impl CmdOutput {
 
 /// Which face a source shows; reported in the output so a reader knows
 /// whether the page describes this machine or a capture.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     Live,

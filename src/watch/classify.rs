@@ -38,7 +38,7 @@ use super::enginelog::LogFacts;
 use super::sample::{GpuInfo, GpuSample, Sample};
 
 /// The numbers behind the verdicts. Defaults are the documented ones.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// A GPU below this busy % is near idle.
@@ -118,7 +118,19 @@ impl Thresholds {
 }
 
 /// What a window looks like.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Verdict {
     GpuBound,
@@ -209,7 +221,7 @@ pub struct Config {
 }
 
 /// One GPU over one window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct GpuWindow {
     pub id: String,
     pub label: String,
@@ -225,7 +237,7 @@ pub struct GpuWindow {
 }
 
 /// A window in numbers.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct WindowStats {
     pub t: f64,
     pub samples: usize,

@@ -4,9 +4,9 @@
 //! JSON Lines of `--format json`. Decides nothing: the verdicts and the
 //! diagnoses arrive made.
 
-use serde_json::{Value, json};
-
 use super::classify::Verdict;
+use super::facts::Facts;
+use super::lines::{Overall, Schema, SummaryLine, SummaryTag, VerdictLine};
 use super::sample::round2;
 use super::watcher::{Change, Watcher, clock};
 use crate::diagnose::{Diagnosis, Evaluation, Severity, human_bytes};
@@ -210,42 +210,36 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
 }
 
 /// `ok` / `warn` / `error`: the most severe diagnosis (info counts as ok).
-pub fn overall(ds: &[Diagnosis]) -> &'static str {
+pub fn overall(ds: &[Diagnosis]) -> Overall {
     match ds.iter().map(|d| d.severity).max() {
-        Some(Severity::Error) => "error",
-        Some(Severity::Warn) => "warn",
-        _ => "ok",
+        Some(Severity::Error) => Overall::Error,
+        Some(Severity::Warn) => Overall::Warn,
+        _ => Overall::Ok,
     }
 }
 
 /// `{"type":"verdict", ...}`.
-pub fn change_json(ch: &Change) -> Value {
-    json!({
-        "type": "verdict",
-        "t": round2(ch.t),
-        "verdict": ch.verdict.id(),
-        "previous": ch.previous.map(|v| v.id()),
-        "reason": ch.reason,
-        "cores": round2(ch.stats.cores),
-        "gpus": ch.stats.gpus.iter().map(|g| json!({
-            "id": g.id, "label": g.label, "busy": g.busy.map(round2), "source": g.src,
-            "considered": g.considered,
-        })).collect::<Vec<_>>(),
-    })
+pub fn change_json(ch: &Change) -> VerdictLine<'_> {
+    VerdictLine::new(ch.t, ch.verdict, ch.previous, &ch.reason, &ch.stats)
 }
 
 /// `{"type":"summary", ...}`: the same `diagnoses` shape as `check`.
-pub fn summary_json(w: &Watcher, ev: &Evaluation, facts: &Value, exit: Option<i32>) -> Value {
-    json!({
-        "type": "summary",
-        "schema": super::sample::SCHEMA,
-        "verdict": overall(&ev.diagnoses),
-        "diagnoses": ev.diagnoses,
-        "facts": facts,
-        "rule_errors": ev.rule_errors,
-        "seconds": round2(w.elapsed()),
-        "exit": exit,
-    })
+pub fn summary_json<'a>(
+    w: &Watcher,
+    ev: &'a Evaluation,
+    facts: &'a Facts,
+    exit: Option<i32>,
+) -> SummaryLine<'a> {
+    SummaryLine {
+        kind: SummaryTag::Tag,
+        schema: Schema::WatchV1,
+        verdict: overall(&ev.diagnoses),
+        diagnoses: &ev.diagnoses,
+        facts,
+        rule_errors: &ev.rule_errors,
+        seconds: round2(w.elapsed()),
+        exit,
+    }
 }
 
 #[cfg(test)]

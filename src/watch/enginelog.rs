@@ -26,7 +26,7 @@ use regex::Regex;
 use serde::{Deserialize, Serialize};
 
 /// What one line says.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum Signal {
     /// `offloaded N/M layers to GPU` (llama.cpp), or both ollama scheduler
@@ -570,7 +570,7 @@ impl LineSplitter {
 }
 
 /// A runtime error seen in the log, once per code.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct ErrorFact {
     pub code: String,
     pub class: String,
@@ -584,7 +584,7 @@ pub struct ErrorFact {
 
 /// What the engine logs said over the whole run: the `watch.log` facts.
 /// Absent numbers are -1 so rules compare without null checks.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct LogFacts {
     /// rigdoctor read the program's output (`watch -- CMD`).
     pub read: bool,

@@ -15,7 +15,9 @@
 //! - [`sampler`]: all of the above into one [`sample::Sample`] per tick;
 //! - [`classify`]: the verdict of one window (pure, thresholds);
 //! - [`watcher`]: verdict changes, time per verdict, timeline, facts;
+//! - [`facts`]: the `watch.*` facts as types;
 //! - [`display`]: status line, change lines, summary, JSON Lines;
+//! - [`lines`]: the JSON Lines as types (docs/schema/watch.json);
 //! - [`child`]: `watch -- CMD` passthrough and signal forwarding;
 //! - [`run`]: live and replay runs, output and exit codes.
 
@@ -23,8 +25,10 @@ pub mod child;
 pub mod classify;
 pub mod display;
 pub mod enginelog;
+pub mod facts;
 pub mod fdinfo;
 pub mod gpu;
+pub mod lines;
 pub mod proc;
 pub mod reader;
 pub mod run;

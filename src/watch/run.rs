@@ -19,14 +19,16 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::child::{self, Term, TermState};
 use super::classify::{Config, Thresholds};
 use super::display;
+use super::facts::Facts;
+use super::lines;
 use super::proc::ProcTracker;
 use super::reader::Reader;
-use super::sample::{GpuInfo, Header, LogEvent, SCHEMA, Sample, SourceStatus, TRACE_FORMAT};
+use super::sample::{GpuInfo, Header, LogEvent, Sample, SourceStatus, TRACE_FORMAT};
 use super::sampler::Sampler;
 use super::watcher::{Change, Watcher};
 use super::{DEFAULT_INTERVAL, DEFAULT_WINDOW, FailOn, WatchPlan, WatchTarget};
@@ -85,9 +87,11 @@ impl Sink {
         let _ = self.out.flush();
     }
 
-    fn json(&mut self, v: &Value) {
+    fn json(&mut self, v: &impl serde::Serialize) {
         if self.format == Format::Json {
-            self.write(&format!("{v}\n"));
+            let line =
+                serde_json::to_string(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+            self.write(&format!("{line}\n"));
         }
     }
 
@@ -160,15 +164,19 @@ impl Recorder {
     }
 }
 
+/// A trace line (lines.rs): the body's fields, then `type`.
 fn tagged<T: serde::Serialize>(kind: &str, v: &T) -> Value {
-    let mut j = serde_json::to_value(v).unwrap_or(Value::Null);
-    if let Value::Object(o) = &mut j {
-        o.insert("type".into(), json!(kind));
-        if kind == "start" {
-            o.insert("schema".into(), json!(SCHEMA));
-        }
-    }
-    j
+    serde_json::to_value(lines::Tagged { body: v, kind }).unwrap_or(Value::Null)
+}
+
+/// The first line: the header, `type` and `schema`.
+fn start_line(header: &Header) -> Value {
+    serde_json::to_value(lines::StartLine {
+        header,
+        kind: lines::StartTag::Tag,
+        schema: lines::Schema::WatchV1,
+    })
+    .unwrap_or(Value::Null)
 }
 
 fn load_thresholds(plan: &WatchPlan) -> Result<Option<Thresholds>, String> {
@@ -247,11 +255,12 @@ impl Outcome {
 }
 
 fn finish(w: &Watcher, rules: &[rules::Rule], sink: &mut Sink, exit: Option<i32>) -> Outcome {
-    let facts = json!({ "watch": w.facts() });
+    let typed = Facts { watch: w.facts() };
+    let facts = serde_json::to_value(&typed).unwrap_or(Value::Null);
     let ev: Evaluation = diagnose::evaluate_where(rules, &facts, |r| r.spec.area == "watch");
     sink.clear_status();
     match sink.format {
-        Format::Json => sink.json(&display::summary_json(w, &ev, &facts, exit)),
+        Format::Json => sink.json(&display::summary_json(w, &ev, &typed, exit)),
         Format::Human => {
             let text = display::summary(w, &ev, sink.style);
             sink.write(&text);
@@ -339,7 +348,7 @@ fn replay(
     header.interval = cfg.interval;
     header.window = cfg.window;
     header.thresholds = Some(cfg.th.clone());
-    sink.json(&tagged("start", &header));
+    sink.json(&start_line(&header));
     let mut w = Watcher::new(header, cfg);
     let mut bad = 0usize;
     let mut last_t = 0.0f64;
@@ -486,7 +495,7 @@ fn watch_loop(
         sources,
         thresholds: Some(ctx.th.clone()),
     };
-    let start_line = tagged("start", &header);
+    let start_line = start_line(&header);
     rec.line(&start_line);
     sink.json(&start_line);
     let cfg = Config {

@@ -18,7 +18,7 @@ pub const SCHEMA: &str = "rigdoctor/watch/1";
 /// One GPU the watcher looks at. Announced in the header, or by a later
 /// `{"type":"gpu"}` line when it shows up during the run (an `nvidia-smi`
 /// row for a GPU without a DRM card).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct GpuInfo {
     /// Stable key: the PCI address (`0000:03:00.0`) or `nvidia:<index>`.
     pub id: String,
@@ -35,7 +35,7 @@ pub struct GpuInfo {
 }
 
 /// Whether a telemetry source could be used, and why not.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct SourceStatus {
     /// `procfs`, `fdinfo`, `sysfs`, `nvidia-smi`, `xpu-smi`, `engine-log`.
     pub name: String,
@@ -46,7 +46,7 @@ pub struct SourceStatus {
 }
 
 /// The first line of a trace: what was watched and how.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Header {
     pub format: String,
     pub rigdoctor: String,
@@ -69,7 +69,7 @@ pub struct Header {
 }
 
 /// The watched process tree in one interval (procfs).
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct ProcSample {
     /// Processes in the tree.
     pub pids: u32,
@@ -88,7 +88,7 @@ pub struct ProcSample {
 }
 
 /// One GPU in one interval.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct GpuSample {
     pub id: String,
     /// Device busy %, whoever keeps it busy.
@@ -119,7 +119,7 @@ pub struct GpuSample {
 
 /// A line of the watched program's output that tells where the work runs.
 /// `line` is the text as printed (trimmed, at most 300 characters).
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct LogEvent {
     /// `stdout` or `stderr`.
     pub stream: String,
@@ -129,7 +129,7 @@ pub struct LogEvent {
 }
 
 /// One sample: everything read at one tick.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct Sample {
     /// Seconds since the watch started.
     pub t: f64,

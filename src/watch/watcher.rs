@@ -7,10 +7,9 @@
 
 use std::collections::VecDeque;
 
-use serde_json::{Value, json};
-
 use super::classify::{self, Classification, Config, Verdict, WindowStats};
 use super::enginelog::LogFacts;
+use super::facts::{GpuFacts, Missing, PerVerdict, ProcessFacts, WatchFacts};
 use super::sample::{GpuInfo, Header, Sample, SourceStatus, round2};
 
 /// Timeline columns in the summary.
@@ -398,7 +397,7 @@ impl Watcher {
     }
 
     /// The telemetry that could not be read, with why and how to get it.
-    pub fn missing(&self) -> Vec<Value> {
+    pub fn missing(&self) -> Vec<Missing> {
         let mut out = Vec::new();
         if self.header.gpus.is_empty() {
             let nv = self
@@ -408,11 +407,12 @@ impl Watcher {
                 .find(|s| s.name == "nvidia-smi")
                 .map(|s| format!("nvidia-smi: {} ({})", s.status, s.detail))
                 .unwrap_or_default();
-            out.push(json!({
-                "source": "gpus",
-                "why": format!("no i915, xe, amdgpu or nvidia GPU under /sys/class/drm{}", if nv.is_empty() { String::new() } else { format!("; {nv}") }),
-                "fix": "rigdoctor check          # are the GPU drivers loaded, is the GPU on the bus?\nls -l /sys/class/drm /dev/dri",
-            }));
+            out.push(Missing {
+                source: "gpus".into(),
+                gpu: None,
+                why: format!("no i915, xe, amdgpu or nvidia GPU under /sys/class/drm{}", if nv.is_empty() { String::new() } else { format!("; {nv}") }),
+                fix: "rigdoctor check          # are the GPU drivers loaded, is the GPU on the bus?\nls -l /sys/class/drm /dev/dri".into(),
+            });
             return out;
         }
         for ((g, acc), _) in self.header.gpus.iter().zip(&self.gpus).zip(0..) {
@@ -449,23 +449,26 @@ impl Watcher {
                 }
                 _ => "rigdoctor check",
             };
-            out.push(json!({"source": g.label, "gpu": g.id, "why": why, "fix": fix}));
+            out.push(Missing {
+                source: g.label.clone(),
+                gpu: Some(g.id.clone()),
+                why,
+                fix: fix.into(),
+            });
         }
         out
     }
 
     /// The `watch` facts the rules see (docs/watch.md, "Facts").
-    pub fn facts(&self) -> Value {
-        let mut verdicts = serde_json::Map::new();
-        let mut evidence = serde_json::Map::new();
-        let mut first = serde_json::Map::new();
-        let mut cores_in = serde_json::Map::new();
-        for v in Verdict::ALL {
-            let a = &self.per[v.index()];
-            verdicts.insert(v.id().into(), json!(round1(a.secs) + 0.0));
-            first.insert(v.id().into(), json!(a.first.map(round2).unwrap_or(-1.0)));
-            cores_in.insert(v.id().into(), json!(round2(a.cores.mean().unwrap_or(0.0))));
-            let ev = if a.first.is_some() {
+    pub fn facts(&self) -> WatchFacts {
+        let per = |v: Verdict| &self.per[v.index()];
+        // `+ 0.0` turns -0.0 into 0.0: the JSON says `0.0`, never `-0.0`.
+        let verdicts = PerVerdict::from_fn(|v| round1(per(v).secs) + 0.0);
+        let first = PerVerdict::from_fn(|v| per(v).first.map(round2).unwrap_or(-1.0));
+        let cores_in = PerVerdict::from_fn(|v| round2(per(v).cores.mean().unwrap_or(0.0)));
+        let evidence = PerVerdict::from_fn(|v| {
+            let a = per(v);
+            if a.first.is_some() {
                 format!(
                     "{} (first at {}, {:.0} s in all)",
                     a.first_reason,
@@ -474,13 +477,12 @@ impl Watcher {
                 )
             } else {
                 String::new()
-            };
-            evidence.insert(v.id().into(), json!(ev));
-        }
-        let flagged: Vec<&str> = Verdict::ALL
+            }
+        });
+        let flagged: Vec<Verdict> = Verdict::ALL
             .iter()
             .filter(|v| !v.is_benign() && self.flagged(**v))
-            .map(|v| v.id())
+            .copied()
             .collect();
         let dominant = Verdict::ALL
             .iter()
@@ -495,7 +497,7 @@ impl Watcher {
             || self.flagged(Verdict::PartialOffload)
             || self.log.cpu_only
             || self.log.partial;
-        let gpus: Vec<Value> = self
+        let gpus: Vec<GpuFacts> = self
             .gpu_summary()
             .into_iter()
             .map(
@@ -505,49 +507,51 @@ impl Watcher {
                      max,
                      src,
                      mem_max: mem,
-                 }| {
-                    json!({
-                        "id": g.id, "label": g.label, "vendor": g.vendor, "driver": g.driver,
-                        "integrated": g.integrated,
-                        "busy_mean": mean.map(round2).unwrap_or(-1.0),
-                        "busy_max": max.map(round2).unwrap_or(-1.0),
-                        "source": src,
-                        "mem_max": mem.map(|m| m as i64).unwrap_or(-1),
-                    })
+                 }| GpuFacts {
+                    id: g.id,
+                    label: g.label,
+                    vendor: g.vendor,
+                    driver: g.driver,
+                    integrated: g.integrated,
+                    busy_mean: mean.map(round2).unwrap_or(-1.0),
+                    busy_max: max.map(round2).unwrap_or(-1.0),
+                    source: src,
+                    mem_max: mem.map(|m| m as i64).unwrap_or(-1),
                 },
             )
             .collect();
         let (cmean, cmax) = self.cores_summary();
-        json!({
-            "target": self.header.target,
-            "seconds": round1(self.elapsed()) + 0.0,
-            "warmup_seconds": round1(self.warmup) + 0.0,
-            "interval": self.cfg.interval + 0.0,
-            "window": self.cfg.window + 0.0,
-            "cores": self.cfg.cores + 0.0,
-            "several_cores": round2(self.cfg.th.several_cores(self.cfg.cores)) + 0.0,
-            "samples": self.samples as i64,
-            "changes": self.changes as i64,
-            "verdicts": verdicts,
-            "first": first,
-            "evidence": evidence,
-            "cores_in": cores_in,
-            "flagged": flagged,
-            "dominant": dominant.unwrap_or(""),
-            "fallback": fallback,
-            "process": {
-                "cores_mean": round2(cmean.unwrap_or(-1.0)) + 0.0,
-                "cores_max": round2(cmax.unwrap_or(-1.0)) + 0.0,
-                "rss_max": self.rss_max.map(|r| r as i64).unwrap_or(-1),
-                "read_max_mib_s": round2(self.read_max().map(|r| r / 1048576.0).unwrap_or(-1.0)) + 0.0,
-                "pids_max": self.pids_max as i64,
+        WatchFacts {
+            target: self.header.target.clone(),
+            seconds: round1(self.elapsed()) + 0.0,
+            warmup_seconds: round1(self.warmup) + 0.0,
+            interval: self.cfg.interval + 0.0,
+            window: self.cfg.window + 0.0,
+            cores: self.cfg.cores + 0.0,
+            several_cores: round2(self.cfg.th.several_cores(self.cfg.cores)) + 0.0,
+            samples: self.samples as i64,
+            changes: self.changes as i64,
+            verdicts,
+            first,
+            evidence,
+            cores_in,
+            flagged,
+            dominant: dominant.unwrap_or(""),
+            fallback,
+            process: ProcessFacts {
+                cores_mean: round2(cmean.unwrap_or(-1.0)) + 0.0,
+                cores_max: round2(cmax.unwrap_or(-1.0)) + 0.0,
+                rss_max: self.rss_max.map(|r| r as i64).unwrap_or(-1),
+                read_max_mib_s: round2(self.read_max().map(|r| r / 1048576.0).unwrap_or(-1.0))
+                    + 0.0,
+                pids_max: self.pids_max as i64,
             },
-            "gpus": gpus,
-            "missing": self.missing(),
-            "sources": self.header.sources,
-            "log": self.log,
-            "thresholds": self.cfg.th,
-        })
+            gpus,
+            missing: self.missing(),
+            sources: self.header.sources.clone(),
+            log: self.log.clone(),
+            thresholds: self.cfg.th.clone(),
+        }
     }
 }
 
@@ -570,6 +574,7 @@ mod tests {
     use super::*;
     use crate::watch::classify::Thresholds;
     use crate::watch::sample::{GpuSample, ProcSample};
+    use serde_json::json;
 
     fn header(gpus: Vec<GpuInfo>) -> Header {
         Header {
@@ -657,7 +662,7 @@ mod tests {
         // Onset at t=5; the median flips once most of the 3 s window is in it.
         assert!(w.seconds(Verdict::CpuFallback) >= 2.0);
         assert!(w.warmup_seconds() >= 1.0);
-        let f = w.facts();
+        let f = serde_json::to_value(w.facts()).unwrap();
         assert_eq!(f["flagged"], json!(["cpu-fallback"]));
         assert_eq!(f["fallback"], json!(true));
         assert!(
@@ -690,7 +695,7 @@ mod tests {
     fn no_gpus_reports_what_is_missing() {
         let w = Watcher::new(header(vec![]), cfg());
         let m = w.missing();
-        assert_eq!(m[0]["source"], "gpus");
+        assert_eq!(m[0].source, "gpus");
         let mut g = gpu();
         g.driver = Some("xe".into());
         let mut w = Watcher::new(header(vec![g]), cfg());
@@ -700,8 +705,8 @@ mod tests {
             detail: "xe exposes no gtidle".into(),
         });
         let m = w.missing();
-        assert_eq!(m[0]["why"], "xe exposes no gtidle");
-        assert!(m[0]["fix"].as_str().unwrap().contains("6.8"));
+        assert_eq!(m[0].why, "xe exposes no gtidle");
+        assert!(m[0].fix.contains("6.8"));
     }
 
     #[test]

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+pub mod schema;
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_rigdoctor")
 }

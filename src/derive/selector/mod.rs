@@ -26,7 +26,7 @@ pub use ods::{DevSpec, ParseError, Selector, Term};
 use crate::rig::{SyclDevice, VisibleDevice};
 
 /// How a runtime release treats the selector variables.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub enum Model {
     /// oneAPI ≤ 2024.x (PI era): SYCL_DEVICE_FILTER honoured (deprecated);
     /// `!` discards refused as a missing backend (2024.2.1 in the oracle).
