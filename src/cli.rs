@@ -25,6 +25,10 @@ pub struct Cli {
     /// Read procfs from PATH instead of /proc.
     #[arg(long, global = true, value_name = "PATH")]
     pub procfs: Option<PathBuf>,
+    /// Look for device nodes below PATH instead of /dev (with --sysfs: the
+    /// nodes of that tree's machine; without it they are not judged).
+    #[arg(long, global = true, value_name = "PATH")]
+    pub devfs: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -239,6 +243,7 @@ pub enum Target {
     Live {
         sysfs: Option<PathBuf>,
         procfs: Option<PathBuf>,
+        devfs: Option<PathBuf>,
     },
     Replay(PathBuf),
 }
@@ -261,6 +266,7 @@ pub enum Plan {
         output: PathBuf,
         sysfs: Option<PathBuf>,
         procfs: Option<PathBuf>,
+        devfs: Option<PathBuf>,
         probe: ProbeOptionsPlan,
     },
     Rules {
@@ -454,9 +460,9 @@ impl Cli {
             } => {
                 let target = match replay {
                     Some(dir) => {
-                        if self.sysfs.is_some() || self.procfs.is_some() {
+                        if self.sysfs.is_some() || self.procfs.is_some() || self.devfs.is_some() {
                             return Err(
-                                "--replay reads only the capture; --sysfs/--procfs do not apply"
+                                "--replay reads only the capture; --sysfs/--procfs/--devfs do not apply"
                                     .into(),
                             );
                         }
@@ -475,6 +481,7 @@ impl Cli {
                     None => Target::Live {
                         sysfs: self.sysfs,
                         procfs: self.procfs,
+                        devfs: self.devfs,
                     },
                 };
                 let color = match color {
@@ -511,6 +518,7 @@ impl Cli {
                 output,
                 sysfs: self.sysfs,
                 procfs: self.procfs,
+                devfs: self.devfs,
                 probe: probe_plan(&probe)?,
             }),
             Command::Rules { format, rules } => Ok(Plan::Rules { format, rules }),
@@ -560,7 +568,8 @@ mod tests {
             target,
             Target::Live {
                 sysfs: None,
-                procfs: None
+                procfs: None,
+                devfs: None
             }
         );
         assert_eq!(probe.timeout, Duration::from_secs(5));
@@ -718,7 +727,8 @@ mod tests {
             target,
             Target::Live {
                 sysfs: Some("/tmp/sys".into()),
-                procfs: None
+                procfs: None,
+                devfs: None
             }
         );
         assert_eq!((fail_on, quiet), (Severity::Warn, true));

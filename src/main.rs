@@ -80,8 +80,13 @@ fn main() -> ExitCode {
             // The rules compile while the probes run (off the critical path).
             let load = || load_rules(rules.as_deref());
             let report = match target {
-                Target::Live { sysfs, procfs } => rigdoctor::check_compiling(
+                Target::Live {
+                    sysfs,
+                    procfs,
+                    devfs,
+                } => rigdoctor::check_compiling(
                     &Live::new(sysfs, procfs)
+                        .with_devfs(devfs)
                         .with_deadline(opts.deadline)
                         .with_tool_env(rigdoctor::probe::env::allowed),
                     &opts,
@@ -138,6 +143,7 @@ fn main() -> ExitCode {
             output,
             sysfs,
             procfs,
+            devfs,
             probe,
         } => {
             let rules = match load_rules(None) {
@@ -146,6 +152,7 @@ fn main() -> ExitCode {
             };
             let opts = probe.options_from(started);
             let live = Live::new(sysfs, procfs)
+                .with_devfs(devfs)
                 .with_deadline(opts.deadline)
                 .with_tool_env(rigdoctor::probe::env::allowed);
             let target = match CaptureTarget::new(&output) {

@@ -31,6 +31,9 @@ pub struct Rig {
     pub amd: Amd,
     /// Vulkan: `vulkaninfo --summary` (probe::vulkan), joined to the bus (derive::vulkan).
     pub vulkan: Vulkan,
+    /// Can this user open the device nodes the runtimes open (probe::devnodes,
+    /// derive::access)?
+    pub access: DeviceAccess,
     /// Derived: the VRAM of the discrete compute GPUs on the bus, for rules
     /// that compare cards without comparing every pair.
     pub vram: VramSpread,
@@ -1013,6 +1016,90 @@ pub struct MesaTooOld {
     pub minimum: String,
     /// The card is listed by Vulkan anyway (an old Mesa may list it with missing features).
     pub listed: bool,
+}
+
+/// The device nodes GPU runtimes open (`/dev/dri/renderD*`, `/dev/kfd`,
+/// `/dev/nvidia*`) against this process's user and groups.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DeviceAccess {
+    /// The nodes were looked at (live, or a capture that recorded them).
+    pub looked: bool,
+    /// Real uid and gid of this process (`/proc/self/status`).
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// The user's name (`/etc/passwd`).
+    pub user: Option<String>,
+    /// Supplementary groups of this process: what a program started from
+    /// this session gets (`Groups:` of `/proc/self/status`), with their
+    /// names (`/etc/group`) where known.
+    pub groups: Vec<u32>,
+    pub group_names: Vec<String>,
+    pub root: bool,
+    pub nodes: Vec<DevNode>,
+    /// `/usr/bin/nvidia-modprobe` is installed setuid root: the first CUDA
+    /// program creates `/dev/nvidia-uvm` itself. None when not looked at.
+    pub nvidia_modprobe_setuid: Option<bool>,
+    /// `/sys/module/nvidia_uvm/initstate` reads `live`.
+    pub nvidia_uvm_loaded: Option<bool>,
+    /// Derived: nodes of GPUs on the bus this user may not open because the
+    /// node's group is not one of the session's groups.
+    pub blocked: Vec<BlockedNode>,
+    /// Derived: nodes a bound driver should have created, absent.
+    pub missing: Vec<MissingNode>,
+    /// Derived: an NVIDIA GPU is bound to nvidia, `/dev/nvidia-uvm` is absent,
+    /// and no setuid nvidia-modprobe will create it on first use.
+    pub uvm_missing: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DevNode {
+    pub path: String,
+    /// `render`, `card`, `kfd`, `nvidia`, `nvidiactl` or `nvidia-uvm`.
+    pub role: String,
+    pub present: bool,
+    /// `char`, `file`, `link`, ... (`lstat`).
+    pub kind: Option<String>,
+    /// As `ls -l` prints it: `crw-rw----`.
+    pub perms: Option<String>,
+    pub owner: Option<u32>,
+    pub group: Option<u32>,
+    pub group_name: Option<String>,
+    /// `/etc/group` lists the user in the node's group (None: unknown).
+    pub user_listed: Option<bool>,
+    /// `access(2)` for this process: it counts ACLs too.
+    pub read: Option<bool>,
+    pub write: Option<bool>,
+    /// Derived: what lets this user read and write it: `root`, `owner`,
+    /// `group`, `other`, or `acl` (the kernel says yes though the mode does
+    /// not: an ACL such as systemd-logind's `uaccess`).
+    pub granted_by: Option<String>,
+    /// The GPU it belongs to (a DRM node joined through sysfs `drm/`).
+    pub pci: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BlockedNode {
+    pub path: String,
+    pub role: String,
+    pub perms: String,
+    pub group: u32,
+    /// The group's name, or its number when /etc/group does not name it.
+    pub group_name: String,
+    /// The GPUs the node serves (`Arc B580 at 0000:03:00.0`).
+    pub gpus: String,
+    /// `/etc/group` lists the user in that group, but this session does not
+    /// have it: added after logging in.
+    pub listed_in_group: bool,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct MissingNode {
+    pub path: String,
+    pub role: String,
+    pub pci: String,
+    pub name: String,
+    pub vendor: String,
+    pub driver: String,
 }
 
 /// The outcome of one probe. `status` is itself a fact rules can read.

@@ -60,6 +60,9 @@ impl Source for Swap<'_> {
     fn env_vars(&self, allow: EnvFilter<'_>) -> Vec<(String, String)> {
         self.inner.env_vars(allow)
     }
+    fn stat(&self, path: &str) -> rigdoctor::source::devfs::NodeStat {
+        self.inner.stat(path)
+    }
     fn run(&self, spec: &CmdSpec) -> CmdOutput {
         if spec.name == self.name {
             self.output()

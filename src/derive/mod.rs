@@ -2,6 +2,7 @@
 //! PCIe bridge walk, Resizable BAR, which SYCL devices an app sees, and the
 //! oneAPI release in use. Pure functions of the probed [`Rig`].
 
+pub mod access;
 pub mod amd;
 pub mod catalog;
 pub mod intel;
@@ -52,6 +53,7 @@ pub fn derive(rig: &mut Rig) {
     amd::derive(rig);
     intel::derive(rig);
     vulkan::derive(rig);
+    access::derive(rig);
     rig.vram = vram_spread(&rig.gpus);
     for d in &mut rig.sycl.devices {
         d.integrated = integrated(d);

@@ -25,6 +25,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rules/amd.toml", include_str!("../../rules/amd.toml")),
     ("rules/watch.toml", include_str!("../../rules/watch.toml")),
     ("rules/vulkan.toml", include_str!("../../rules/vulkan.toml")),
+    ("rules/access.toml", include_str!("../../rules/access.toml")),
 ];
 
 pub const AREAS: &[&str] = &[

@@ -3,6 +3,7 @@
 //! fails the run: its [`ProbeReport`] carries a status and a short detail.
 
 pub mod clinfo;
+pub mod devnodes;
 pub mod env;
 pub mod host;
 pub mod nvidia_nvlink;
@@ -245,6 +246,11 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         }
         Err(_) => reports.push(crashed("vulkaninfo-summary")),
     }
+    // After the bus is known: the nodes are judged against its GPUs. Only
+    // stat and access(2), never an open, so a hung GPU cannot stall it.
+    let (access, r) = timed(|| devnodes::probe(src, &rig.gpus));
+    rig.access = access;
+    reports.push(r);
     if let Some(r) = refusals_report(src) {
         reports.push(r);
     }

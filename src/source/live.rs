@@ -6,13 +6,15 @@ use std::path::{Path, PathBuf};
 
 use super::{
     CmdOutput, CmdSpec, Deadline, EnvFilter, Listing, MAX_FILE_BYTES, Mode, Producer, Read, Source,
-    command,
+    command, devfs::NodeStat,
 };
 
 #[derive(Debug, Clone)]
 pub struct Live {
     pub sysfs: Option<PathBuf>,
     pub procfs: Option<PathBuf>,
+    /// `--devfs`: where `/dev` is (tests point it at a tree of fake nodes).
+    pub devfs: Option<PathBuf>,
     /// `--deadline`: every command is cut to what is left of the run.
     pub deadline: Option<Deadline>,
     /// The runtime variables a probe tool inherits (command::ToolEnv).
@@ -30,6 +32,7 @@ impl Live {
         Live {
             sysfs,
             procfs,
+            devfs: None,
             deadline: None,
             tool_env: command::no_runtime_vars,
         }
@@ -43,6 +46,12 @@ impl Live {
         self
     }
 
+    /// Look for device nodes below `devfs` instead of `/dev`.
+    pub fn with_devfs(mut self, devfs: Option<PathBuf>) -> Live {
+        self.devfs = devfs;
+        self
+    }
+
     /// Bound every command this source runs by `deadline` (the run's end).
     pub fn with_deadline(mut self, deadline: Option<Deadline>) -> Live {
         self.deadline = deadline;
@@ -51,7 +60,11 @@ impl Live {
 
     /// Where a logical path lives on this machine.
     pub fn map(&self, logical: &str) -> PathBuf {
-        for (prefix, root) in [("/sys", &self.sysfs), ("/proc", &self.procfs)] {
+        for (prefix, root) in [
+            ("/sys", &self.sysfs),
+            ("/proc", &self.procfs),
+            ("/dev", &self.devfs),
+        ] {
             if let Some(root) = root {
                 if logical == prefix {
                     return root.clone();
@@ -155,6 +168,16 @@ impl Source for Live {
         std::fs::read_link(self.map(path))
             .ok()
             .map(|p| p.to_string_lossy().into_owned())
+    }
+
+    fn stat(&self, path: &str) -> NodeStat {
+        // Device nodes are judged against the GPUs on the bus: with /sys moved
+        // to another machine's tree and /dev not, they would be this
+        // machine's nodes judged against that bus.
+        if self.sysfs.is_some() && self.devfs.is_none() && path.starts_with("/dev/") {
+            return NodeStat::Unknown("--sysfs moved /sys but /dev was not moved (--devfs)".into());
+        }
+        super::devfs::stat_path(&self.map(path))
     }
 
     fn env_vars(&self, allow: EnvFilter<'_>) -> Vec<(String, String)> {

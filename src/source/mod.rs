@@ -15,6 +15,7 @@
 pub mod archive;
 pub mod command;
 pub mod confined;
+pub mod devfs;
 pub mod live;
 pub mod record;
 pub mod redact;
@@ -267,6 +268,15 @@ pub trait Source: Sync {
 
     /// The target of a symbolic link, as stored in the link (usually relative).
     fn link(&self, path: &str) -> Option<String>;
+
+    /// `lstat` of a device node and whether this process may read and write
+    /// it (`access(2)`), never opening it and never following a link. Record
+    /// writes the answer into the capture's `devfs` file; replay answers from
+    /// it. A source that cannot say answers `Unknown`.
+    fn stat(&self, path: &str) -> devfs::NodeStat {
+        let _ = path;
+        devfs::NodeStat::Unknown("this source does not look at device nodes".into())
+    }
 
     /// The environment variables whose names pass `allow`; the values of the
     /// others are never read. Sorted by name.

@@ -24,6 +24,7 @@ use nix::unistd::{UnlinkatFlags, symlinkat, unlinkat};
 
 use serde_json::json;
 
+use super::devfs::NodeStat;
 use super::live::Live;
 use super::{CAPTURE_FORMAT, CmdOutput, CmdSpec, EnvFilter, Listing, Mode, Producer, Read, Source};
 
@@ -37,6 +38,8 @@ pub struct Record {
     /// Paths live answered "permission denied" for; replay answers the same.
     denied: Mutex<BTreeSet<String>>,
     durations: Mutex<BTreeMap<String, u64>>,
+    /// The device nodes looked at, written as the capture's `devfs` file.
+    nodes: Mutex<BTreeMap<String, NodeStat>>,
     /// Failures to write the capture itself (disk full, ...).
     errors: Mutex<Vec<String>>,
 }
@@ -60,6 +63,7 @@ impl Record {
             env: Mutex::new(BTreeMap::new()),
             denied: Mutex::new(BTreeSet::new()),
             durations: Mutex::new(BTreeMap::new()),
+            nodes: Mutex::new(BTreeMap::new()),
             errors: Mutex::new(Vec::new()),
         })
     }
@@ -190,6 +194,19 @@ impl Record {
         if let Err(e) = self.out.write(Path::new("env"), text.as_bytes()) {
             self.note_err("env", e);
         }
+        let nodes = lock(&self.nodes);
+        if !nodes.is_empty() {
+            let mut text = String::new();
+            for (path, st) in nodes.iter() {
+                if let Some(line) = super::devfs::to_line(path, st) {
+                    text.push_str(&line);
+                    text.push('\n');
+                }
+            }
+            if let Err(e) = self.out.write(Path::new("devfs"), text.as_bytes()) {
+                self.note_err("devfs", e);
+            }
+        }
         let meta = json!({
             "format": CAPTURE_FORMAT,
             "rigdoctor": env!("CARGO_PKG_VERSION"),
@@ -288,6 +305,14 @@ impl Source for Record {
             self.mirror_link(&parent.join(name), Path::new(&t));
         }
         Some(t)
+    }
+
+    fn stat(&self, path: &str) -> NodeStat {
+        let st = self.live.stat(path);
+        if !matches!(st, NodeStat::Unknown(_)) {
+            lock(&self.nodes).insert(path.to_string(), st.clone());
+        }
+        st
     }
 
     fn env_vars(&self, allow: EnvFilter<'_>) -> Vec<(String, String)> {

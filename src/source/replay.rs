@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::confined::{Confined, Got};
+use super::devfs::NodeStat;
 use super::{
     CAPTURE_FORMAT, CmdOutput, CmdSpec, CmdStatus, EnvFilter, Listing, MAX_FILE_BYTES,
     MAX_OUTPUT_BYTES, Mode, Producer, Read, Source, unescape_env_value,
@@ -32,6 +33,8 @@ pub struct Replay {
     env_problem: Option<(&'static str, String)>,
     denied: BTreeSet<String>,
     durations: BTreeMap<String, u64>,
+    /// The capture's `devfs` file (device nodes), or why there is none.
+    nodes: Result<BTreeMap<String, NodeStat>, String>,
     /// The paths of the capture that were refused, with why.
     refused: Mutex<BTreeSet<String>>,
     /// For a tarball: the private directory it was unpacked into, removed
@@ -186,6 +189,19 @@ impl Replay {
         if let Got::Refused(r) = &root {
             refused.insert(format!("root: {r}"));
         }
+        let nodes = match cap.read("devfs", MAX_FILE_BYTES) {
+            Got::Ok((b, false)) => Ok(super::devfs::parse(&String::from_utf8_lossy(&b))),
+            Got::Ok((_, true)) => Err(format!(
+                "the capture's devfs is larger than {MAX_FILE_BYTES} bytes; not read"
+            )),
+            Got::Missing => Err("the capture records no device nodes (no devfs file)".into()),
+            Got::Denied => Err("the capture's devfs file: permission denied".into()),
+            Got::Refused(r) => {
+                refused.insert(format!("devfs: {r}"));
+                Err(format!("the capture's devfs was refused: {r}"))
+            }
+            Got::Failed(e) => Err(format!("the capture's devfs file: {e}")),
+        };
         Ok(Replay {
             cap,
             root,
@@ -193,6 +209,7 @@ impl Replay {
             env_problem,
             denied,
             durations,
+            nodes,
             refused: Mutex::new(refused),
             _unpacked: None,
         })
@@ -359,6 +376,15 @@ impl Source for Replay {
                 None
             }
             _ => None,
+        }
+    }
+
+    fn stat(&self, path: &str) -> NodeStat {
+        match &self.nodes {
+            Ok(nodes) => nodes.get(path).cloned().unwrap_or_else(|| {
+                NodeStat::Unknown(format!("{path} is not in the capture's devfs"))
+            }),
+            Err(why) => NodeStat::Unknown(why.clone()),
         }
     }
 
