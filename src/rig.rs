@@ -1020,7 +1020,7 @@ pub struct MesaTooOld {
 
 /// The device nodes GPU runtimes open (`/dev/dri/renderD*`, `/dev/kfd`,
 /// `/dev/nvidia*`) against this process's user and groups.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DeviceAccess {
     /// The nodes were looked at (live, or a capture that recorded them).
     pub looked: bool,
@@ -1051,7 +1051,7 @@ pub struct DeviceAccess {
     pub uvm_missing: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct DevNode {
     pub path: String,
     /// `render`, `card`, `kfd`, `nvidia`, `nvidiactl` or `nvidia-uvm`.
@@ -1077,7 +1077,7 @@ pub struct DevNode {
     pub pci: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct BlockedNode {
     pub path: String,
     pub role: String,
@@ -1092,7 +1092,7 @@ pub struct BlockedNode {
     pub listed_in_group: bool,
 }
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct MissingNode {
     pub path: String,
     pub role: String,
