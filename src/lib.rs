@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod derive;
 pub mod diagnose;
+pub mod fit;
 pub mod model;
 pub mod probe;
 pub mod render;

@@ -1,0 +1,5 @@
+//! `fit`: will a model run on these GPUs, and how. The memory models of the
+//! engines are pure arithmetic on a model's shapes (`model`) and the
+//! engine's settings; they know nothing of the rig.
+
+pub mod llama_cpp;
