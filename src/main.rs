@@ -128,9 +128,14 @@ fn main() -> ExitCode {
                 CheckFormat::Prometheus => render::prometheus::render(&report, now),
                 CheckFormat::Markdown => render::markdown::render(&report),
                 CheckFormat::Npd => String::new(), // answered above
-                CheckFormat::Human => {
-                    render::human::render(&report, render::human::Style { color }, quiet)
-                }
+                CheckFormat::Human => render::human::render(
+                    &report,
+                    render::human::Style {
+                        color,
+                        width: render::human::terminal_width(std::io::stdout()),
+                    },
+                    quiet,
+                ),
             };
             emit(&text);
             if report.fails(fail_on) {
@@ -253,7 +258,8 @@ fn main() -> ExitCode {
             };
             match rules.iter().find(|r| r.spec.id.eq_ignore_ascii_case(&id)) {
                 Some(r) => {
-                    emit(&rigdoctor::diagnose::rules::explain_text(r));
+                    let width = render::human::terminal_width(std::io::stdout());
+                    emit(&render::human::explain(r, width));
                     ExitCode::SUCCESS
                 }
                 None => fail(format!("no rule {id:?}; `rigdoctor rules` lists them")),

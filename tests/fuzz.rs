@@ -215,7 +215,7 @@ impl Harness {
             serde_json::from_str(&json).map_err(|e| format!("invalid JSON ({e})"))?;
         let human = rigdoctor::render::human::render(
             &report,
-            rigdoctor::render::human::Style { color: false },
+            rigdoctor::render::human::Style::plain(80),
             false,
         );
         for (what, text) in [("JSON", &json), ("human page", &human)] {

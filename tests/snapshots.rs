@@ -76,3 +76,92 @@ fn quiet_output_is_problems_and_summary_only() {
         "Summary: 0 errors, 0 warnings, 0 notes — verdict: ok\n"
     );
 }
+
+/// Can this over-long line stand: one word (a path, a quoted string, a URL)
+/// alone after the indent, and a shell continuation ` \` at most?
+fn lone_word(line: &str) -> bool {
+    let w = line.trim().trim_end_matches(" \\");
+    let mut quote = None;
+    for c in w.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => quote = Some(c),
+            (Some(q), c) if c == q => quote = None,
+            (None, ' ') => return false,
+            _ => {}
+        }
+    }
+    true
+}
+
+/// Issue 14: no line of the page is wider than the terminal, except a word
+/// that is wider by itself, alone on its line.
+fn assert_fits(what: &str, page: &str, width: usize) {
+    for line in page.lines() {
+        let n = line.chars().count();
+        assert!(
+            n <= width || lone_word(line),
+            "{what}: a line of {n} columns on a {width}-column page:\n{line}"
+        );
+    }
+}
+
+fn page_at(rig: &str, width: usize) -> String {
+    static RULES: std::sync::OnceLock<Vec<rigdoctor::diagnose::rules::Rule>> =
+        std::sync::OnceLock::new();
+    let rules = RULES.get_or_init(|| rigdoctor::diagnose::rules::load(None).unwrap());
+    let src = rigdoctor::source::replay::Replay::open(&rigs_dir().join(rig)).unwrap();
+    let report = rigdoctor::check(&src, &rigdoctor::probe::ProbeOptions::default(), rules);
+    rigdoctor::render::human::render(
+        &report,
+        rigdoctor::render::human::Style::plain(width),
+        false,
+    )
+    .replace(
+        concat!("rigdoctor ", env!("CARGO_PKG_VERSION")),
+        "rigdoctor [version]",
+    )
+}
+
+#[test]
+fn every_page_fits_80_and_120_columns() {
+    for rig in rigs() {
+        // The binary, piped: not a terminal, so 80 columns.
+        assert_fits(&rig, &human(&rig), 80);
+        assert_fits(&rig, &page_at(&rig, 120), 120);
+    }
+}
+
+/// The same pages on a wide terminal: the renderer takes the width.
+#[test]
+fn pages_at_120_columns() {
+    for rig in [
+        "a770-rebar-off",
+        "nv-2x3090-nvlink",
+        "b580-x4-slot",
+        "nv-smi-timeout",
+    ] {
+        insta::assert_snapshot!(format!("human120__{rig}"), page_at(rig, 120));
+    }
+}
+
+#[test]
+fn watch_summaries_fit_80_columns() {
+    for e in std::fs::read_dir(root().join("fixtures/traces")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "jsonl") {
+            let r = run(&["watch", "--replay", p.to_str().unwrap(), "--color", "never"]);
+            assert_fits(&p.display().to_string(), &r.stdout, 80);
+            assert!(!r.stdout.is_empty(), "{}", p.display());
+        }
+    }
+}
+
+#[test]
+fn explain_fits_80_columns() {
+    let rules = rigdoctor::diagnose::rules::load(None).unwrap();
+    for r in &rules {
+        let out = run(&["explain", &r.spec.id]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_fits(&r.spec.id, &out.stdout, 80);
+    }
+}

@@ -1,7 +1,11 @@
 //! The page for a person at a terminal: one line per area with ✓ / ! / ✗,
 //! then every problem, most severe first, with its evidence, why it matters
 //! and a fix to paste; then one summary line. Colour only when asked for
-//! (`--color`, `NO_COLOR`, a TTY), decided by the caller.
+//! (`--color`, `NO_COLOR`, a TTY), decided by the caller; so is the width
+//! ([`terminal_width`]): every line fits in it, except a word longer than
+//! the line (a long path), which then stands on a line of its own.
+
+use std::os::fd::AsFd;
 
 use owo_colors::OwoColorize;
 
@@ -9,14 +13,41 @@ use crate::diagnose::report::Report;
 use crate::diagnose::{Diagnosis, Severity};
 use crate::text::escape_controls;
 
+/// How the page is drawn: colour or not, and the terminal's width in columns.
 #[derive(Debug, Clone, Copy)]
 pub struct Style {
     pub color: bool,
+    pub width: usize,
 }
 
-const WIDTH: usize = 96;
+/// The width of a page that goes to a pipe, a file, or a terminal that
+/// does not say its size: the classic terminal, which every pager fits.
+pub const DEFAULT_WIDTH: usize = 80;
+
+/// The narrowest page laid out; a narrower terminal gets lines this long
+/// (hanging indents of a dozen columns leave nothing below that).
+const MIN_WIDTH: usize = 40;
+
+/// Columns of the terminal `stream` is, or [`DEFAULT_WIDTH`] when it is not
+/// a terminal or does not say (terminal_size asks the tty with TIOCGWINSZ).
+pub fn terminal_width(stream: impl AsFd) -> usize {
+    terminal_size::terminal_size_of(stream)
+        .map(|(w, _)| usize::from(w.0))
+        .filter(|w| *w > 0)
+        .unwrap_or(DEFAULT_WIDTH)
+}
 
 impl Style {
+    /// A page without colour, `width` columns wide (tests, files).
+    pub fn plain(width: usize) -> Style {
+        Style {
+            color: false,
+            width,
+        }
+    }
+    fn cols(&self) -> usize {
+        self.width.max(MIN_WIDTH)
+    }
     /// Every painted piece is escaped first: a title or a label can carry
     /// tool output, and the only escape sequences on the page are ours.
     fn paint(&self, s: &str, f: impl Fn(&str) -> String) -> String {
@@ -48,30 +79,180 @@ impl Style {
             Severity::Info => self.paint(&text, |x| x.cyan().to_string()),
         }
     }
+
+    /// `text` (escaped, plain) filled to the width under a hanging `head`:
+    /// `head` (painted) starts the first line, the other lines are indented
+    /// by `indent` columns, which is the head's width on screen; `paint`
+    /// colours each line's words. A first word too long for the line does
+    /// not sit after the head: the head stands alone above it.
+    pub fn hang(
+        &self,
+        head: &str,
+        indent: usize,
+        text: &str,
+        paint: impl Fn(&str) -> String,
+    ) -> String {
+        let pad = " ".repeat(indent);
+        let text = escape_controls(text);
+        let lines = fill(&text, &pad, self.cols());
+        let mut out = String::new();
+        for (i, line) in lines.iter().enumerate() {
+            let body = line.get(indent..).unwrap_or("");
+            if i == 0 {
+                if width_of(line) > self.cols() && !head.trim().is_empty() {
+                    out.push_str(head.trim_end());
+                    out.push('\n');
+                    out.push_str(&pad);
+                } else {
+                    out.push_str(head);
+                }
+            } else if body.is_empty() {
+                out.push('\n');
+                continue;
+            } else {
+                out.push_str(&pad);
+            }
+            out.push_str(&paint(body));
+            out.push('\n');
+        }
+        out
+    }
 }
 
-/// Wrap `text` to `WIDTH` columns, every line prefixed with `indent`.
-/// Lines that look like commands (the fix) are never re-wrapped.
-fn wrap(text: &str, indent: &str) -> String {
-    let mut out = String::new();
-    for para in text.lines() {
-        if para.trim().is_empty() {
-            out.push('\n');
+/// Columns `s` takes on screen (unicode-width: `·` is one, a CJK name two).
+fn width_of(s: &str) -> usize {
+    textwrap::core::display_width(s)
+}
+
+/// `text` in lines of at most `width` columns, each starting with `indent`.
+/// Words break only at ASCII spaces, never inside a word or at a hyphen
+/// (`intel-extension-for-pytorch`, paths and URLs stay whole and pasteable);
+/// a word longer than the line gets a line of its own.
+fn fill(text: &str, indent: &str, width: usize) -> Vec<String> {
+    let opts = textwrap::Options::new(width)
+        .initial_indent(indent)
+        .subsequent_indent(indent)
+        .break_words(false)
+        .word_separator(textwrap::WordSeparator::AsciiSpace)
+        .word_splitter(textwrap::WordSplitter::NoHyphenation);
+    textwrap::wrap(text, &opts)
+        .into_iter()
+        .map(|l| {
+            if l.trim().is_empty() {
+                String::new()
+            } else {
+                l.into_owned()
+            }
+        })
+        .collect()
+}
+
+/// Where an unquoted shell comment starts in `line` (`cmd   # note`): a `#`
+/// after whitespace, outside quotes. None for a line without one.
+fn comment_start(line: &str) -> Option<usize> {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut prev_space = false;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            _ if escaped => escaped = false,
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), _) => {}
+            (_, '\\') => escaped = true,
+            (Some('"'), '"') => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '#') if prev_space => return Some(i),
+            _ => {}
+        }
+        prev_space = c == ' ' || c == '\t';
+    }
+    None
+}
+
+/// The shell words of `line`, split at whitespace outside quotes; None when
+/// a quote is left open (the line continues a string: it is not split).
+fn shell_words(line: &str) -> Option<Vec<&str>> {
+    let mut words = Vec::new();
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut start: Option<usize> = None;
+    for (i, c) in line.char_indices() {
+        let space = c == ' ' || c == '\t';
+        if quote.is_none() && !escaped && space {
+            if let Some(s) = start.take() {
+                words.push(&line[s..i]);
+            }
             continue;
         }
-        let mut line = String::new();
-        for word in para.split_whitespace() {
-            if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > WIDTH {
-                out.push_str(&format!("{indent}{line}\n"));
-                line.clear();
-            }
-            if !line.is_empty() {
-                line.push(' ');
-            }
-            line.push_str(word);
+        start.get_or_insert(i);
+        match (quote, c) {
+            _ if escaped => escaped = false,
+            (Some('\''), '\'') => quote = None,
+            (Some('\''), _) => {}
+            (_, '\\') => escaped = true,
+            (Some('"'), '"') => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            _ => {}
         }
-        out.push_str(&format!("{indent}{line}\n"));
     }
+    if quote.is_some() || escaped {
+        return None;
+    }
+    if let Some(s) = start {
+        words.push(&line[s..]);
+    }
+    Some(words)
+}
+
+/// One line of a fix, laid out to `width` so that what is pasted still
+/// runs: a comment wraps into more comment lines; a trailing comment of a
+/// command too long for the line goes above it; a command breaks between
+/// its words with ` \` (a shell line continuation), its continuation
+/// lines indented two more. A line that opens a quote it does not close,
+/// or a single word, stays as it is.
+fn fix_line(line: &str, indent: &str, width: usize) -> Vec<String> {
+    if width_of(indent) + width_of(line) <= width {
+        return vec![format!("{indent}{line}")];
+    }
+    let lead = &line[..line.len() - line.trim_start().len()];
+    let rest = line.trim_start();
+    if let Some(after) = rest.strip_prefix('#') {
+        let gap = &after[..after.len() - after.trim_start().len()];
+        let prefix = format!("{indent}{lead}#{}", if gap.is_empty() { " " } else { gap });
+        return fill(after.trim_start(), &prefix, width);
+    }
+    if let Some(at) = comment_start(rest) {
+        let (cmd, comment) = rest.split_at(at);
+        let mut out = fix_line(&format!("{lead}{comment}"), indent, width);
+        out.extend(fix_line(
+            &format!("{lead}{}", cmd.trim_end()),
+            indent,
+            width,
+        ));
+        return out;
+    }
+    let Some(words) = shell_words(rest) else {
+        return vec![format!("{indent}{line}")];
+    };
+    let mut out = Vec::new();
+    let mut cur = format!("{indent}{lead}");
+    let mut empty = true;
+    for w in words {
+        // Room for the word and, when more follow, ` \`.
+        if !empty && width_of(&cur) + 1 + width_of(w) + 2 > width {
+            out.push(format!("{cur} \\"));
+            cur = format!("{indent}{lead}  ");
+            empty = true;
+        }
+        if !empty {
+            cur.push(' ');
+        }
+        cur.push_str(w);
+        empty = false;
+    }
+    out.push(cur);
     out
 }
 
@@ -81,16 +262,31 @@ fn block(label: &str, text: &str, style: Style, verbatim: bool) -> String {
         return String::new();
     }
     let head = format!("    {:<9}", label);
-    let indent = " ".repeat(head.chars().count());
-    let body = if verbatim {
-        text.lines()
-            .map(|l| format!("{indent}{l}\n"))
-            .collect::<String>()
-    } else {
-        wrap(&text, &indent)
-    };
-    let body = body.trim_start().to_string();
-    format!("{}{}", style.dim(&head), body)
+    let n = head.chars().count();
+    if !verbatim {
+        return style.hang(&style.dim(&head), n, &text, |s| s.to_string());
+    }
+    let indent = " ".repeat(n);
+    let lines: Vec<String> = text
+        .lines()
+        .flat_map(|l| fix_line(l, &indent, style.cols()))
+        .collect();
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        if i == 0 {
+            if width_of(line) > style.cols() {
+                out.push_str(&format!("{}\n", style.dim(head.trim_end())));
+                out.push_str(line);
+            } else {
+                out.push_str(&style.dim(&head));
+                out.push_str(line.get(n..).unwrap_or(""));
+            }
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// Each diagnosis with its evidence, why it matters (unless `quiet`) and
@@ -98,13 +294,27 @@ fn block(label: &str, text: &str, style: Style, verbatim: bool) -> String {
 pub fn diagnoses(ds: &[Diagnosis], style: Style, quiet: bool) -> String {
     let mut out = String::new();
     for d in ds {
-        out.push_str(&format!(
-            "{} {} {}  {}\n",
+        let id = escape_controls(&d.id);
+        let sev = format!("{:<5}", d.severity.as_str());
+        let head = format!(
+            "{} {} {}  ",
             style.status(d.severity.as_str()),
             style.severity(d.severity),
-            style.dim(&d.id),
-            style.bold(&d.title)
-        ));
+            style.dim(&id)
+        );
+        let n = width_of(&format!("x {sev} {id}  "));
+        // The title hangs under itself while that leaves a readable column.
+        let indent = if style.cols() >= n + 40 { n } else { 4 };
+        let title = if indent == n {
+            style.hang(&head, n, &d.title, |s| style.bold(s))
+        } else {
+            format!(
+                "{}\n{}",
+                head.trim_end(),
+                style.hang("    ", 4, &d.title, |s| style.bold(s))
+            )
+        };
+        out.push_str(&title);
         out.push_str(&block("evidence", &d.evidence, style, false));
         if !quiet {
             out.push_str(&block("why", &d.explain, style, false));
@@ -132,16 +342,18 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
         let width = report
             .areas
             .iter()
-            .map(|a| a.label.chars().count())
+            .map(|a| width_of(&escape_controls(&a.label)))
             .max()
             .unwrap_or(0);
         for a in &report.areas {
-            out.push_str(&format!(
-                "  {} {}  {}\n",
+            let label = escape_controls(&a.label);
+            let pad = " ".repeat(width.saturating_sub(width_of(&label)));
+            let head = format!(
+                "  {} {}{pad}  ",
                 style.status(&a.status),
-                style.bold(&format!("{:<width$}", a.label)),
-                escape_controls(&a.summary)
-            ));
+                style.bold(&label)
+            );
+            out.push_str(&style.hang(&head, 2 + 1 + 1 + width + 2, &a.summary, |s| s.to_string()));
         }
         out.push('\n');
     }
@@ -155,20 +367,83 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
         out.push_str(&diagnoses(&report.diagnoses, style, quiet));
     }
     if !report.rule_errors.is_empty() {
-        out.push_str(&format!(
-            "{}\n",
-            style.bold("Some rules could not be evaluated (a rigdoctor bug; please report it):")
+        out.push_str(&style.hang(
+            "",
+            0,
+            "Some rules could not be evaluated (a rigdoctor bug; please report it):",
+            |s| style.bold(s),
         ));
         for e in &report.rule_errors {
-            out.push_str(&format!("  {}\n", escape_controls(e)));
+            out.push_str(&style.hang("  ", 4, e, |s| s.to_string()));
         }
         out.push('\n');
     }
-    out.push_str(&format!(
-        "{} {}\n",
-        style.bold("Summary:"),
-        escape_controls(&report.summary_line())
+    out.push_str(&style.hang(
+        &format!("{} ", style.bold("Summary:")),
+        "Summary: ".len(),
+        &report.summary_line(),
+        |s| s.to_string(),
     ));
+    out
+}
+
+/// `rigdoctor explain ID`: one rule, as written in rules/*.toml, filled to
+/// `width` columns (the fix laid out like a finding's, still pasteable).
+pub fn explain(r: &crate::diagnose::rules::Rule, width: usize) -> String {
+    let style = Style::plain(width);
+    let s = &r.spec;
+    let mut out = style.hang(
+        "",
+        0,
+        &format!(
+            "{}  [{}, class {}, area {}]",
+            s.id,
+            s.severity.as_str(),
+            r.class.as_str(),
+            s.area
+        ),
+        |x| x.to_string(),
+    );
+    out.push_str(&style.hang("", 0, &s.title, |x| x.to_string()));
+    out.push('\n');
+    out.push_str(&style.hang("When:     ", 10, s.when.trim(), |x| x.to_string()));
+    if let Some(each) = &s.each {
+        out.push_str(
+            &style.hang("For each: ", 10, &format!("{each} (as `it`)"), |x| {
+                x.to_string()
+            }),
+        );
+    }
+    out.push_str(&format!(
+        "\nWhy:\n{}",
+        style.hang("", 0, s.explain.trim(), |x| x.to_string())
+    ));
+    if !s.evidence.trim().is_empty() {
+        out.push_str(&format!(
+            "\nEvidence:\n{}",
+            style.hang("", 0, s.evidence.trim(), |x| x.to_string())
+        ));
+    }
+    out.push_str("\nFix:\n");
+    for line in escape_controls(s.fix.trim()).lines() {
+        // A line with `{{ }}` holes is a template, not a command yet.
+        let lines = if line.contains("{{") {
+            fill(line, "", style.cols())
+        } else {
+            fix_line(line, "", style.cols())
+        };
+        for l in lines {
+            out.push_str(&l);
+            out.push('\n');
+        }
+    }
+    if !s.refs.is_empty() {
+        out.push_str("\nReferences:\n");
+        for x in &s.refs {
+            out.push_str(&style.hang("- ", 2, x, |x| x.to_string()));
+        }
+    }
+    out.push_str(&format!("\nDefined in {}\n", r.origin));
     out
 }
 
@@ -176,11 +451,101 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
 mod tests {
     use super::*;
 
+    fn widest(s: &str) -> usize {
+        s.lines().map(width_of).max().unwrap_or(0)
+    }
+
     #[test]
-    fn wrapping_keeps_words_and_indent() {
+    fn filling_keeps_words_indent_and_width() {
         let long = "word ".repeat(40);
-        let w = wrap(&long, "  ");
-        assert!(w.lines().all(|l| l.len() <= WIDTH && l.starts_with("  ")));
-        assert_eq!(w.split_whitespace().count(), 40);
+        let w = fill(&long, "  ", 30);
+        assert!(w.iter().all(|l| width_of(l) <= 30 && l.starts_with("  ")));
+        assert_eq!(w.join(" ").split_whitespace().count(), 40);
+        // Hyphens and slashes are not break points.
+        let w = fill(
+            "aa intel-extension-for-pytorch /opt/intel/oneapi/setvars.sh",
+            "",
+            12,
+        );
+        assert_eq!(
+            w,
+            [
+                "aa",
+                "intel-extension-for-pytorch",
+                "/opt/intel/oneapi/setvars.sh"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_long_word_leaves_the_head_alone_on_its_line() {
+        let s = Style::plain(40);
+        let path = "/a/very/long/path/that/does/not/fit/on/one/line/at/all";
+        let out = s.hang("    evidence ", 13, &format!("{path} is gone"), |x| {
+            x.to_string()
+        });
+        assert_eq!(
+            out,
+            format!("    evidence\n             {path}\n             is gone\n")
+        );
+    }
+
+    #[test]
+    fn colour_does_not_count_as_width() {
+        let s = Style {
+            color: true,
+            width: 40,
+        };
+        let head = format!("{} ", s.bold("Summary:"));
+        let out = s.hang(&head, 9, &"word ".repeat(20), |x| x.to_string());
+        let plain = crate::text::strip_ansi(&out);
+        assert!(widest(&plain) <= 40, "{plain}");
+        assert!(plain.lines().count() > 1);
+    }
+
+    #[test]
+    fn fix_lines_still_paste() {
+        let ind = "    ";
+        // Short lines are left alone, aligned comments and all.
+        assert_eq!(fix_line("ls   # x", ind, 40), ["    ls   # x"]);
+        // A comment wraps into comments, keeping its own indent.
+        let c = fix_line("#   Environment=A B C D E F G H I J K L M N O P", ind, 24);
+        assert!(
+            c.iter()
+                .all(|l| l.starts_with("    #   ") && width_of(l) <= 24),
+            "{c:?}"
+        );
+        // A trailing comment goes above its command.
+        assert_eq!(
+            fix_line("sudo dmesg | tail -20   # why the driver gave up", ind, 40),
+            ["    # why the driver gave up", "    sudo dmesg | tail -20"]
+        );
+        // A command breaks between words, never inside quotes.
+        let c = fix_line("grep -E 'a b|c d' /etc/x /etc/y /etc/zzzzzz", ind, 24);
+        assert_eq!(
+            c,
+            [
+                "    grep -E 'a b|c d' \\",
+                "      /etc/x /etc/y \\",
+                "      /etc/zzzzzz"
+            ]
+        );
+        assert!(c.iter().all(|l| width_of(l) <= 24));
+        // '#' inside quotes or a word is not a comment.
+        assert_eq!(comment_start("echo '# no' a#b"), None);
+        assert_eq!(comment_start("echo \"x\" # yes"), Some(9));
+        // An open quote (a string that goes on below) is not split.
+        assert_eq!(shell_words("echo 'a b"), None);
+        assert_eq!(
+            fix_line("python -c 'import torch; print(torch", ind, 20),
+            ["    python -c 'import torch; print(torch"]
+        );
+    }
+
+    #[test]
+    fn the_width_comes_from_the_terminal_or_is_80() {
+        // /dev/null is not a terminal.
+        let f = std::fs::File::open("/dev/null").unwrap();
+        assert_eq!(terminal_width(&f), DEFAULT_WIDTH);
     }
 }

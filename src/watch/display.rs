@@ -41,14 +41,47 @@ pub fn change_line(ch: &Change, style: Style) -> String {
         Verdict::CpuFallback => style.status("error"),
         _ => style.status("warn"),
     };
-    format!(
-        "{} {} {} {}: {}\n",
+    let head = format!(
+        "{} {} {} ",
         style.dim("rigdoctor watch"),
         style.dim(&clock(ch.t)),
         mark,
-        style.bold(ch.verdict.title()),
-        escape_controls(&ch.reason)
-    )
+    );
+    let n = "rigdoctor watch ".len() + clock(ch.t).chars().count() + 3;
+    let text = format!("{}: {}", ch.verdict.title(), ch.reason);
+    style.hang(&head, n, &text, |s| s.to_string())
+}
+
+/// `values` in at most `cols` columns: neighbours merge (their mean) when
+/// the timeline is wider than the page.
+fn fit(values: &[Option<f64>], cols: usize) -> Vec<Option<f64>> {
+    let k = values.len().div_ceil(cols.max(1)).max(1);
+    values
+        .chunks(k)
+        .map(|c| {
+            let known: Vec<f64> = c.iter().flatten().copied().collect();
+            (!known.is_empty()).then(|| known.iter().sum::<f64>() / known.len() as f64)
+        })
+        .collect()
+}
+
+/// The verdict letters in at most `cols` columns: of merged neighbours,
+/// the letter that covers most of them (the first on a tie).
+fn fit_letters(letters: &[char], cols: usize) -> String {
+    let k = letters.len().div_ceil(cols.max(1)).max(1);
+    letters
+        .chunks(k)
+        .map(|c| {
+            let count = |x: char| c.iter().filter(|y| **y == x).count();
+            c.iter()
+                .copied()
+                .fold(None, |best: Option<char>, x| match best {
+                    Some(b) if count(b) >= count(x) => Some(b),
+                    _ => Some(x),
+                })
+                .unwrap_or(' ')
+        })
+        .collect()
 }
 
 /// The status line on a terminal (no newline; the caller redraws it with `\r`).
@@ -85,36 +118,57 @@ pub fn status_line(w: &Watcher, width: usize) -> String {
 pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
     let mut out = String::new();
     let gpus = w.header.gpus.len();
-    out.push_str(&format!(
-        "\n{} {} · {} of {} · {} GPU{}\n\n",
-        style.bold("rigdoctor watch"),
-        env!("CARGO_PKG_VERSION"),
-        clock(w.elapsed()),
-        escape_controls(&w.header.target),
-        gpus,
-        if gpus == 1 { "" } else { "s" }
+    out.push('\n');
+    out.push_str(&style.hang(
+        &format!("{} ", style.bold("rigdoctor watch")),
+        "rigdoctor watch ".len(),
+        &format!(
+            "{} · {} of {} · {} GPU{}",
+            env!("CARGO_PKG_VERSION"),
+            clock(w.elapsed()),
+            w.header.target,
+            gpus,
+            if gpus == 1 { "" } else { "s" }
+        ),
+        |s| s.to_string(),
     ));
+    out.push('\n');
+    // The sparkline column: what the page has after the row's label; each
+    // row's numbers follow on the same line when they fit, else below it.
+    let cols = style.width.max(40).saturating_sub(17);
+    let row = |label: &str, spark: &str, tail: &str| -> String {
+        let line = format!("  {label:<14} {spark}  {tail}");
+        if tail.is_empty() {
+            format!("  {label:<14} {spark}\n")
+        } else if textwrap::core::display_width(&line) <= style.width.max(40) {
+            format!("{line}\n")
+        } else {
+            format!("  {label:<14} {spark}\n{}{tail}\n", " ".repeat(17))
+        }
+    };
     // Timeline.
     let tl = &w.timeline;
     if !tl.buckets.is_empty() {
-        out.push_str(&format!(
-            "{} (each column {})\n",
-            style.bold("Timeline"),
-            if tl.width >= 1.0 {
-                format!("{:.0} s", tl.width)
+        out.push_str(&format!("{} (each column {})\n", style.bold("Timeline"), {
+            // Merged columns (a page narrower than the timeline) span more.
+            let span = tl.width * tl.buckets.len().div_ceil(cols.max(1)).max(1) as f64;
+            if span >= 1.0 {
+                format!("{span:.0} s")
             } else {
-                format!("{:.1} s", tl.width)
+                format!("{span:.1} s")
             }
-        ));
+        }));
         let cores: Vec<Option<f64>> = tl.buckets.iter().map(|b| b.cores.mean()).collect();
         let (cmean, cmax) = w.cores_summary();
-        out.push_str(&format!(
-            "  {:<14} {}  mean {:.1}, max {:.1} of {:.0}\n",
+        out.push_str(&row(
             "cpu cores",
-            sparkline(&cores, w.cfg.cores),
-            cmean.unwrap_or(0.0),
-            cmax.unwrap_or(0.0),
-            w.cfg.cores
+            &sparkline(&fit(&cores, cols), w.cfg.cores),
+            &format!(
+                "mean {:.1}, max {:.1} of {:.0}",
+                cmean.unwrap_or(0.0),
+                cmax.unwrap_or(0.0),
+                w.cfg.cores
+            ),
         ));
         for (i, gs) in w.gpu_summary().into_iter().enumerate() {
             let (g, mean, max, src, mem) = (gs.info, gs.mean, gs.max, gs.src, gs.mem_max);
@@ -131,28 +185,29 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
                 ),
                 _ => "no reading".to_string(),
             };
-            out.push_str(&format!(
-                "  {:<14} {}  {}\n",
-                format!("{} busy", escape_controls(&g.label)),
-                sparkline(&vals, 100.0),
-                tail
+            out.push_str(&row(
+                &format!("{} busy", escape_controls(&g.label)),
+                &sparkline(&fit(&vals, cols), 100.0),
+                &escape_controls(&tail),
             ));
         }
         let reads: Vec<Option<f64>> = tl.buckets.iter().map(|b| b.read.mean()).collect();
         if let Some(rmax) = w.read_max().filter(|r| *r > 0.0) {
-            out.push_str(&format!(
-                "  {:<14} {}  max {}/s\n",
+            out.push_str(&row(
                 "read",
-                sparkline(&reads, rmax),
-                human_bytes(rmax)
+                &sparkline(&fit(&reads, cols), rmax),
+                &format!("max {}/s", human_bytes(rmax)),
             ));
         }
-        let letters: String = tl.buckets.iter().map(|b| b.letter()).collect();
-        out.push_str(&format!("  {:<14} {}\n", "verdict", letters));
-        out.push_str(&format!(
-            "  {}\n\n",
-            style.dim("G gpu-bound  F cpu-fallback  P partial-offload  D dispatch-bound  M multi-gpu-imbalance  L loading  I idle  ? no telemetry  · warming up")
+        let letters: Vec<char> = tl.buckets.iter().map(|b| b.letter()).collect();
+        out.push_str(&row("verdict", &fit_letters(&letters, cols), ""));
+        out.push_str(&style.hang(
+            "  ",
+            2,
+            "G gpu-bound  F cpu-fallback  P partial-offload  D dispatch-bound  M multi-gpu-imbalance  L loading  I idle  ? no telemetry  · warming up",
+            |s| style.dim(s),
         ));
+        out.push('\n');
     }
     // Time in each verdict.
     out.push_str(&format!("{}\n", style.bold("Time in each verdict")));
@@ -186,15 +241,19 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
         out.push_str(&human::diagnoses(&ev.diagnoses, style, false));
     }
     for e in &ev.rule_errors {
-        out.push_str(&format!(
-            "rule error (a rigdoctor bug): {}\n",
-            escape_controls(e)
+        out.push_str(&style.hang(
+            "rule error (a rigdoctor bug): ",
+            "rule error (a rigdoctor bug): ".len(),
+            e,
+            |s| s.to_string(),
         ));
     }
     let count = |s: Severity| ev.diagnoses.iter().filter(|d| d.severity == s).count();
-    out.push_str(&format!(
-        "{} {} error{}, {} warning{}; mostly {}\n",
-        style.bold("Summary:"),
+    out.push_str(&style.hang(
+        &format!("{} ", style.bold("Summary:")),
+        "Summary: ".len(),
+        &format!(
+        "{} error{}, {} warning{}; mostly {}",
         count(Severity::Error),
         if count(Severity::Error) == 1 { "" } else { "s" },
         count(Severity::Warn),
@@ -205,6 +264,8 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
             .max_by(|a, b| w.seconds(**a).total_cmp(&w.seconds(**b)))
             .map(|v| v.id())
             .unwrap_or("nothing (too short to judge)")
+        ),
+        |s| s.to_string(),
     ));
     out
 }

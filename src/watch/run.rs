@@ -132,19 +132,13 @@ impl Sink {
     }
 }
 
-fn term_width(fd: i32) -> usize {
-    let mut ws = nix::libc::winsize {
-        ws_row: 0,
-        ws_col: 0,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    // SAFETY: TIOCGWINSZ fills the winsize struct we own; fd 1/2 stay open.
-    let r = unsafe { nix::libc::ioctl(fd, nix::libc::TIOCGWINSZ, &mut ws) };
-    if r == 0 && ws.ws_col > 0 {
-        ws.ws_col as usize
+/// Columns of the terminal our lines go to (80 when it is not one).
+fn out_width(is_stderr: bool) -> usize {
+    use crate::render::human::terminal_width;
+    if is_stderr {
+        terminal_width(std::io::stderr())
     } else {
-        100
+        terminal_width(std::io::stdout())
     }
 }
 
@@ -221,7 +215,6 @@ fn open_sink(plan: &WatchPlan, term: Term) -> Result<Sink, String> {
             std::io::stdout().is_terminal(),
         ),
     };
-    let fd = if is_stderr { 2 } else { 1 };
     let color = match plan.color {
         ColorChoice::Always => true,
         ColorChoice::Never => false,
@@ -232,9 +225,20 @@ fn open_sink(plan: &WatchPlan, term: Term) -> Result<Sink, String> {
         is_stderr,
         status: tty && plan.format == Format::Human,
         format: plan.format,
-        style: Style { color },
+        style: Style {
+            color,
+            width: if tty {
+                out_width(is_stderr)
+            } else {
+                crate::render::human::DEFAULT_WIDTH
+            },
+        },
         term,
-        width: if tty { term_width(fd) } else { 100 },
+        width: if tty {
+            out_width(is_stderr)
+        } else {
+            crate::render::human::DEFAULT_WIDTH
+        },
     })
 }
 
