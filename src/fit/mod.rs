@@ -3,3 +3,4 @@
 //! engine's settings; they know nothing of the rig.
 
 pub mod llama_cpp;
+pub mod split;
