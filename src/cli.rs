@@ -56,6 +56,8 @@ pub enum SchemaOutput {
     Watch,
     /// `rules --format json`
     Rules,
+    /// `fit --format json` (rigdoctor/fit/1)
+    Fit,
 }
 
 /// `check`'s output formats: [`Format`]'s plus those only a check report has.
@@ -187,11 +189,165 @@ pub enum Command {
         #[arg(value_enum)]
         output: SchemaOutput,
     },
+    /// Will this GGUF model fit on the GPUs, and how (llama.cpp): reads the
+    /// model's header only, the GPUs from the same probes as check.
+    #[command(
+        after_help = "Examples:\n  rigdoctor fit model.gguf\n  rigdoctor fit model.gguf --ctx 32768 --kv-type q8_0\n  rigdoctor fit model.gguf --replay fixtures/rigs/nv-2x3090-nvlink --format json\n\nExit codes: 0 fits, 1 partial or does not fit at these settings, 2 cannot read the model or the rig."
+    )]
+    Fit(FitArgs),
     /// Watch a live inference run and say when it falls back to the CPU.
     #[command(
         after_help = "Examples:\n  rigdoctor watch -- llama-server -m model.gguf -ngl 99\n  rigdoctor watch --pid $(pgrep -f 'ollama serve')\n  rigdoctor watch --record run.jsonl -- python generate.py\n  rigdoctor watch --replay run.jsonl --format json\n\nExit codes: the program's own status (128+N if signal N ended it) unless --fail-on is met (1);\n2 when rigdoctor cannot do its job; 127/126 when the command cannot be found/started."
     )]
     Watch(WatchArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SplitMode {
+    /// Whole layers per GPU (llama.cpp's default).
+    Layer,
+    /// Only the main GPU (-mg 0).
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KvType {
+    F16,
+    #[value(name = "q8_0")]
+    Q8_0,
+    #[value(name = "q4_0")]
+    Q4_0,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct FitArgs {
+    /// The GGUF model file (only its header is read).
+    #[arg(value_name = "MODEL.gguf")]
+    pub model: PathBuf,
+    /// The engine whose memory model to use (only llama.cpp is modelled yet).
+    #[arg(long, default_value = "llama.cpp", value_name = "ENGINE")]
+    pub engine: String,
+    /// llama.cpp -c: the context, all slots together.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub ctx: u64,
+    /// llama.cpp -ngl: layers on the GPUs [default: all].
+    #[arg(long, value_name = "N")]
+    pub ngl: Option<u32>,
+    #[arg(long, value_enum, default_value_t = SplitMode::Layer)]
+    pub split_mode: SplitMode,
+    /// llama.cpp --tensor-split: the share of each GPU, comma-separated.
+    #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
+    pub tensor_split: Vec<f32>,
+    /// llama.cpp -ctk/-ctv: the KV cache type.
+    #[arg(long, value_enum, default_value_t = KvType::F16)]
+    pub kv_type: KvType,
+    /// llama.cpp -np: parallel slots.
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub parallel: u64,
+    /// Take the GPUs from a capture (a directory, or a .tar.gz of one).
+    #[arg(long, value_name = "CAPTURE")]
+    pub replay: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// Seconds each probe command may take before it is killed.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub timeout: u64,
+}
+
+/// `rigdoctor fit`, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FitPlan {
+    pub model: PathBuf,
+    pub target: Target,
+    pub request: crate::fit::command::Request,
+    pub format: Format,
+    pub probe: ProbeOptionsPlan,
+}
+
+/// The largest context accepted: llama.cpp's context is a u32 of cells.
+pub const MAX_FIT_CTX: u64 = u32::MAX as u64;
+
+fn fit_plan(
+    a: FitArgs,
+    sysfs: Option<PathBuf>,
+    procfs: Option<PathBuf>,
+    devfs: Option<PathBuf>,
+) -> Result<FitPlan, String> {
+    if !a.engine.eq_ignore_ascii_case("llama.cpp") {
+        let known = ["ollama", "vllm", "ipex-llm"];
+        return Err(if known.iter().any(|k| a.engine.eq_ignore_ascii_case(k)) {
+            format!(
+                "--engine {}: not modelled yet; only llama.cpp is (docs/fit.md)",
+                a.engine
+            )
+        } else {
+            format!("--engine {}: unknown engine; only llama.cpp is modelled yet", a.engine)
+        });
+    }
+    if a.ctx == 0 || a.ctx > MAX_FIT_CTX {
+        return Err(format!("--ctx {} must be 1 to {MAX_FIT_CTX}", a.ctx));
+    }
+    if a.parallel == 0 || a.parallel > 256 {
+        return Err(format!("--parallel {} must be 1 to 256", a.parallel));
+    }
+    if a.tensor_split.iter().any(|x| !x.is_finite() || *x < 0.0) {
+        return Err("--tensor-split takes non-negative numbers (e.g. 3,1)".into());
+    }
+    if a.tensor_split.len() > 128 {
+        return Err("--tensor-split has more entries than llama.cpp's 128 devices".into());
+    }
+    if a.split_mode == SplitMode::None && !a.tensor_split.is_empty() {
+        return Err("--split-mode none uses one GPU; --tensor-split does not apply".into());
+    }
+    let target = match a.replay {
+        Some(dir) => {
+            if sysfs.is_some() || procfs.is_some() || devfs.is_some() {
+                return Err(
+                    "--replay reads only the capture; --sysfs/--procfs/--devfs do not apply".into(),
+                );
+            }
+            Target::Replay(dir)
+        }
+        None => Target::Live {
+            sysfs,
+            procfs,
+            devfs,
+        },
+    };
+    let (kv_name, kv_code) = match a.kv_type {
+        KvType::F16 => ("f16", 1),
+        KvType::Q8_0 => ("q8_0", 8),
+        KvType::Q4_0 => ("q4_0", 2),
+    };
+    let probe = probe_plan(&ProbeArgs {
+        timeout: a.timeout,
+        python: None,
+        deep: false,
+        deep_timeout: None,
+        deadline: None,
+    })?;
+    Ok(FitPlan {
+        request: crate::fit::command::Request {
+            model: a.model.display().to_string(),
+            settings: crate::fit::llama_cpp::Settings {
+                ctx: a.ctx,
+                parallel: a.parallel,
+                type_k: kv_code,
+                type_v: kv_code,
+                ..crate::fit::llama_cpp::Settings::default()
+            },
+            split: crate::fit::split::SplitSettings {
+                ngl: a.ngl,
+                single_gpu: a.split_mode == SplitMode::None,
+                tensor_split: a.tensor_split,
+            },
+            kv_type: kv_name.into(),
+        },
+        model: a.model,
+        target,
+        format: a.format,
+        probe,
+    })
 }
 
 #[derive(Debug, clap::Args)]
@@ -281,6 +437,7 @@ pub enum Plan {
     Man,
     Schema(SchemaOutput),
     Watch(crate::watch::WatchPlan),
+    Fit(FitPlan),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -527,6 +684,7 @@ impl Cli {
             Command::Man => Ok(Plan::Man),
             Command::Schema { output } => Ok(Plan::Schema(output)),
             Command::Watch(a) => Ok(Plan::Watch(watch_plan(a, self.sysfs, self.procfs)?)),
+            Command::Fit(a) => Ok(Plan::Fit(fit_plan(a, self.sysfs, self.procfs, self.devfs)?)),
         }
     }
 }

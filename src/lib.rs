@@ -48,6 +48,13 @@ pub fn check_compiling<E: Send>(
     })
 }
 
+/// Probe and derive, without the rules: the rig `fit` sizes a model against.
+pub fn look_rig(src: &dyn Source, opts: &ProbeOptions) -> (rig::Rig, Vec<rig::ProbeReport>) {
+    let (mut rig, probes) = probe::collect(src, opts);
+    derive::derive(&mut rig);
+    (rig, probes)
+}
+
 /// Probe and derive: the facts.
 fn look(
     src: &dyn Source,

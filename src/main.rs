@@ -223,6 +223,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Plan::Watch(w) => ExitCode::from(rigdoctor::watch::run::run(w)),
+        Plan::Fit(f) => run_fit(f, started),
         Plan::Completions(shell) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let shell = match shell {
@@ -241,6 +242,7 @@ fn main() -> ExitCode {
                 SchemaOutput::Check => Output::Check,
                 SchemaOutput::Watch => Output::Watch,
                 SchemaOutput::Rules => Output::Rules,
+                SchemaOutput::Fit => Output::Fit,
             }));
             ExitCode::SUCCESS
         }
@@ -265,6 +267,57 @@ fn main() -> ExitCode {
                 None => fail(format!("no rule {id:?}; `rigdoctor rules` lists them")),
             }
         }
+    }
+}
+
+/// `rigdoctor fit`: the model's header first (a bad file fails before any
+/// probe runs), then the rig, then the report.
+fn run_fit(f: rigdoctor::cli::FitPlan, started: std::time::Instant) -> ExitCode {
+    use rigdoctor::fit::{command, devices};
+    let g = match command::read_model(&f.model) {
+        Ok(g) => g,
+        Err(e) => return fail(format!("cannot read the model: {e}")),
+    };
+    let opts = f.probe.options_from(started);
+    let (rig, probes, mode) = match &f.target {
+        Target::Live {
+            sysfs,
+            procfs,
+            devfs,
+        } => {
+            let live = Live::new(sysfs.clone(), procfs.clone())
+                .with_devfs(devfs.clone())
+                .with_deadline(opts.deadline)
+                .with_tool_env(rigdoctor::probe::env::allowed);
+            let (r, p) = rigdoctor::look_rig(&live, &opts);
+            (r, p, rigdoctor::source::Mode::Live)
+        }
+        Target::Replay(dir) => match Replay::open(dir) {
+            Ok(src) => {
+                let (r, p) = rigdoctor::look_rig(&src, &opts);
+                (r, p, rigdoctor::source::Mode::Replay)
+            }
+            Err(e) => return fail(e.to_string()),
+        },
+    };
+    let devs = devices::devices(&rig);
+    let report = match command::build(&g, &f.request, &devs, mode, probes) {
+        Ok(r) => r,
+        Err(e) => {
+            return fail(format!(
+                "cannot size {}: {e}",
+                f.model.display()
+            ));
+        }
+    };
+    emit(&match f.format {
+        Format::Json => command::render_json(&report),
+        Format::Human => command::render_human(&report),
+    });
+    if report.facts.fit.verdict == "fits" {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

@@ -18,16 +18,18 @@ pub enum Output {
     Check,
     Watch,
     Rules,
+    Fit,
 }
 
 impl Output {
-    pub const ALL: [Output; 3] = [Output::Check, Output::Watch, Output::Rules];
+    pub const ALL: [Output; 4] = [Output::Check, Output::Watch, Output::Rules, Output::Fit];
 
     pub fn name(self) -> &'static str {
         match self {
             Output::Check => "check",
             Output::Watch => "watch",
             Output::Rules => "rules",
+            Output::Fit => "fit",
         }
     }
 
@@ -60,6 +62,10 @@ pub fn generate(out: Output) -> String {
             "rigdoctor/watch/1",
             "One line of `rigdoctor watch --format json` (JSON Lines; docs/watch.md \"Output\"). \
              Every line validates against this schema; `type` tells which kind it is.",
+        ),
+        Output::Fit => root::<crate::fit::command::FitReport>(
+            "rigdoctor/fit/1",
+            "`rigdoctor fit --format json`: one document in the check shape (docs/fit.md).",
         ),
         Output::Rules => root::<Vec<Listing>>(
             "rigdoctor rules --format json",

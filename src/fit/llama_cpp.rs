@@ -215,11 +215,24 @@ pub fn kv_cache(h: &Hparams, s: &Settings) -> Result<Kv, String> {
 /// (gate, up and their product, times the experts used) or the
 /// attention's, whichever is larger. Checked within 10 % or 64 MiB.
 pub fn compute_bytes(h: &Hparams, s: &Settings) -> u64 {
+    let c = compute_parts(h, s);
+    c.logits.saturating_add(c.activations)
+}
+
+/// [`compute_bytes`] in its two parts: the logits go with the output
+/// layer's device, the activations with every device that holds a layer
+/// (`fit::split`).
+pub fn compute_parts(h: &Hparams, s: &Settings) -> crate::fit::split::Compute {
     let experts = h.n_expert_used.max(1);
-    let ffn = 3 * h.n_ff * experts;
-    let attn = 2 * h.n_embd + h.n_head * h.head_k;
-    let floats_per_token = h.n_vocab + ffn.max(attn);
-    s.ubatch.saturating_mul(4).saturating_mul(floats_per_token)
+    let ffn = 3u64.saturating_mul(h.n_ff).saturating_mul(experts);
+    let attn = 2u64
+        .saturating_mul(h.n_embd)
+        .saturating_add(h.n_head.saturating_mul(h.head_k));
+    let per_token = |floats: u64| s.ubatch.saturating_mul(4).saturating_mul(floats);
+    crate::fit::split::Compute {
+        logits: per_token(h.n_vocab),
+        activations: per_token(ffn.max(attn)),
+    }
 }
 
 /// The whole prediction for one device holding every layer.

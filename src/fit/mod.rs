@@ -2,5 +2,7 @@
 //! engines are pure arithmetic on a model's shapes (`model`) and the
 //! engine's settings; they know nothing of the rig.
 
+pub mod command;
+pub mod devices;
 pub mod llama_cpp;
 pub mod split;

@@ -1,0 +1,561 @@
+//! `rigdoctor fit`: a GGUF model against the rig's GPUs for llama.cpp, the
+//! verdict and the flags that make it fit. The JSON has the check shape
+//! (`schema`, `verdict`, `diagnoses[]`, `facts`, `probes[]`); the stable
+//! facts are `facts.fit.verdict`, `facts.fit.gpu_layers`,
+//! `facts.fit.model.weights_bytes`, `facts.fit.model.layers` and
+//! `facts.fit.devices[]` (`id`, `free_bytes`, `weights_bytes`, `kv_bytes`,
+//! `compute_bytes`).
+
+use serde::Serialize;
+
+use super::devices::{Device, Devices};
+use super::llama_cpp::{self, Hparams, Settings};
+use super::split::{self, Compute, LayerSizes, Placement, SplitSettings};
+use crate::diagnose::{Diagnosis, RuleClass, Severity, human_bytes};
+use crate::model::gguf::{self, Gguf};
+use crate::rig::ProbeReport;
+use crate::source::Mode;
+
+pub const SCHEMA: &str = "rigdoctor/fit/1";
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Request {
+    /// The model path as given (shown, not re-opened).
+    pub model: String,
+    pub settings: Settings,
+    pub split: SplitSettings,
+    /// `--kv-type` as given (`f16`, `q8_0`, `q4_0`).
+    pub kv_type: String,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FitReport {
+    #[schemars(extend("const" = "rigdoctor/fit/1"))]
+    pub schema: &'static str,
+    /// `ok` (fits), `warn` (partial), `error` (no-fit), as check's verdict.
+    #[schemars(extend("enum" = ["ok", "warn", "error"]))]
+    pub verdict: &'static str,
+    pub mode: Mode,
+    pub diagnoses: Vec<Diagnosis>,
+    pub facts: FitFacts,
+    pub probes: Vec<ProbeReport>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FitFacts {
+    pub fit: Fit,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct Fit {
+    /// `llama.cpp` (the only engine modelled yet).
+    pub engine: &'static str,
+    /// `fits`: every layer on the GPUs; `partial`: `gpu_layers` of
+    /// `total_layers`; `no-fit`: none.
+    #[schemars(extend("enum" = ["fits", "partial", "no-fit"]))]
+    pub verdict: &'static str,
+    /// Layers on the GPUs as llama.cpp counts them (`-ngl`, the output
+    /// layer included): the requested ones when they fit, else the most
+    /// that fit.
+    pub gpu_layers: u32,
+    /// `model.layers + 1`: llama.cpp's "offloaded N/M layers" M.
+    pub total_layers: u32,
+    pub settings: FitSettings,
+    pub model: FitModel,
+    /// `cuda`, `rocm`, `sycl`, or empty when there is no GPU.
+    pub backend: String,
+    /// The variable that narrows the GPUs apps see, when set.
+    pub selector: Option<String>,
+    /// GPUs of that backend on the rig, before the selector.
+    pub gpus_on_rig: u32,
+    pub devices: Vec<FitDevice>,
+    /// What stays in host memory (the input layer, CPU layers and their KV).
+    pub host: FitHost,
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FitSettings {
+    /// `-c` as given.
+    pub ctx: u64,
+    /// Cells llama.cpp allocates (padded to 256).
+    pub ctx_cells: u64,
+    pub parallel: u64,
+    pub ubatch: u64,
+    pub kv_type: String,
+    /// `-ngl` as given; null: all.
+    pub ngl: Option<u32>,
+    /// `layer` or `none`.
+    pub split_mode: &'static str,
+    pub tensor_split: Vec<f32>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FitModel {
+    pub path: String,
+    pub architecture: String,
+    /// The block count.
+    pub layers: u32,
+    /// The sum of the tensors' data bytes, exact.
+    pub weights_bytes: u64,
+    /// The KV cache of every layer at these settings.
+    pub kv_bytes: u64,
+    /// The compute buffer estimate of one device holding everything.
+    pub compute_bytes: u64,
+    /// The output is tied to `token_embd` (a copy goes to the output's GPU).
+    pub tied_output: bool,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FitDevice {
+    /// llama.cpp's name for it: `CUDA0`, `ROCm0`, `SYCL0`.
+    pub id: String,
+    pub name: String,
+    pub pci: Option<String>,
+    pub total_bytes: u64,
+    /// Null when no probe reports it (then all of it counts as free).
+    pub used_bytes: Option<u64>,
+    pub free_bytes: u64,
+    /// Layers placed on it (the output layer counts as one).
+    pub layers: u32,
+    pub weights_bytes: u64,
+    pub kv_bytes: u64,
+    pub compute_bytes: u64,
+    /// weights + KV + compute.
+    pub need_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FitHost {
+    pub layers: u32,
+    pub weights_bytes: u64,
+    pub kv_bytes: u64,
+}
+
+/// The model's shapes and the arithmetic at any setting.
+struct Model<'a> {
+    g: &'a Gguf,
+    h: Hparams,
+}
+
+impl Model<'_> {
+    fn at(&self, s: &Settings) -> Result<(LayerSizes, Compute), String> {
+        let kv = llama_cpp::kv_cache(&self.h, s)?;
+        Ok((
+            split::layer_sizes(self.g, &kv.layer_bytes),
+            llama_cpp::compute_parts(&self.h, s),
+        ))
+    }
+}
+
+fn gib(n: u64) -> String {
+    human_bytes(n as f64)
+}
+
+fn frees(d: &[Device]) -> Vec<u64> {
+    d.iter().map(Device::free_bytes).collect()
+}
+
+/// The devices llama.cpp uses with these settings (split-mode none: the first).
+fn used<'a>(d: &'a [Device], s: &SplitSettings) -> &'a [Device] {
+    if s.single_gpu { &d[..d.len().min(1)] } else { d }
+}
+
+fn fits_all(m: &Model, s: &Settings, devs: &[Device], sp: &SplitSettings) -> Result<bool, String> {
+    let (sizes, c) = m.at(s)?;
+    let devs = used(devs, sp);
+    let free = frees(devs);
+    let split = split::effective_split(&free, sp);
+    let p = split::place(&sizes, c, sizes.n_layer() as u32 + 1, &split);
+    Ok(!devs.is_empty() && p.fits(&free))
+}
+
+pub fn build(
+    g: &Gguf,
+    req: &Request,
+    devs: &Devices,
+    mode: Mode,
+    probes: Vec<ProbeReport>,
+) -> Result<FitReport, String> {
+    let h = Hparams::from_gguf(g)?;
+    let m = Model { g, h };
+    let s = req.settings;
+    let (sizes, compute) = m.at(&s)?;
+    let n_layer = sizes.n_layer() as u32;
+    let total = n_layer + 1;
+    let want = req.split.ngl.unwrap_or(total).min(total);
+    let on = used(&devs.visible, &req.split);
+    let free = frees(on);
+    let split_v = split::effective_split(&free, &req.split);
+    let asked = split::place(&sizes, compute, want, &split_v);
+    let (placement, fits_asked): (Placement, bool) = if asked.fits(&free) {
+        (asked, true)
+    } else {
+        let best = (0..=want)
+            .rev()
+            .find(|&n| split::place(&sizes, compute, n, &split_v).fits(&free))
+            .unwrap_or(0);
+        (split::place(&sizes, compute, best, &split_v), false)
+    };
+    let gpu_layers = if on.is_empty() { 0 } else { placement.gpu_layers() };
+    let verdict = if gpu_layers == 0 {
+        "no-fit"
+    } else if gpu_layers == total {
+        "fits"
+    } else {
+        "partial"
+    };
+
+    let mut notes = devs.notes.clone();
+    if req.split.single_gpu && devs.visible.len() > 1 {
+        notes.push(format!(
+            "--split-mode none: only {} is used of {} GPUs",
+            devs.visible[0].id,
+            devs.visible.len()
+        ));
+    }
+
+    // The fixes, each checked by placing it.
+    let mut fixes: Vec<String> = Vec::new();
+    if verdict != "fits" && !on.is_empty() {
+        let full = format!("-ngl {total}");
+        if on.len() > 1
+            && !req.split.single_gpu
+            && let Some(counts) = split::balanced_split(&sizes, compute, &free)
+        {
+            let ts: Vec<String> = counts.iter().map(u32::to_string).collect();
+            fixes.push(format!(
+                "{full} --tensor-split {}    # whole layers per GPU, by what each has free",
+                ts.join(",")
+            ));
+        }
+        if s.type_k == 1 && s.type_v == 1 {
+            let q8 = Settings {
+                type_k: 8,
+                type_v: 8,
+                ..s
+            };
+            if fits_all(&m, &q8, &devs.visible, &req.split)? {
+                fixes.push(format!(
+                    "{full} -ctk q8_0 -ctv q8_0 -fa on    # KV cache in q8_0 (half of f16; a quantized V cache needs flash attention)"
+                ));
+            }
+        }
+        // The largest context that fits with every layer on the GPUs.
+        let mut lo = 0u64;
+        let mut hi = llama_cpp::n_ctx(&s) / 256;
+        while lo < hi {
+            let mid = (lo + hi).div_ceil(2);
+            let t = Settings {
+                ctx: mid * 256,
+                ..s
+            };
+            if mid * 256 < llama_cpp::n_ctx(&s) && fits_all(&m, &t, &devs.visible, &req.split)? {
+                lo = mid;
+            } else {
+                hi = mid - 1;
+            }
+        }
+        if lo > 0 {
+            fixes.push(format!(
+                "{full} -c {}    # the largest context that fits on the GPUs",
+                lo * 256
+            ));
+        }
+        let most = split::max_ngl(&sizes, compute, &split_v, &free);
+        if !fits_asked && gpu_layers > 0 {
+            fixes.push(format!(
+                "-ngl {gpu_layers}    # the most layers that fit; the rest runs on the CPU, slower"
+            ));
+        } else if fits_asked && most > want {
+            fixes.push(format!("-ngl {most}    # the most layers that fit"));
+        }
+        if devs.all.len() > devs.visible.len() && fits_all(&m, &s, &devs.all, &req.split)? {
+            let var = match devs.backend.as_str() {
+                "rocm" => "HIP_VISIBLE_DEVICES",
+                "sycl" => "ONEAPI_DEVICE_SELECTOR",
+                _ => "CUDA_VISIBLE_DEVICES",
+            };
+            let list: Vec<String> = (0..devs.all.len()).map(|i| i.to_string()).collect();
+            let val = if var == "ONEAPI_DEVICE_SELECTOR" {
+                format!("level_zero:{}", list.join(","))
+            } else {
+                list.join(",")
+            };
+            fixes.push(format!(
+                "export {var}={val}    # every GPU: the model fits on all {}",
+                devs.all.len()
+            ));
+        }
+    }
+
+    let mut diagnoses = Vec::new();
+    let mut diag = |id: &str, severity, title: String, evidence: String, explain: &str, fix: String| {
+        diagnoses.push(Diagnosis {
+            id: id.into(),
+            severity,
+            class: RuleClass::UserEnv,
+            area: "fit".into(),
+            gpu: None,
+            title,
+            evidence,
+            explain: explain.into(),
+            fix,
+            refs: vec!["docs/fit.md".into()],
+            could_not_look: false,
+        });
+    };
+    let need: Vec<String> = on
+        .iter()
+        .zip(&split::place(&sizes, compute, want, &split_v).devices)
+        .map(|(d, u)| {
+            format!(
+                "{} needs {} of {} free",
+                d.id,
+                gib(u.total()),
+                gib(d.free_bytes())
+            )
+        })
+        .collect();
+    let fix_text = if fixes.is_empty() {
+        "a smaller quantisation of the model, or a GPU with more memory".to_string()
+    } else {
+        fixes.join("\n")
+    };
+    match verdict {
+        "no-fit" if on.is_empty() => diag(
+            "FIT-NO-GPU",
+            Severity::Error,
+            "No GPU llama.cpp can use: the model would run on the CPU".into(),
+            if devs.all.is_empty() {
+                "no GPU with a known memory size on this rig".into()
+            } else {
+                format!(
+                    "{} hides every GPU",
+                    devs.selector.clone().unwrap_or_else(|| "the selector".into())
+                )
+            },
+            "llama.cpp offloads layers only to GPUs its backend lists; with none it loads everything into host memory.",
+            "check the rig first: rigdoctor check".into(),
+        ),
+        "no-fit" => diag(
+            "FIT-NO-FIT",
+            Severity::Error,
+            "The model does not fit on the GPUs, not even one layer".into(),
+            need.join("; "),
+            "Even the output layer with its compute buffer is larger than the free VRAM.",
+            fix_text,
+        ),
+        "partial" if !fits_asked => diag(
+            "FIT-PARTIAL",
+            Severity::Warn,
+            format!("Only {gpu_layers} of {total} layers fit on the GPUs at these settings"),
+            need.join("; "),
+            "llama.cpp gives the GPUs whole layers; those that do not fit stay on the CPU (with -ngl set too high the load fails instead). Each layer on the CPU slows every token.",
+            fix_text,
+        ),
+        "partial" => diag(
+            "FIT-PARTIAL",
+            Severity::Warn,
+            format!("-ngl {want} puts {gpu_layers} of {total} layers on the GPUs"),
+            need.join("; "),
+            "The other layers run on the CPU, which slows every token.",
+            fix_text,
+        ),
+        _ => {}
+    }
+    if let Some(sel) = &devs.selector
+        && devs.all.len() > devs.visible.len()
+    {
+        let all: u64 = devs.all.iter().map(Device::free_bytes).sum();
+        let vis: u64 = devs.visible.iter().map(Device::free_bytes).sum();
+        diag(
+            "FIT-SELECTOR",
+            Severity::Info,
+            format!(
+                "{sel} leaves {} of {} GPUs: {} of {} free VRAM",
+                devs.visible.len(),
+                devs.all.len(),
+                gib(vis),
+                gib(all)
+            ),
+            format!("{sel}"),
+            "Apps see only the GPUs the variable lists; fit counts those.",
+            "unset it, or list every GPU, if the model is meant to use them all".into(),
+        );
+    }
+
+    let devices = on
+        .iter()
+        .zip(&placement.devices)
+        .map(|(d, u)| FitDevice {
+            id: d.id.clone(),
+            name: d.name.clone(),
+            pci: d.pci.clone(),
+            total_bytes: d.total_bytes,
+            used_bytes: d.used_bytes,
+            free_bytes: d.free_bytes(),
+            layers: u.layers,
+            weights_bytes: u.weights,
+            kv_bytes: u.kv,
+            compute_bytes: u.compute,
+            need_bytes: u.total(),
+        })
+        .collect();
+    let kv_type = req.kv_type.clone();
+    Ok(FitReport {
+        schema: SCHEMA,
+        verdict: match verdict {
+            "fits" => "ok",
+            "partial" => "warn",
+            _ => "error",
+        },
+        mode,
+        diagnoses,
+        facts: FitFacts {
+            fit: Fit {
+                engine: "llama.cpp",
+                verdict,
+                gpu_layers,
+                total_layers: total,
+                settings: FitSettings {
+                    ctx: s.ctx,
+                    ctx_cells: llama_cpp::n_ctx(&s),
+                    parallel: s.parallel,
+                    ubatch: s.ubatch,
+                    kv_type,
+                    ngl: req.split.ngl,
+                    split_mode: if req.split.single_gpu { "none" } else { "layer" },
+                    tensor_split: req.split.tensor_split.clone(),
+                },
+                model: FitModel {
+                    path: req.model.clone(),
+                    architecture: m.h.arch.clone(),
+                    layers: n_layer,
+                    weights_bytes: g.weights_bytes(),
+                    kv_bytes: sizes.kv.iter().sum(),
+                    compute_bytes: compute.logits.saturating_add(compute.activations),
+                    tied_output: sizes.tied_output > 0,
+                },
+                backend: devs.backend.clone(),
+                selector: devs.selector.clone(),
+                gpus_on_rig: devs.all.len() as u32,
+                devices,
+                host: FitHost {
+                    layers: placement.host.layers,
+                    weights_bytes: placement.host.weights,
+                    kv_bytes: placement.host.kv,
+                },
+                notes,
+            },
+        },
+        probes,
+    })
+}
+
+/// Read the model's header; every failure is a sentence (exit 2).
+pub fn read_model(path: &std::path::Path) -> Result<Gguf, String> {
+    gguf::read_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn render_json(r: &FitReport) -> String {
+    serde_json::to_string_pretty(r).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}")) + "\n"
+}
+
+/// The page: model, settings, one line per device, the verdict and fixes.
+pub fn render_human(r: &FitReport) -> String {
+    use crate::text::escape_controls as esc;
+    let f = &r.facts.fit;
+    let m = &f.model;
+    let s = &f.settings;
+    let mut out = format!(
+        "rigdoctor {} · fit · {}\n\n",
+        env!("CARGO_PKG_VERSION"),
+        match r.mode {
+            Mode::Replay => "replay of a capture",
+            _ => "this machine",
+        }
+    );
+    out += &format!(
+        "  model     {}: {}, {} layers, {} of weights{}\n",
+        esc(&m.path),
+        esc(&m.architecture),
+        m.layers,
+        gib(m.weights_bytes),
+        if m.tied_output { " (tied output)" } else { "" }
+    );
+    out += &format!(
+        "  settings  llama.cpp -c {} ({} cells) -np {} -ctk {k} -ctv {k} -ngl {} --split-mode {}{}\n",
+        s.ctx,
+        s.ctx_cells,
+        s.parallel,
+        s.ngl.map_or("all".to_string(), |n| n.to_string()),
+        s.split_mode,
+        if s.tensor_split.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " --tensor-split {}",
+                s.tensor_split
+                    .iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            )
+        },
+        k = esc(&s.kv_type)
+    );
+    out += &format!(
+        "  needs     KV cache {}, compute about {}\n\n",
+        gib(m.kv_bytes),
+        gib(m.compute_bytes)
+    );
+    for d in &f.devices {
+        out += &format!(
+            "  {:<6} {}: {} free; {} layers: weights {} + KV {} + compute {} = {}\n",
+            d.id,
+            esc(&d.name),
+            gib(d.free_bytes),
+            d.layers,
+            gib(d.weights_bytes),
+            gib(d.kv_bytes),
+            gib(d.compute_bytes),
+            gib(d.need_bytes)
+        );
+    }
+    out += &format!(
+        "  {:<6} {} layers and token_embd: weights {} + KV {}\n",
+        "host",
+        f.host.layers,
+        gib(f.host.weights_bytes),
+        gib(f.host.kv_bytes)
+    );
+    for n in &f.notes {
+        out += &format!("  note   {}\n", esc(n));
+    }
+    out += "\n";
+    for d in &r.diagnoses {
+        let mark = match d.severity {
+            Severity::Error => "✗ error",
+            Severity::Warn => "! warn ",
+            Severity::Info => "· info ",
+        };
+        out += &format!("{mark} {}  {}\n", d.id, esc(&d.title));
+        out += &format!("    evidence {}\n", esc(&d.evidence));
+        let mut first = true;
+        for line in d.fix.lines() {
+            out += &format!(
+                "    {} {}\n",
+                if first { "fix     " } else { "        " },
+                esc(line)
+            );
+            first = false;
+        }
+    }
+    out += &format!(
+        "verdict: {} — {} of {} layers on the GPUs\n",
+        f.verdict, f.gpu_layers, f.total_layers
+    );
+    out
+}
