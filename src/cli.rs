@@ -281,7 +281,10 @@ fn fit_plan(
                 a.engine
             )
         } else {
-            format!("--engine {}: unknown engine; only llama.cpp is modelled yet", a.engine)
+            format!(
+                "--engine {}: unknown engine; only llama.cpp is modelled yet",
+                a.engine
+            )
         });
     }
     if a.ctx == 0 || a.ctx > MAX_FIT_CTX {

@@ -304,10 +304,7 @@ fn run_fit(f: rigdoctor::cli::FitPlan, started: std::time::Instant) -> ExitCode 
     let report = match command::build(&g, &f.request, &devs, mode, probes) {
         Ok(r) => r,
         Err(e) => {
-            return fail(format!(
-                "cannot size {}: {e}",
-                f.model.display()
-            ));
+            return fail(format!("cannot size {}: {e}", f.model.display()));
         }
     };
     emit(&match f.format {

@@ -80,6 +80,7 @@ fn every_json_snapshot_validates() {
         match doc["schema"].as_str() {
             Some("rigdoctor/check/1") => check.check(&name, &doc),
             Some("rigdoctor/watch/1") => watch.check(&name, &doc),
+            Some("rigdoctor/fit/1") => Validator::new(Output::Fit).check(&name, &doc),
             _ => panic!("{name} is JSON but names no schema this test knows"),
         }
         n += 1;

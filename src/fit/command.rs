@@ -159,7 +159,11 @@ fn frees(d: &[Device]) -> Vec<u64> {
 
 /// The devices llama.cpp uses with these settings (split-mode none: the first).
 fn used<'a>(d: &'a [Device], s: &SplitSettings) -> &'a [Device] {
-    if s.single_gpu { &d[..d.len().min(1)] } else { d }
+    if s.single_gpu {
+        &d[..d.len().min(1)]
+    } else {
+        d
+    }
 }
 
 fn fits_all(m: &Model, s: &Settings, devs: &[Device], sp: &SplitSettings) -> Result<bool, String> {
@@ -198,7 +202,11 @@ pub fn build(
             .unwrap_or(0);
         (split::place(&sizes, compute, best, &split_v), false)
     };
-    let gpu_layers = if on.is_empty() { 0 } else { placement.gpu_layers() };
+    let gpu_layers = if on.is_empty() {
+        0
+    } else {
+        placement.gpu_layers()
+    };
     let verdict = if gpu_layers == 0 {
         "no-fit"
     } else if gpu_layers == total {
@@ -291,21 +299,22 @@ pub fn build(
     }
 
     let mut diagnoses = Vec::new();
-    let mut diag = |id: &str, severity, title: String, evidence: String, explain: &str, fix: String| {
-        diagnoses.push(Diagnosis {
-            id: id.into(),
-            severity,
-            class: RuleClass::UserEnv,
-            area: "fit".into(),
-            gpu: None,
-            title,
-            evidence,
-            explain: explain.into(),
-            fix,
-            refs: vec!["docs/fit.md".into()],
-            could_not_look: false,
-        });
-    };
+    let mut diag =
+        |id: &str, severity, title: String, evidence: String, explain: &str, fix: String| {
+            diagnoses.push(Diagnosis {
+                id: id.into(),
+                severity,
+                class: RuleClass::UserEnv,
+                area: "fit".into(),
+                gpu: None,
+                title,
+                evidence,
+                explain: explain.into(),
+                fix,
+                refs: vec!["docs/fit.md".into()],
+                could_not_look: false,
+            });
+        };
     let need: Vec<String> = on
         .iter()
         .zip(&split::place(&sizes, compute, want, &split_v).devices)
@@ -333,7 +342,9 @@ pub fn build(
             } else {
                 format!(
                     "{} hides every GPU",
-                    devs.selector.clone().unwrap_or_else(|| "the selector".into())
+                    devs.selector
+                        .clone()
+                        .unwrap_or_else(|| "the selector".into())
                 )
             },
             "llama.cpp offloads layers only to GPUs its backend lists; with none it loads everything into host memory.",
@@ -380,7 +391,7 @@ pub fn build(
                 gib(vis),
                 gib(all)
             ),
-            format!("{sel}"),
+            sel.to_string(),
             "Apps see only the GPUs the variable lists; fit counts those.",
             "unset it, or list every GPU, if the model is meant to use them all".into(),
         );
@@ -426,7 +437,11 @@ pub fn build(
                     ubatch: s.ubatch,
                     kv_type,
                     ngl: req.split.ngl,
-                    split_mode: if req.split.single_gpu { "none" } else { "layer" },
+                    split_mode: if req.split.single_gpu {
+                        "none"
+                    } else {
+                        "layer"
+                    },
                     tensor_split: req.split.tensor_split.clone(),
                 },
                 model: FitModel {
@@ -513,11 +528,12 @@ pub fn render_human(r: &FitReport) -> String {
     );
     for d in &f.devices {
         out += &format!(
-            "  {:<6} {}: {} free; {} layers: weights {} + KV {} + compute {} = {}\n",
+            "  {:<6} {}: {} free; {} layer{}: weights {} + KV {} + compute {} = {}\n",
             d.id,
             esc(&d.name),
             gib(d.free_bytes),
             d.layers,
+            if d.layers == 1 { "" } else { "s" },
             gib(d.weights_bytes),
             gib(d.kv_bytes),
             gib(d.compute_bytes),

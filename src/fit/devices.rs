@@ -153,7 +153,10 @@ fn amd(rig: &Rig) -> Option<Devices> {
     let var = [
         ("ROCR_VISIBLE_DEVICES", &a.visible.rocr),
         (
-            a.visible.hip_var.as_deref().unwrap_or("HIP_VISIBLE_DEVICES"),
+            a.visible
+                .hip_var
+                .as_deref()
+                .unwrap_or("HIP_VISIBLE_DEVICES"),
             &a.visible.hip,
         ),
     ];

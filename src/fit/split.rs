@@ -50,9 +50,14 @@ impl LayerSizes {
 /// Tensors llama.cpp keeps in the input layer (`LLM_TENSOR_LAYER_INPUT` in
 /// `src/llama-arch.cpp`).
 fn is_input(name: &str) -> bool {
-    ["token_embd.", "pos_embd.", "token_types.", "per_layer_token_embd."]
-        .iter()
-        .any(|p| name.starts_with(p))
+    [
+        "token_embd.",
+        "pos_embd.",
+        "token_types.",
+        "per_layer_token_embd.",
+    ]
+    .iter()
+    .any(|p| name.starts_with(p))
 }
 
 /// Split the model's tensors by layer. `kv` is the KV cache per block
@@ -131,7 +136,7 @@ pub fn assign(n_layer: usize, ngl: u32, split: &[f32]) -> Vec<Option<usize>> {
     }
     (0..total)
         .map(|il| {
-            if il < start || il - start >= act || !(sum > 0.0) {
+            if il < start || il - start >= act || sum.is_nan() || sum <= 0.0 {
                 return None;
             }
             let x = (il - start) as f32 / act as f32;
@@ -161,7 +166,9 @@ pub struct DeviceUse {
 
 impl DeviceUse {
     pub fn total(&self) -> u64 {
-        self.weights.saturating_add(self.kv).saturating_add(self.compute)
+        self.weights
+            .saturating_add(self.kv)
+            .saturating_add(self.compute)
     }
 }
 
@@ -180,10 +187,7 @@ pub struct Placement {
 impl Placement {
     /// Every device's use is within its free bytes.
     pub fn fits(&self, free: &[u64]) -> bool {
-        self.devices
-            .iter()
-            .zip(free)
-            .all(|(d, &f)| d.total() <= f)
+        self.devices.iter().zip(free).all(|(d, &f)| d.total() <= f)
     }
     pub fn gpu_layers(&self) -> u32 {
         self.devices.iter().map(|d| d.layers).sum()
@@ -245,11 +249,7 @@ pub fn place(sizes: &LayerSizes, compute: Compute, ngl: u32, split: &[f32]) -> P
             }
         }
     }
-    Placement {
-        ngl,
-        devices,
-        host,
-    }
+    Placement { ngl, devices, host }
 }
 
 /// The largest `ngl` (0 ..= n_layer + 1) whose placement fits every
