@@ -242,6 +242,16 @@ pub struct WindowStats {
     pub t: f64,
     pub samples: usize,
     pub cores: f64,
+    /// Median cores wanted (CPU time + run-queue wait, schedstat); None
+    /// when too few samples carry it.
+    pub demand: Option<f64>,
+    /// Median count of threads runnable all the time.
+    pub saturated: Option<f64>,
+    /// The machine's 1-minute load at the window's end.
+    pub load: Option<f64>,
+    /// Has the tree mapped a GPU runtime or opened a GPU node? None when its
+    /// maps could not be read (or the trace predates the evidence).
+    pub gpu_runtime: Option<bool>,
     pub read_mib_s: Option<f64>,
     pub rss_growth_mib_s: Option<f64>,
     pub rss: Option<u64>,
@@ -297,6 +307,14 @@ pub fn window_stats(samples: &[&Sample], gpus: &[GpuInfo], cfg: &Config) -> Opti
     if cores.len() < need {
         return None;
     }
+    let mut demand: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.proc.as_ref()?.demand)
+        .collect();
+    let mut saturated: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| Some(s.proc.as_ref()?.saturated? as f64))
+        .collect();
     let reads: Vec<f64> = samples
         .iter()
         .filter_map(|s| s.proc.as_ref()?.read_bps)
@@ -351,11 +369,54 @@ pub fn window_stats(samples: &[&Sample], gpus: &[GpuInfo], cfg: &Config) -> Opti
         t: last.t,
         samples: samples.len(),
         cores: median(&mut cores)?,
+        demand: if demand.len() >= need {
+            median(&mut demand)
+        } else {
+            None
+        },
+        saturated: if saturated.len() >= need {
+            median(&mut saturated)
+        } else {
+            None
+        },
+        load: samples.iter().rev().find_map(|s| s.load),
+        gpu_runtime: None,
         read_mib_s,
         rss_growth_mib_s,
         rss: last.proc.as_ref().and_then(|p| p.rss),
         gpus: out,
     })
+}
+
+/// The libraries whose absence `no_runtime` means, for the reason text.
+const NO_RUNTIME: &str = "no libggml-cuda/-sycl/-vulkan/-hip, libcuda, libze_loader, libamdhip64 or libvulkan mapped";
+
+/// "1.0 cores busy", or with demand known and above the share: "0.4 cores
+/// busy, 2.0 wanted (2 threads runnable all the time; load 4.4 on 2 cores)".
+fn cores_text(st: &WindowStats, cores: f64) -> String {
+    let got = format!("{:.1} cores busy", st.cores);
+    let Some(d) = st.demand else { return got };
+    let mut why = Vec::new();
+    if let Some(n) = st.saturated.filter(|n| *n >= 1.0) {
+        let n = n.round() as u64;
+        why.push(format!(
+            "{n} thread{} runnable all the time",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(l) = st.load {
+        why.push(format!("load {l:.1} on {} cores", short(cores)));
+    }
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", why.join("; "))
+    };
+    if d >= st.cores + 0.15 {
+        format!("{got}, {d:.1} wanted{why}")
+    } else {
+        format!("{got}{why}")
+    }
 }
 
 /// `1.70` -> `1.7`, `0.35` -> `0.35`, `3.0` -> `3`.
@@ -377,8 +438,18 @@ fn gpu_list(gpus: &[&GpuWindow]) -> String {
 /// The verdict of one window (see the module docs for the order).
 pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classification {
     let th = &cfg.th;
-    let c = stats.cores;
+    let got = stats.cores;
+    // Demand, not share: what the tree would keep busy on an idle machine.
+    // Every core comparison below uses it; a run that got 0.4 cores of a
+    // loaded box but was runnable all the time is as CPU-bound as one that
+    // got 2.
+    let c = stats.demand.map_or(got, |d| d.max(got));
+    let sat = stats.saturated.unwrap_or(0.0);
     let several = th.several_cores(cfg.cores);
+    // One thread runnable all the time is CPU-bound too (`-t 1`, or a
+    // Python loop): "several" cores is not the only way to be CPU-bound.
+    let cpu_bound = c >= several || sat >= 1.0;
+    let no_runtime = stats.gpu_runtime == Some(false);
     let known: Vec<&GpuWindow> = stats
         .gpus
         .iter()
@@ -388,7 +459,7 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
         .iter()
         .filter_map(|g| g.busy)
         .fold(None, |m: Option<f64>, b| Some(m.map_or(b, |x| x.max(b))));
-    let cores_txt = format!("{c:.1} cores busy");
+    let cores_txt = cores_text(&stats, cfg.cores);
     let mk = |verdict: Verdict, reason: String| (verdict, reason);
 
     let (verdict, reason) = if let Some(max) = max {
@@ -411,6 +482,13 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
                 Verdict::Loading,
                 format!("reading {loading_rate:.0} MiB/s, {cores_txt}, GPUs not busy yet ({gl})"),
             )
+        } else if no_runtime && c >= th.busy_cores && max < th.gpu_busy_pct {
+            mk(
+                Verdict::CpuFallback,
+                format!(
+                    "{cores_txt}, and the watched processes have no GPU runtime loaded and no GPU open ({NO_RUNTIME}): nothing can run on a GPU; GPUs {gl}"
+                ),
+            )
         } else if engaged.len() >= 2 && emax >= th.gpu_busy_pct && emin < th.gpu_idle_pct {
             mk(
                 Verdict::MultiGpuImbalance,
@@ -419,13 +497,15 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
                     gpu_list(&engaged)
                 ),
             )
-        } else if c >= several && max < th.gpu_idle_pct {
+        } else if cpu_bound && max < th.gpu_idle_pct {
+            let why = if c >= several {
+                format!(" (several = {} here)", short(several))
+            } else {
+                String::new()
+            };
             mk(
                 Verdict::CpuFallback,
-                format!(
-                    "{cores_txt} (several = {} here) while every GPU is near idle: {gl}",
-                    short(several)
-                ),
+                format!("{cores_txt}{why} while every GPU is near idle: {gl}"),
             )
         } else if log.cpu_only && c >= th.busy_cores && max < th.gpu_busy_pct {
             mk(
@@ -435,7 +515,7 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
                     log.evidence
                 ),
             )
-        } else if log.partial && c >= several {
+        } else if log.partial && cpu_bound {
             mk(
                 Verdict::PartialOffload,
                 format!(
@@ -526,6 +606,7 @@ mod tests {
                     cores,
                     rss: Some(1 << 30),
                     read_bps: Some(0.0),
+                    ..ProcSample::default()
                 }),
                 gpus: gpus
                     .iter()
@@ -538,6 +619,7 @@ mod tests {
                     })
                     .collect(),
                 log: vec![],
+                ..Sample::default()
             })
             .collect()
     }
