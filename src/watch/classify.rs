@@ -819,6 +819,62 @@ mod tests {
         );
     }
 
+    /// Issue 12: on a loaded box (or with `-t 1`) a CPU-bound run gets
+    /// little CPU. The share said `partial-offload` / `idle`; the demand
+    /// (CPU time + run-queue wait) says CPU-bound.
+    #[test]
+    fn demand_not_share() {
+        let g = [gpu("a", "amdgpu")];
+        let c = cfg(2.0);
+        let with = |got: f64, demand: Option<f64>, sat: Option<u32>, runtime: Option<bool>| {
+            let mut s = samples(5, Some(got), &[("a", Some(2.0))]);
+            for x in &mut s {
+                let p = x.proc.as_mut().unwrap();
+                p.demand = demand;
+                p.saturated = sat;
+                x.load = Some(4.4);
+            }
+            let refs: Vec<&Sample> = s.iter().collect();
+            let mut st = window_stats(&refs, &g, &c).unwrap();
+            st.gpu_runtime = runtime;
+            classify(st, &LogFacts::default(), &c)
+        };
+        // The old verdicts, from the share alone.
+        assert_eq!(with(1.0, None, None, None).verdict, Verdict::PartialOffload);
+        assert_eq!(with(0.4, None, None, None).verdict, Verdict::Idle);
+        // Two loops sharing one CPU: 0.4 cores got, 2 wanted.
+        let v = with(0.4, Some(2.0), Some(2), None);
+        assert_eq!(v.verdict, Verdict::CpuFallback);
+        assert!(
+            v.reason.contains("2.0 wanted (2 threads runnable all the time; load 4.4 on 2 cores)"),
+            "{}",
+            v.reason
+        );
+        // `-t 1` on a quiet box: one core, one thread runnable all the time.
+        assert_eq!(with(1.0, Some(1.0), Some(1), None).verdict, Verdict::CpuFallback);
+        // A sleeper is idle whatever the load.
+        assert_eq!(with(0.01, Some(0.02), Some(0), None).verdict, Verdict::Idle);
+        // Demand below the share is the share (read skew).
+        assert_eq!(with(1.0, Some(0.5), Some(0), None).verdict, Verdict::PartialOffload);
+        // No GPU runtime loaded: never partial, never dispatch-bound.
+        let v = with(0.9, Some(0.9), Some(0), Some(false));
+        assert_eq!(v.verdict, Verdict::CpuFallback);
+        assert!(v.reason.contains("no GPU runtime loaded"), "{}", v.reason);
+        // A runtime loaded and a half-busy GPU: the old rules.
+        let mut s = samples(5, Some(1.0), &[("a", Some(35.0))]);
+        for x in &mut s {
+            x.proc.as_mut().unwrap().demand = Some(1.0);
+            x.proc.as_mut().unwrap().saturated = Some(1);
+        }
+        let refs: Vec<&Sample> = s.iter().collect();
+        let mut st = window_stats(&refs, &g, &c).unwrap();
+        st.gpu_runtime = Some(true);
+        assert_eq!(
+            classify(st, &LogFacts::default(), &c).verdict,
+            Verdict::DispatchBound
+        );
+    }
+
     #[test]
     fn thresholds_parse_and_validate() {
         let t: Thresholds = toml::from_str("gpu_idle_pct = 10.0\nfallback_cores = 2.5\n").unwrap();
