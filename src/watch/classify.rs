@@ -389,7 +389,8 @@ pub fn window_stats(samples: &[&Sample], gpus: &[GpuInfo], cfg: &Config) -> Opti
 }
 
 /// The libraries whose absence `no_runtime` means, for the reason text.
-const NO_RUNTIME: &str = "no libggml-cuda/-sycl/-vulkan/-hip, libcuda, libze_loader, libamdhip64 or libvulkan mapped";
+const NO_RUNTIME: &str =
+    "no libggml-cuda/-sycl/-vulkan/-hip, libcuda, libze_loader, libamdhip64 or libvulkan mapped";
 
 /// "1.0 cores busy", or with demand known and above the share: "0.4 cores
 /// busy, 2.0 wanted (2 threads runnable all the time; load 4.4 on 2 cores)".
@@ -846,16 +847,23 @@ mod tests {
         let v = with(0.4, Some(2.0), Some(2), None);
         assert_eq!(v.verdict, Verdict::CpuFallback);
         assert!(
-            v.reason.contains("2.0 wanted (2 threads runnable all the time; load 4.4 on 2 cores)"),
+            v.reason
+                .contains("2.0 wanted (2 threads runnable all the time; load 4.4 on 2 cores)"),
             "{}",
             v.reason
         );
         // `-t 1` on a quiet box: one core, one thread runnable all the time.
-        assert_eq!(with(1.0, Some(1.0), Some(1), None).verdict, Verdict::CpuFallback);
+        assert_eq!(
+            with(1.0, Some(1.0), Some(1), None).verdict,
+            Verdict::CpuFallback
+        );
         // A sleeper is idle whatever the load.
         assert_eq!(with(0.01, Some(0.02), Some(0), None).verdict, Verdict::Idle);
         // Demand below the share is the share (read skew).
-        assert_eq!(with(1.0, Some(0.5), Some(0), None).verdict, Verdict::PartialOffload);
+        assert_eq!(
+            with(1.0, Some(0.5), Some(0), None).verdict,
+            Verdict::PartialOffload
+        );
         // No GPU runtime loaded: never partial, never dispatch-bound.
         let v = with(0.9, Some(0.9), Some(0), Some(false));
         assert_eq!(v.verdict, Verdict::CpuFallback);

@@ -224,7 +224,10 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
         let mut lines = Vec::new();
         if f.process.demand_max >= 0.0 {
             let load = if f.process.load_max >= 0.0 {
-                format!("; machine load up to {:.1} on {} cores", f.process.load_max, w.cfg.cores)
+                format!(
+                    "; machine load up to {:.1} on {} cores",
+                    f.process.load_max, w.cfg.cores
+                )
             } else {
                 String::new()
             };

@@ -190,7 +190,10 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap_or_default();
-        assert!(text.starts_with("# source:"), "{name} keeps its source line");
+        assert!(
+            text.starts_with("# source:"),
+            "{name} keeps its source line"
+        );
         text.lines().skip(3).map(String::from).collect()
     }
 
@@ -199,7 +202,10 @@ mod tests {
         let lines = fixture("maps-python-ctypes-libvulkan.txt");
         assert!(lines.len() > 100);
         let paths: Vec<&str> = lines.iter().filter_map(|l| maps_path(l)).collect();
-        assert!(paths.contains(&"/tmp/wd/my model (1).gguf"), "spaces and parentheses");
+        assert!(
+            paths.contains(&"/tmp/wd/my model (1).gguf"),
+            "spaces and parentheses"
+        );
         assert!(paths.contains(&"/tmp/wd/gone.bin"), "(deleted) is cut");
         assert!(
             !paths.iter().any(|p| p.starts_with('[')),
@@ -234,7 +240,10 @@ mod tests {
         for line in fixture("gpu-library-paths.txt") {
             let (path, src) = line.split_once('\t').unwrap_or((&line, ""));
             assert!(src.contains("http") || src.contains("fixtures/"), "{line}");
-            seen.push((path.rsplit('/').next().unwrap_or("").to_string(), gpu_runtime(path)));
+            seen.push((
+                path.rsplit('/').next().unwrap_or("").to_string(),
+                gpu_runtime(path),
+            ));
         }
         let want: Vec<(&str, Option<&str>)> = vec![
             ("libggml-cuda.so", Some("libggml-cuda")),
@@ -246,8 +255,7 @@ mod tests {
             ("libsycl.so.8", None),
             ("libnccl.so.2", None),
         ];
-        let got: Vec<(&str, Option<&str>)> =
-            seen.iter().map(|(n, r)| (n.as_str(), *r)).collect();
+        let got: Vec<(&str, Option<&str>)> = seen.iter().map(|(n, r)| (n.as_str(), *r)).collect();
         assert_eq!(got, want);
         // Names that only start like a runtime.
         for not in [
@@ -260,7 +268,10 @@ mod tests {
         ] {
             assert_eq!(gpu_runtime(not), None, "{not}");
         }
-        assert_eq!(gpu_runtime("/usr/lib64/libze_loader.so.1.17.44"), Some("libze_loader"));
+        assert_eq!(
+            gpu_runtime("/usr/lib64/libze_loader.so.1.17.44"),
+            Some("libze_loader")
+        );
     }
 
     #[test]
@@ -305,7 +316,10 @@ mod tests {
         assert_eq!(ngl_value(&argv(&["-ngl", "-1"])), Some("-1"));
         assert!(gpu_flags(&argv(&["sh", "-c", "llama-server -ngl 99"])).is_empty());
         assert!(gpu_flags(&argv(&["x", "--", "-ngl", "99"])).is_empty());
-        assert!(gpu_flags(&argv(&["-ngl", "99"])).is_empty(), "argv[0] is the program");
+        assert!(
+            gpu_flags(&argv(&["-ngl", "99"])).is_empty(),
+            "argv[0] is the program"
+        );
         assert!(ngl_is_all("99", -1) && ngl_is_all("33", 33) && ngl_is_all("all", -1));
         assert!(!ngl_is_all("20", 49) && !ngl_is_all("0", -1) && !ngl_is_all("-1", 33));
         assert!(parse_cmdline(b"").is_empty());
@@ -323,9 +337,18 @@ llama-server -m model.gguf -ngl 99 -c 4096  # does not fit? a smaller context\n\
             lines[0],
             "# `-ngl 99` is already on the command line: every layer was asked for"
         );
-        assert!(lines[1].starts_with("llama-server -m model.gguf -c 4096 "), "{out}");
-        assert!(lines[1].ends_with("# does not fit? a smaller context"), "{out}");
+        assert!(
+            lines[1].starts_with("llama-server -m model.gguf -c 4096 "),
+            "{out}"
+        );
+        assert!(
+            lines[1].ends_with("# does not fit? a smaller context"),
+            "{out}"
+        );
         assert_eq!(lines[2], "# ollama: a smaller num_ctx");
-        assert_eq!(without_passed_ngl("rigdoctor check", "-ngl 99"), "rigdoctor check");
+        assert_eq!(
+            without_passed_ngl("rigdoctor check", "-ngl 99"),
+            "rigdoctor check"
+        );
     }
 }

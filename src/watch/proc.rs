@@ -273,14 +273,7 @@ impl ProcTracker {
                     }
                 }
             }
-            self.sched_threads(
-                r,
-                pid,
-                st.starttime,
-                wall_ns,
-                &mut demand,
-                &mut next_sched,
-            );
+            self.sched_threads(r, pid, st.starttime, wall_ns, &mut demand, &mut next_sched);
             next_prev.insert(
                 pid,
                 Prev {
@@ -361,7 +354,6 @@ impl ProcTracker {
 
 /// At most this many threads per process are read for demand.
 const MAX_THREADS: usize = 1024;
-
 
 #[cfg(test)]
 mod tests {

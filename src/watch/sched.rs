@@ -105,7 +105,10 @@ pub fn parse_loadavg(text: &str) -> Option<LoadAvg> {
     if f.len() != 5 {
         return None;
     }
-    let load1 = f[0].parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0)?;
+    let load1 = f[0]
+        .parse::<f64>()
+        .ok()
+        .filter(|v| v.is_finite() && *v >= 0.0)?;
     let (r, _) = f[3].split_once('/')?;
     Some(LoadAvg {
         load1,
@@ -127,7 +130,10 @@ mod tests {
             env!("CARGO_MANIFEST_DIR")
         ))
         .unwrap_or_default();
-        assert!(text.starts_with("# source:"), "the fixture keeps its source line");
+        assert!(
+            text.starts_with("# source:"),
+            "the fixture keeps its source line"
+        );
         text.lines()
             .filter(|l| !l.starts_with('#'))
             .map(String::from)
@@ -187,10 +193,23 @@ mod tests {
                 slices: 70
             })
         );
-        for bad in ["", "1 2", "1 2 3 4", "a b c", "-1 2 3", "1 2 99999999999999999999999"] {
+        for bad in [
+            "",
+            "1 2",
+            "1 2 3 4",
+            "a b c",
+            "-1 2 3",
+            "1 2 99999999999999999999999",
+        ] {
             assert_eq!(parse_schedstat(bad), None, "{bad:?}");
         }
-        for bad in ["", "x 1 1 1/2 3", "1 1 1 12 3", "NaN 1 1 1/2 3", "-1 1 1 1/2 3"] {
+        for bad in [
+            "",
+            "x 1 1 1/2 3",
+            "1 1 1 12 3",
+            "NaN 1 1 1/2 3",
+            "-1 1 1 1/2 3",
+        ] {
             assert_eq!(parse_loadavg(bad), None, "{bad:?}");
         }
         let a = SchedStat {

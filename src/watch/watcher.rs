@@ -649,7 +649,11 @@ impl Watcher {
                     + 0.0,
                 pids_max: self.pids_max as i64,
                 demand_mean: round2(self.demand.mean().unwrap_or(-1.0)) + 0.0,
-                demand_max: round2(if self.demand.n > 0 { self.demand.max } else { -1.0 }) + 0.0,
+                demand_max: round2(if self.demand.n > 0 {
+                    self.demand.max
+                } else {
+                    -1.0
+                }) + 0.0,
                 load_max: round2(if self.load.n > 0 { self.load.max } else { -1.0 }) + 0.0,
             },
             tree,
