@@ -4,7 +4,10 @@
 //! can be changed with `--thresholds FILE` (TOML, the field names below).
 //!
 //! Per window (the last `window` seconds): the process tree's cores busy
-//! (median of the samples), each GPU's busy % (median), the read rate and
+//! (median of the samples) and cores wanted (demand: CPU time plus
+//! run-queue wait, `sched`); the comparisons below use the demand when it is
+//! known, so a CPU-bound run that a loaded machine starves is still
+//! CPU-bound, and one thread runnable all the time counts as "several"; each GPU's busy % (median), the read rate and
 //! RSS growth. A GPU's busy % is its own DRM clients' share (fdinfo) when
 //! the tree has the GPU open on i915/xe, else the device's busy % (which
 //! counts other programs too). amdgpu per-process fdinfo is not used for
@@ -14,6 +17,9 @@
 //! 1. no GPU reading at all → `cpu-fallback` if the engine log says it runs
 //!    on the CPU and a core is busy, else `no-gpu-telemetry` (never "healthy");
 //! 2. read rate or RSS growth ≥ `loading_mib_s` and no GPU busy → `loading`;
+//!    2b. the tree mapped no GPU runtime and holds no GPU node (its maps
+//!    were read: `stats.gpu_runtime == Some(false)`), computing, no GPU
+//!    busy → `cpu-fallback`: nothing of it can be on a GPU;
 //! 3. two or more engaged GPUs (open by the tree, or holding ≥
 //!    `engaged_mem_mib`), one ≥ `gpu_busy_pct`, another < `gpu_idle_pct`
 //!    → `multi-gpu-imbalance`;
