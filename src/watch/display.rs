@@ -242,7 +242,6 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
         out.push_str(&format!("{}\n", style.bold("Evidence")));
         for l in lines {
             out.push_str(&style.hang("  ", 2, &escape_controls(&l), |s| s.to_string()));
-            out.push('\n');
         }
         out.push('\n');
     }
