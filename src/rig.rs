@@ -1142,6 +1142,8 @@ pub struct Container {
     pub gpus_without_nodes: Vec<UnpassedGpu>,
     /// Derived: the vendors of `gpus_without_nodes`, sorted, each once.
     pub unpassed_vendors: Vec<String>,
+    /// Derived: the absent nodes of `gpus_without_nodes`, each once.
+    pub missing_nodes: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

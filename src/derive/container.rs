@@ -133,6 +133,11 @@ pub fn derive(rig: &mut Rig) {
         if missing.is_empty() {
             continue;
         }
+        for m in &missing {
+            if !c.missing_nodes.contains(m) {
+                c.missing_nodes.push(m.clone());
+            }
+        }
         c.gpus_without_nodes.push(UnpassedGpu {
             pci: g.pci.clone(),
             name: g.name.clone(),
