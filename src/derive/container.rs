@@ -22,7 +22,10 @@ fn image_root(fs: &str) -> bool {
 
 /// Inside or not, the engine, and why: a pure function of the probed
 /// facts and the `container` variable.
-pub fn judge(c: &Container, env_container: Option<&str>) -> (Option<bool>, Option<String>, Vec<String>) {
+pub fn judge(
+    c: &Container,
+    env_container: Option<&str>,
+) -> (Option<bool>, Option<String>, Vec<String>) {
     let mut why = Vec::new();
     let env_container = env_container.map(str::trim).filter(|v| !v.is_empty());
     let root_image = c.root_fs.as_deref().is_some_and(image_root);

@@ -154,8 +154,9 @@ pub fn cgroup_engine(paths: &[String]) -> Option<&'static str> {
     }
     let docker_dir = paths.iter().any(|p| {
         let segs: Vec<&str> = p.split('/').collect();
-        segs.windows(2)
-            .any(|w| w[0] == "docker" && w[1].len() >= 12 && w[1].bytes().all(|b| b.is_ascii_hexdigit()))
+        segs.windows(2).any(|w| {
+            w[0] == "docker" && w[1].len() >= 12 && w[1].bytes().all(|b| b.is_ascii_hexdigit())
+        })
     });
     if docker_dir || has(&|s| s.starts_with("docker-") && s.ends_with(".scope")) {
         return Some("docker");
@@ -319,9 +320,15 @@ mod tests {
     fn mounts_of_a_docker_container() {
         let m = parse_mountinfo(DOCKER);
         assert_eq!(m.len(), 15);
-        assert_eq!(mounted_at(&m, "/").map(|m| m.fs_type.as_str()), Some("overlay"));
+        assert_eq!(
+            mounted_at(&m, "/").map(|m| m.fs_type.as_str()),
+            Some("overlay")
+        );
         let dev = mounted_at(&m, "/dev").unwrap();
-        assert_eq!((dev.fs_type.as_str(), dev.source.as_str()), ("tmpfs", "tmpfs"));
+        assert_eq!(
+            (dev.fs_type.as_str(), dev.source.as_str()),
+            ("tmpfs", "tmpfs")
+        );
         let shm = mounted_at(&m, "/dev/shm").unwrap();
         assert_eq!(shm.source, "shm");
         assert_eq!(tmpfs_size(&shm.super_options), Some(64 << 20));
@@ -330,8 +337,14 @@ mod tests {
     #[test]
     fn mounts_of_the_vm() {
         let m = parse_mountinfo(VM);
-        assert_eq!(mounted_at(&m, "/").map(|m| m.fs_type.as_str()), Some("ext4"));
-        assert_eq!(mounted_at(&m, "/dev").map(|m| m.fs_type.as_str()), Some("devtmpfs"));
+        assert_eq!(
+            mounted_at(&m, "/").map(|m| m.fs_type.as_str()),
+            Some("ext4")
+        );
+        assert_eq!(
+            mounted_at(&m, "/dev").map(|m| m.fs_type.as_str()),
+            Some("devtmpfs")
+        );
         // The mount on top (listed last) is the one in effect.
         let shm = mounted_at(&m, "/dev/shm").unwrap();
         assert_eq!(tmpfs_size(&shm.super_options), Some(24683664 << 10));
@@ -345,7 +358,9 @@ mod tests {
         );
         assert_eq!(m[0].fs_type, "ext3");
         assert_eq!(m[0].point, "/mnt2");
-        assert!(parse_mountinfo("36 35 98:0 /mnt1 /mnt2 rw,noatime ext3 /dev/root rw\n").is_empty());
+        assert!(
+            parse_mountinfo("36 35 98:0 /mnt1 /mnt2 rw,noatime ext3 /dev/root rw\n").is_empty()
+        );
         assert!(parse_mountinfo("x y z\n\u{0}\n- - - - - - - -\n").is_empty());
         assert!(parse_mountinfo("36 35 98:0 / / rw - overlay\n").is_empty());
         // An escaped space in a mount point.
@@ -375,22 +390,33 @@ mod tests {
         // TestDockerIDUbuntu, TestDockerIDCentOS, TestDockerIDKubepods2,
         // TestHostProcess, TestNsEnterProcess.
         assert_eq!(
-            e("12:name=systemd:/docker/31cb02944da7a12196a193cf0e0f6c226d7c453a1db62e65ba98287593a2ee30\n5:devices:/docker/31cb02944da7a12196a193cf0e0f6c226d7c453a1db62e65ba98287593a2ee30\n"),
+            e(
+                "12:name=systemd:/docker/31cb02944da7a12196a193cf0e0f6c226d7c453a1db62e65ba98287593a2ee30\n5:devices:/docker/31cb02944da7a12196a193cf0e0f6c226d7c453a1db62e65ba98287593a2ee30\n"
+            ),
             Some("docker")
         );
         assert_eq!(
-            e("10:devices:/system.slice/docker-9ec39b91f3d70e1beff50a308f77067065ea6be0d91a3378375056cd4422cf3d.scope\n"),
+            e(
+                "10:devices:/system.slice/docker-9ec39b91f3d70e1beff50a308f77067065ea6be0d91a3378375056cd4422cf3d.scope\n"
+            ),
             Some("docker")
         );
         assert_eq!(
-            e("9:devices:/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod045b1e35_7f13_11e7_ac42_0050568ffca0.slice/docker-b5b6f2da8008be266864f896f93789762b2ce50792114a5c5f2cc3315af0bc70.scope\n"),
+            e(
+                "9:devices:/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod045b1e35_7f13_11e7_ac42_0050568ffca0.slice/docker-b5b6f2da8008be266864f896f93789762b2ce50792114a5c5f2cc3315af0bc70.scope\n"
+            ),
             Some("kubernetes")
         );
         assert_eq!(
-            e("11:devices:/kubepods/besteffort/pod74ba62da-1a3d-11e7-bb11-080027cb0e22/cb1eadb7abe3a6545e9856411207073277838e1bdc003337c2f8685faeedc32c\n"),
+            e(
+                "11:devices:/kubepods/besteffort/pod74ba62da-1a3d-11e7-bb11-080027cb0e22/cb1eadb7abe3a6545e9856411207073277838e1bdc003337c2f8685faeedc32c\n"
+            ),
             Some("kubernetes")
         );
-        assert_eq!(e("14:name=dsystemd:/\n13:name=systemd:/\n6:devices:/\n1:cpuset:/"), None);
+        assert_eq!(
+            e("14:name=dsystemd:/\n13:name=systemd:/\n6:devices:/\n1:cpuset:/"),
+            None
+        );
         assert_eq!(
             e("13:name=systemd:/user/1000.user/c2.session\n6:devices:/user/1000.user/c2.session\n"),
             None
@@ -399,7 +425,9 @@ mod tests {
         // terminal on Ubuntu (cgroup_v1_ubuntu) and cgroup v2 inside Docker
         // with its own cgroup namespace (cgroup_v2), which names nothing.
         assert_eq!(
-            e("1:name=systemd:/user.slice/user-1000.slice/user@1000.service/apps.slice/apps-org.gnome.Terminal.slice/vte-spawn-75bc72bd-6642-4cf5-b62c-0674e11bfc84.scope\n"),
+            e(
+                "1:name=systemd:/user.slice/user-1000.slice/user@1000.service/apps.slice/apps-org.gnome.Terminal.slice/vte-spawn-75bc72bd-6642-4cf5-b62c-0674e11bfc84.scope\n"
+            ),
             None
         );
         assert_eq!(e("0::/\n"), None);
