@@ -245,7 +245,7 @@ fn source_line(path: &str, oneapi: &OneApi, want: &str) -> String {
     }
 }
 
-const IPEX_LLM_PORTABLE: &str = "# or ipex-llm's portable zip/tgz (https://github.com/ipex-llm/ipex-llm/releases/tag/v2.3.0-nightly): it carries its own oneAPI runtime; do not source oneAPI for it";
+const IPEX_LLM_PORTABLE: &str = "# or ipex-llm's portable zip/tgz (release v2.3.0-nightly, in refs): it carries its own oneAPI runtime; do not source oneAPI for it";
 
 fn ipex_llm_cpp(version: &str, table: &File, oneapi: &OneApi) -> IpexLlmCppPin {
     let row = table.ipex_llm_cpp.iter().find(|r| in_range(version, r));
@@ -311,7 +311,7 @@ fn ipex_llm_cpp(version: &str, table: &File, oneapi: &OneApi) -> IpexLlmCppPin {
                     ));
                 }
                 if l.year == 2024 {
-                    f.push("# ipex-llm's apt list for 2024.0: https://github.com/intel/ipex-llm/blob/main/docs/mddocs/Quickstart/install_linux_gpu.md#install-oneapi".to_string());
+                    f.push("# the apt list of 2024.0: ipex-llm's install_linux_gpu.md, \"Install oneAPI\" (in refs)".to_string());
                 } else {
                     f.push("# https://www.intel.com/content/www/us/en/developer/tools/oneapi/base-toolkit-download.html".to_string());
                 }
