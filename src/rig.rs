@@ -34,6 +34,9 @@ pub struct Rig {
     /// Can this user open the device nodes the runtimes open (probe::devnodes,
     /// derive::access)?
     pub access: DeviceAccess,
+    /// Is rigdoctor running inside a container, and what was not passed into
+    /// it (probe::container, derive::container)?
+    pub container: Container,
     /// Derived: the VRAM of the discrete compute GPUs on the bus, for rules
     /// that compare cards without comparing every pair.
     pub vram: VramSpread,
@@ -1108,6 +1111,57 @@ pub struct MissingNode {
     pub name: String,
     pub vendor: String,
     pub driver: String,
+}
+
+/// Where this process runs: a container or not, judged from its mounts
+/// (`/proc/self/mountinfo`: the filesystems of `/`, `/dev` and `/dev/shm`),
+/// `/proc/self/cgroup`, the engines' marker files and the `container`
+/// variable. Unknown (`inside: null`) when the mounts could not be read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct Container {
+    /// Derived: true inside a container, false on a host (or a VM), null
+    /// when it cannot be told.
+    pub inside: Option<bool>,
+    /// Derived: `docker`, `podman`, `kubernetes`, `lxc`, or what the
+    /// `container` variable names; null when unknown or not in a container.
+    pub engine: Option<String>,
+    /// Derived: what the verdict rests on, one plain sentence each.
+    pub evidence: Vec<String>,
+    /// Filesystem type mounted at `/` (`overlay` in Docker and Podman).
+    pub root_fs: Option<String>,
+    /// Filesystem type mounted at `/dev`: `devtmpfs` on a host, `tmpfs` in
+    /// a container that got its own `/dev`.
+    pub dev_fs: Option<String>,
+    /// Size of `/dev/shm` from its mount options (`size=65536k`: Docker's
+    /// default 64 MiB); null when not mounted or not given in bytes.
+    pub shm_bytes: Option<u64>,
+    /// `/.dockerenv` exists (null: not looked at).
+    pub dockerenv: Option<bool>,
+    /// `/run/.containerenv` (Podman) exists (null: not looked at).
+    pub containerenv: Option<bool>,
+    /// The engine `/proc/self/cgroup` names (`/docker/<id>`,
+    /// `docker-<id>.scope`, `kubepods`, `libpod-<id>`, `lxc`), if any.
+    pub cgroup_engine: Option<String>,
+    /// Derived: discrete compute GPUs on the bus (NCCL/oneCCL run one rank
+    /// per GPU and exchange data through `/dev/shm`).
+    pub discrete_gpus: u32,
+    /// Derived: inside a container, GPUs whose driver is bound (sysfs) but
+    /// whose device nodes are absent: not passed in.
+    pub gpus_without_nodes: Vec<UnpassedGpu>,
+    /// Derived: the vendors of `gpus_without_nodes`, sorted, each once.
+    pub unpassed_vendors: Vec<String>,
+    /// Derived: the absent nodes of `gpus_without_nodes`, each once.
+    pub missing_nodes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct UnpassedGpu {
+    pub pci: String,
+    pub name: String,
+    pub vendor: String,
+    pub driver: String,
+    /// The nodes its runtimes open that are absent.
+    pub missing: Vec<String>,
 }
 
 /// The outcome of one probe. `status` is itself a fact rules can read.

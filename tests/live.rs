@@ -322,3 +322,96 @@ fn a_pyenv_shim_is_named_on_the_page() {
     });
     assert!(page.stdout.contains("is a pyenv shim"), "{}", page.stdout);
 }
+
+/// The fifth field of a mountinfo line (the mount point), as the kernel
+/// writes it (escapes left in: the judged points have none).
+fn mount_point(line: &str) -> Option<&str> {
+    line.split_ascii_whitespace().nth(4)
+}
+
+/// The filesystem type of a mountinfo line: the word after ` - `.
+fn fs_type(line: &str) -> Option<&str> {
+    let w: Vec<&str> = line.split_ascii_whitespace().collect();
+    let sep = w.iter().skip(6).position(|x| *x == "-")? + 6;
+    w.get(sep + 1).copied()
+}
+
+#[test]
+fn the_container_probe_runs_here_and_records_only_the_judged_mounts() {
+    const JUDGED: &[&str] = &[
+        "/",
+        "/dev",
+        "/dev/shm",
+        "/etc/hostname",
+        "/etc/hosts",
+        "/etc/resolv.conf",
+    ];
+    let tmp = tempfile::tempdir().unwrap();
+    let cap = tmp.path().join("cap");
+    let r = run(&["capture", "-o", cap.to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Read after the capture: the mount table of this test process is the
+    // one rigdoctor (its child, same mount namespace) saw.
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let judged: Vec<&str> = table
+        .lines()
+        .filter(|l| mount_point(l).is_some_and(|m| JUDGED.contains(&m)))
+        .collect();
+    let stored = std::fs::read_to_string(cap.join("cmd/container-mounts.out")).unwrap();
+    let stored: Vec<&str> = stored.lines().collect();
+    assert!(!stored.is_empty(), "no mount line recorded");
+    assert_eq!(stored, judged, "the capture holds exactly the judged lines");
+    assert!(
+        table.lines().count() > stored.len(),
+        "this machine mounts more than the judged points; none of it may be stored"
+    );
+    // The mount table itself is nowhere in the capture.
+    let mut dirs = vec![cap.clone()];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            assert_ne!(e.file_name(), "mountinfo", "{} stored", p.display());
+            if e.file_type().unwrap().is_dir() {
+                dirs.push(p);
+            }
+        }
+    }
+    let v: serde_json::Value = serde_json::from_str(
+        &run(&[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    let probe = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "container")
+        .unwrap();
+    assert_eq!(probe["status"], "ok", "{probe}");
+    let c = &v["facts"]["container"];
+    let at = |point: &str| {
+        judged
+            .iter()
+            .rev()
+            .find(|l| mount_point(l) == Some(point))
+            .and_then(|l| fs_type(l))
+    };
+    assert_eq!(c["root_fs"].as_str(), at("/"));
+    assert_eq!(c["dev_fs"].as_str(), at("/dev"));
+    // This machine's own kind: a devtmpfs /dev is a host, whatever marker
+    // files it has (the development VM has /.dockerenv).
+    if at("/dev") == Some("devtmpfs") && at("/") != Some("overlay") {
+        assert_eq!(c["inside"], false, "{c}");
+    }
+    assert_eq!(
+        c["dockerenv"],
+        Path::new("/.dockerenv").symlink_metadata().is_ok(),
+        "{c}"
+    );
+}

@@ -51,7 +51,7 @@ fn perm_bits(p: &str) -> Option<u32> {
 }
 
 /// The kernel drivers whose GPUs runtimes reach through a DRM render node.
-const DRM_DRIVERS: &[&str] = &["i915", "xe", "amdgpu"];
+pub(crate) const DRM_DRIVERS: &[&str] = &["i915", "xe", "amdgpu"];
 
 pub fn derive(rig: &mut Rig) {
     let a = &mut rig.access;

@@ -5,6 +5,7 @@
 pub mod access;
 pub mod amd;
 pub mod catalog;
+pub mod container;
 pub mod intel;
 pub mod link;
 pub mod nvidia;
@@ -54,6 +55,7 @@ pub fn derive(rig: &mut Rig) {
     intel::derive(rig);
     vulkan::derive(rig);
     access::derive(rig);
+    container::derive(rig);
     rig.vram = vram_spread(&rig.gpus);
     for d in &mut rig.sycl.devices {
         d.integrated = integrated(d);

@@ -178,6 +178,18 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
     if let Some(n) = h.numa_nodes {
         host.push(format!("{n} NUMA node{}", if n == 1 { "" } else { "s" }));
     }
+    // Only a container known to be one is named: unknown says nothing.
+    if rig.container.inside == Some(true) {
+        let shm = rig
+            .container
+            .shm_bytes
+            .map(|b| format!(" (/dev/shm {})", human_bytes(b as f64)))
+            .unwrap_or_default();
+        host.push(match &rig.container.engine {
+            Some(e) => format!("inside a {e} container{shm}"),
+            None => format!("inside a container{shm}"),
+        });
+    }
 
     let compute: Vec<_> = rig.gpus.iter().filter(|g| g.compute).collect();
     let others = rig.gpus.len() - compute.len();

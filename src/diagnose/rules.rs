@@ -26,6 +26,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("rules/watch.toml", include_str!("../../rules/watch.toml")),
     ("rules/vulkan.toml", include_str!("../../rules/vulkan.toml")),
     ("rules/access.toml", include_str!("../../rules/access.toml")),
+    (
+        "rules/container.toml",
+        include_str!("../../rules/container.toml"),
+    ),
 ];
 
 pub const AREAS: &[&str] = &[

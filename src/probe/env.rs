@@ -37,6 +37,9 @@ const NAMES: &[&str] = &[
     "RenderCompressedBuffersEnabled",
     "DRI_PRIME",
     "CUDA_VISIBLE_DEVICES",
+    // Set by systemd-nspawn, LXC and Podman for the container's processes
+    // (docker, podman, lxc, systemd-nspawn): probe::container.
+    "container",
 ];
 
 /// Substrings that mark a credential; such a variable is never read.

@@ -3,6 +3,7 @@
 //! fails the run: its [`ProbeReport`] carries a status and a short detail.
 
 pub mod clinfo;
+pub mod container;
 pub mod devnodes;
 pub mod env;
 pub mod host;
@@ -250,6 +251,9 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     // stat and access(2), never an open, so a hung GPU cannot stall it.
     let (access, r) = timed(|| devnodes::probe(src, &rig.gpus));
     rig.access = access;
+    reports.push(r);
+    let (container, r) = timed(|| container::probe(src));
+    rig.container = container;
     reports.push(r);
     if let Some(r) = refusals_report(src) {
         reports.push(r);
