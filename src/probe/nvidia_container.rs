@@ -22,7 +22,7 @@ fn field<'l>(line: &'l str, key: &str) -> Option<Option<&'l str>> {
 
 /// `00000000:41:00.0` (NVML's 8-digit domain) as sysfs writes it.
 fn bus_to_pci(v: &str) -> Option<String> {
-    let (dom, rest) = v.rsplit_once(':').map(|(a, b)| (a, b))?;
+    let (dom, rest) = v.rsplit_once(':')?;
     let (dom, bus) = dom.rsplit_once(':')?;
     let dom = u32::from_str_radix(dom, 16).ok()?;
     let bus = u8::from_str_radix(bus, 16).ok()?;
