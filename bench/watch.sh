@@ -64,10 +64,8 @@ export PATH="$W/bin:$PATH"
 ticks() { awk '{ s = $0; sub(/.*\) /, "", s); split(s, f, " "); print f[12] + f[13] }' "/proc/$1/stat"; }
 CLK=$(getconf CLK_TCK)
 
-echo "== cost: rigdoctor watch --pid (sleeping process), interval 1 s, ${SECS} s, 3 GPUs (xe, amdgpu, nvidia-smi)"
-sleep 100000 &
-SLEEPER=$!
-PIDS+=("$SLEEPER")
+cost() { # label, then the target's pid in SLEEPER
+echo "== cost: rigdoctor watch --pid ($1), interval 1 s, ${SECS} s, 3 GPUs (xe, amdgpu, nvidia-smi)"
 "$RD" --sysfs "$W/sys" watch --pid "$SLEEPER" --interval 1 --window 5 --duration "$SECS" --output "$W/cost.txt" &
 RPID=$!
 PIDS+=("$RPID")
@@ -87,6 +85,24 @@ awk -v t0="$T0" -v t1="$T1" -v s0="$S0" -v s1="$S1" -v clk="$CLK" -v hwm="$HWM" 
   printf "rigdoctor peak RSS (VmHWM): %.1f MB\n", hwm / 1024;
 }'
 grep -c . "$W/cost.txt" >/dev/null && tail -3 "$W/cost.txt"
+}
+sleep 100000 &
+SLEEPER=$!
+PIDS+=("$SLEEPER")
+cost "sleeping process"
+kill "$SLEEPER" 2>/dev/null || true
+# An engine-shaped target: 33 threads (schedstat is read per thread every
+# sample) and a few hundred mappings (maps is read at each tree re-discovery).
+if command -v python3 >/dev/null; then
+  python3 -c 'import threading, time, json, ssl, sqlite3, decimal, asyncio, email, http.client, xml.dom.minidom, ctypes, mmap
+for _ in range(32): threading.Thread(target=time.sleep, args=(1e5,), daemon=True).start()
+time.sleep(1e5)' &
+  SLEEPER=$!
+  PIDS+=("$SLEEPER")
+  sleep 1
+  echo "(target: $(ls /proc/$SLEEPER/task | wc -l) threads, $(wc -l < /proc/$SLEEPER/maps) mappings)"
+  cost "python3, 33 threads"
+fi
 
 echo
 echo "== time to verdict: idle GPUs, a CPU burner starts after 6 s (interval 1 s, window 5 s)"

@@ -457,3 +457,222 @@ fn watching_a_pid_ends_when_it_ends() {
     assert!(out.contains("Time in each verdict"), "{out}");
     assert!(o.stderr.is_empty());
 }
+
+/// The first CPU this test may run on (`Cpus_allowed_list`), for `taskset`.
+fn first_allowed_cpu() -> String {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let list = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Cpus_allowed_list:"))
+        .unwrap()
+        .trim();
+    list.split([',', '-']).next().unwrap().to_string()
+}
+
+/// A tool the test needs: present, or (outside CI) the test is skipped.
+fn have(tool: &str) -> bool {
+    let ok = Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok || std::env::var_os("RIGDOCTOR_CI").is_none(),
+        "{tool} is missing"
+    );
+    ok
+}
+
+fn numbers(samples: &[&serde_json::Value], key: &str) -> Vec<f64> {
+    samples
+        .iter()
+        .filter_map(|s| s["proc"][key].as_f64())
+        .collect()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    assert!(!v.is_empty());
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Issue 12, demand not share: two busy loops pinned to one CPU with
+/// `taskset` get at most one core between them (each half of it, less on a
+/// loaded box), below the default "several" of 1.7 cores on 2 cores, where
+/// the share alone said `partial-offload` (or `idle` under 0.7). Both are
+/// runnable all the time: schedstat's CPU time plus run-queue wait says two
+/// cores wanted, and the verdict is CPU-bound. Asserted on counted
+/// quantities (the share is bounded by the pinning, the demand by the
+/// threads never sleeping), with wide margins; default core thresholds.
+#[test]
+fn issue12_two_loops_pinned_to_one_cpu_are_cpu_bound_not_partial_or_idle() {
+    if !have("taskset") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let sys = FakeSys::new(d.path());
+    sys.amdgpu("card0", "0000:03:00.0", 2, 8);
+    // Only the time a fault must hold is shortened; core thresholds are the defaults.
+    let th = d.path().join("th.toml");
+    std::fs::write(&th, "fault_seconds = 0.8\n").unwrap();
+    let rec = d.path().join("rec.jsonl");
+    let cpu = first_allowed_cpu();
+    let cmd: Vec<String> = ["taskset", "-c", &cpu, "sh", "-c"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain([
+            "timeout 4 sh -c 'while :; do :; done' & timeout 4 sh -c 'while :; do :; done' & wait"
+                .to_string(),
+        ])
+        .collect();
+    let (code, lines) = watch_cmd(
+        &sys,
+        &th,
+        &d.path().join("out.jsonl"),
+        &["--record", rec.to_str().unwrap()],
+        &cmd,
+        &path_with(None),
+    );
+    assert_eq!(code, 0);
+    let samples = of_type(&lines, "sample");
+    let demand = numbers(&samples, "demand");
+    let cores = numbers(&samples, "cores");
+    assert!(demand.len() >= 5, "schedstat was read: {demand:?}");
+    // Pinned to one CPU: the share is at most one core (ticks round up a little).
+    assert!(median(cores.clone()) <= 1.2, "{cores:?}");
+    assert!(cores.iter().all(|c| *c <= 1.4), "{cores:?}");
+    // Two threads that never sleep: two cores wanted, whatever they got.
+    assert!(median(demand.clone()) >= 1.5, "{demand:?}");
+    let sat: Vec<f64> = numbers(&samples, "saturated");
+    assert!(sat.iter().any(|n| *n >= 2.0), "{sat:?}");
+    let v = verdicts(&lines);
+    assert!(v.contains(&"cpu-fallback".to_string()), "{v:?}");
+    assert!(
+        !v.iter().any(|x| x == "partial-offload" || x == "idle"),
+        "{v:?}"
+    );
+    let s = summary(&lines);
+    assert!(
+        s["facts"]["watch"]["process"]["demand_max"]
+            .as_f64()
+            .unwrap()
+            >= 1.5
+    );
+    assert!(s["facts"]["watch"]["process"]["load_max"].as_f64().unwrap() >= 0.0);
+    assert_eq!(s["facts"]["watch"]["tree"]["gpu_runtime"], "none");
+    // Demand alone decides it: the same recording without the tree evidence
+    // (no "no GPU runtime" rule) replays CPU-bound too.
+    let stripped = d.path().join("stripped.jsonl");
+    let text: Vec<String> = std::fs::read_to_string(&rec)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if let Some(o) = v.as_object_mut() {
+                o.remove("tree");
+            }
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(&stripped, text.join("\n")).unwrap();
+    let o = run(
+        &[
+            "watch",
+            "--replay",
+            stripped.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &path_with(None),
+    );
+    let replayed = json_lines(&String::from_utf8_lossy(&o.stdout));
+    let v = verdicts(&replayed);
+    assert!(v.contains(&"cpu-fallback".to_string()), "{v:?}");
+    assert!(
+        !v.iter().any(|x| x == "partial-offload" || x == "idle"),
+        "{v:?}"
+    );
+    assert_eq!(
+        summary(&replayed)["facts"]["watch"]["tree"]["gpu_runtime"],
+        "unknown"
+    );
+}
+
+/// A real shared object of this machine (the test's own libc), copied under
+/// the name `libggml-vulkan.so`.
+fn fake_backend(dir: &std::path::Path) -> std::path::PathBuf {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    let real = maps
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|p| p.contains("/libc.so") || p.contains("/libc-"))
+        .expect("the test process maps a libc");
+    let to = dir.join("libggml-vulkan.so");
+    std::fs::copy(real, &to).unwrap();
+    to
+}
+
+/// Issue 12, evidence without verbose logs: a child that maps a file named
+/// like a llama.cpp GPU backend is seen as "runtime loaded", and its
+/// `-ngl 99` is read from its command line; the same child without the
+/// mapping is "none" (nothing can be on a GPU).
+#[test]
+fn issue12_a_mapped_gpu_backend_is_a_loaded_runtime() {
+    if !have("python3") {
+        return;
+    }
+    let d = tempfile::tempdir().unwrap();
+    let sys = FakeSys::new(d.path());
+    sys.amdgpu("card0", "0000:03:00.0", 1, 8);
+    let th = test_thresholds(d.path());
+    let lib = fake_backend(d.path());
+    let script = "import mmap, sys, time\n\
+if sys.argv[1] != 'none':\n    f = open(sys.argv[1], 'rb'); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n\
+time.sleep(2)\n";
+    let case = |mapped: &str| {
+        let cmd: Vec<String> = [
+            "python3",
+            "-c",
+            script,
+            mapped,
+            "-m",
+            "model.gguf",
+            "-ngl",
+            "99",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let (code, lines) = watch_cmd(
+            &sys,
+            &th,
+            &d.path().join("out.jsonl"),
+            &[],
+            &cmd,
+            &path_with(None),
+        );
+        assert_eq!(code, 0);
+        summary(&lines)["facts"]["watch"]["tree"].clone()
+    };
+    let t = case(lib.to_str().unwrap());
+    assert_eq!(t["gpu_runtime"], "loaded", "{t}");
+    assert_eq!(t["runtimes"], serde_json::json!(["libggml-vulkan"]), "{t}");
+    assert_eq!(
+        t["paths"],
+        serde_json::json!([lib.to_str().unwrap()]),
+        "{t}"
+    );
+    assert_eq!(t["flags"], "-ngl 99");
+    assert_eq!(t["ngl"], "99");
+    assert_eq!(t["ngl_all"], true);
+    assert!(
+        t["evidence"]
+            .as_str()
+            .unwrap()
+            .contains("libggml-vulkan.so"),
+        "{t}"
+    );
+    let t = case("none");
+    assert_eq!(t["gpu_runtime"], "none", "{t}");
+    assert_eq!(t["runtimes"], serde_json::json!([]), "{t}");
+    assert_eq!(t["ngl"], "99");
+}

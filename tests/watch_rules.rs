@@ -235,3 +235,54 @@ fn duplicated_sample_times_replay() {
     let lines = json_lines(&String::from_utf8_lossy(&o.stdout));
     assert_eq!(summary(&lines)["rule_errors"], serde_json::json!([]));
 }
+
+/// Issue 12: never advise a flag the user already passed. The same partial
+/// offload (LM Studio's `offloaded 20/49 layers`) with and without `-ngl 99`
+/// on the recorded process's command line.
+#[test]
+fn issue12_no_ngl_advice_when_ngl_was_passed() {
+    let fix_of = |trace: &str| -> String {
+        let s = replay(trace);
+        let d = s["diagnoses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["id"] == "WATCH-PARTIAL-OFFLOAD")
+            .unwrap_or_else(|| panic!("{trace}: no WATCH-PARTIAL-OFFLOAD"))
+            .clone();
+        d["fix"].as_str().unwrap().to_string()
+    };
+    let advises_ngl = |fix: &str| {
+        fix.lines()
+            .any(|l| !l.trim_start().starts_with('#') && l.contains("-ngl 99"))
+    };
+    let without = fix_of("traces/partial-offload.jsonl");
+    assert!(advises_ngl(&without), "{without}");
+    let with = fix_of("traces/ngl-passed.jsonl");
+    assert!(!advises_ngl(&with), "{with}");
+    assert!(
+        with.contains("`-ngl 99` is already on the command line"),
+        "{with}"
+    );
+    let s = replay("traces/ngl-passed.jsonl");
+    let tree = &s["facts"]["watch"]["tree"];
+    assert_eq!(tree["gpu_runtime"], "loaded");
+    assert_eq!(tree["runtimes"], serde_json::json!(["libggml-vulkan"]));
+    // The engine log's own fix goes through the same filter.
+    let logfix = s["facts"]["watch"]["log"]["fix"].as_str().unwrap();
+    assert!(!advises_ngl(logfix), "{logfix}");
+}
+
+/// Issue 12: the pinned-loops trace, replayed with the default thresholds it
+/// was recorded with: 0.6 cores got, two wanted, CPU-bound.
+#[test]
+fn issue12_pinned_loops_are_cpu_bound_by_demand() {
+    let s = replay("traces/pinned-loops.jsonl");
+    let w = &s["facts"]["watch"];
+    assert_eq!(w["thresholds"]["fallback_cores"], 3.0, "default thresholds");
+    assert!(w["process"]["cores_max"].as_f64().unwrap() < 1.2);
+    assert!(w["process"]["demand_mean"].as_f64().unwrap() > 1.5);
+    assert!(w["verdicts"]["cpu-fallback"].as_f64().unwrap() > 0.0);
+    assert_eq!(w["verdicts"]["partial-offload"], 0.0);
+    assert_eq!(w["verdicts"]["idle"], 0.0);
+}

@@ -4,7 +4,10 @@
 //! can be changed with `--thresholds FILE` (TOML, the field names below).
 //!
 //! Per window (the last `window` seconds): the process tree's cores busy
-//! (median of the samples), each GPU's busy % (median), the read rate and
+//! (median of the samples) and cores wanted (demand: CPU time plus
+//! run-queue wait, `sched`); the comparisons below use the demand when it is
+//! known, so a CPU-bound run that a loaded machine starves is still
+//! CPU-bound, and one thread runnable all the time counts as "several"; each GPU's busy % (median), the read rate and
 //! RSS growth. A GPU's busy % is its own DRM clients' share (fdinfo) when
 //! the tree has the GPU open on i915/xe, else the device's busy % (which
 //! counts other programs too). amdgpu per-process fdinfo is not used for
@@ -14,6 +17,9 @@
 //! 1. no GPU reading at all → `cpu-fallback` if the engine log says it runs
 //!    on the CPU and a core is busy, else `no-gpu-telemetry` (never "healthy");
 //! 2. read rate or RSS growth ≥ `loading_mib_s` and no GPU busy → `loading`;
+//!    2b. the tree mapped no GPU runtime and holds no GPU node (its maps
+//!    were read: `stats.gpu_runtime == Some(false)`), computing, no GPU
+//!    busy → `cpu-fallback`: nothing of it can be on a GPU;
 //! 3. two or more engaged GPUs (open by the tree, or holding ≥
 //!    `engaged_mem_mib`), one ≥ `gpu_busy_pct`, another < `gpu_idle_pct`
 //!    → `multi-gpu-imbalance`;
@@ -242,6 +248,16 @@ pub struct WindowStats {
     pub t: f64,
     pub samples: usize,
     pub cores: f64,
+    /// Median cores wanted (CPU time + run-queue wait, schedstat); None
+    /// when too few samples carry it.
+    pub demand: Option<f64>,
+    /// Median count of threads runnable all the time.
+    pub saturated: Option<f64>,
+    /// The machine's 1-minute load at the window's end.
+    pub load: Option<f64>,
+    /// Has the tree mapped a GPU runtime or opened a GPU node? None when its
+    /// maps could not be read (or the trace predates the evidence).
+    pub gpu_runtime: Option<bool>,
     pub read_mib_s: Option<f64>,
     pub rss_growth_mib_s: Option<f64>,
     pub rss: Option<u64>,
@@ -297,6 +313,14 @@ pub fn window_stats(samples: &[&Sample], gpus: &[GpuInfo], cfg: &Config) -> Opti
     if cores.len() < need {
         return None;
     }
+    let mut demand: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| s.proc.as_ref()?.demand)
+        .collect();
+    let mut saturated: Vec<f64> = samples
+        .iter()
+        .filter_map(|s| Some(s.proc.as_ref()?.saturated? as f64))
+        .collect();
     let reads: Vec<f64> = samples
         .iter()
         .filter_map(|s| s.proc.as_ref()?.read_bps)
@@ -351,11 +375,55 @@ pub fn window_stats(samples: &[&Sample], gpus: &[GpuInfo], cfg: &Config) -> Opti
         t: last.t,
         samples: samples.len(),
         cores: median(&mut cores)?,
+        demand: if demand.len() >= need {
+            median(&mut demand)
+        } else {
+            None
+        },
+        saturated: if saturated.len() >= need {
+            median(&mut saturated)
+        } else {
+            None
+        },
+        load: samples.iter().rev().find_map(|s| s.load),
+        gpu_runtime: None,
         read_mib_s,
         rss_growth_mib_s,
         rss: last.proc.as_ref().and_then(|p| p.rss),
         gpus: out,
     })
+}
+
+/// The libraries whose absence `no_runtime` means, for the reason text.
+const NO_RUNTIME: &str =
+    "no libggml-cuda/-sycl/-vulkan/-hip, libcuda, libze_loader, libamdhip64 or libvulkan mapped";
+
+/// "1.0 cores busy", or with demand known and above the share: "0.4 cores
+/// busy, 2.0 wanted (2 threads runnable all the time; load 4.4 on 2 cores)".
+fn cores_text(st: &WindowStats, cores: f64) -> String {
+    let got = format!("{:.1} cores busy", st.cores);
+    let Some(d) = st.demand else { return got };
+    let mut why = Vec::new();
+    if let Some(n) = st.saturated.filter(|n| *n >= 1.0) {
+        let n = n.round() as u64;
+        why.push(format!(
+            "{n} thread{} runnable all the time",
+            if n == 1 { "" } else { "s" }
+        ));
+    }
+    if let Some(l) = st.load {
+        why.push(format!("load {l:.1} on {} cores", short(cores)));
+    }
+    let why = if why.is_empty() {
+        String::new()
+    } else {
+        format!(" ({})", why.join("; "))
+    };
+    if d >= st.cores + 0.15 {
+        format!("{got}, {d:.1} wanted{why}")
+    } else {
+        format!("{got}{why}")
+    }
 }
 
 /// `1.70` -> `1.7`, `0.35` -> `0.35`, `3.0` -> `3`.
@@ -377,8 +445,18 @@ fn gpu_list(gpus: &[&GpuWindow]) -> String {
 /// The verdict of one window (see the module docs for the order).
 pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classification {
     let th = &cfg.th;
-    let c = stats.cores;
+    let got = stats.cores;
+    // Demand, not share: what the tree would keep busy on an idle machine.
+    // Every core comparison below uses it; a run that got 0.4 cores of a
+    // loaded box but was runnable all the time is as CPU-bound as one that
+    // got 2.
+    let c = stats.demand.map_or(got, |d| d.max(got));
+    let sat = stats.saturated.unwrap_or(0.0);
     let several = th.several_cores(cfg.cores);
+    // One thread runnable all the time is CPU-bound too (`-t 1`, or a
+    // Python loop): "several" cores is not the only way to be CPU-bound.
+    let cpu_bound = c >= several || sat >= 1.0;
+    let no_runtime = stats.gpu_runtime == Some(false);
     let known: Vec<&GpuWindow> = stats
         .gpus
         .iter()
@@ -388,7 +466,7 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
         .iter()
         .filter_map(|g| g.busy)
         .fold(None, |m: Option<f64>, b| Some(m.map_or(b, |x| x.max(b))));
-    let cores_txt = format!("{c:.1} cores busy");
+    let cores_txt = cores_text(&stats, cfg.cores);
     let mk = |verdict: Verdict, reason: String| (verdict, reason);
 
     let (verdict, reason) = if let Some(max) = max {
@@ -411,6 +489,13 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
                 Verdict::Loading,
                 format!("reading {loading_rate:.0} MiB/s, {cores_txt}, GPUs not busy yet ({gl})"),
             )
+        } else if no_runtime && c >= th.busy_cores && max < th.gpu_busy_pct {
+            mk(
+                Verdict::CpuFallback,
+                format!(
+                    "{cores_txt}, and the watched processes have no GPU runtime loaded and no GPU open ({NO_RUNTIME}): nothing can run on a GPU; GPUs {gl}"
+                ),
+            )
         } else if engaged.len() >= 2 && emax >= th.gpu_busy_pct && emin < th.gpu_idle_pct {
             mk(
                 Verdict::MultiGpuImbalance,
@@ -419,13 +504,15 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
                     gpu_list(&engaged)
                 ),
             )
-        } else if c >= several && max < th.gpu_idle_pct {
+        } else if cpu_bound && max < th.gpu_idle_pct {
+            let why = if c >= several {
+                format!(" (several = {} here)", short(several))
+            } else {
+                String::new()
+            };
             mk(
                 Verdict::CpuFallback,
-                format!(
-                    "{cores_txt} (several = {} here) while every GPU is near idle: {gl}",
-                    short(several)
-                ),
+                format!("{cores_txt}{why} while every GPU is near idle: {gl}"),
             )
         } else if log.cpu_only && c >= th.busy_cores && max < th.gpu_busy_pct {
             mk(
@@ -435,7 +522,7 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
                     log.evidence
                 ),
             )
-        } else if log.partial && c >= several {
+        } else if log.partial && cpu_bound {
             mk(
                 Verdict::PartialOffload,
                 format!(
@@ -526,6 +613,7 @@ mod tests {
                     cores,
                     rss: Some(1 << 30),
                     read_bps: Some(0.0),
+                    ..ProcSample::default()
                 }),
                 gpus: gpus
                     .iter()
@@ -538,6 +626,7 @@ mod tests {
                     })
                     .collect(),
                 log: vec![],
+                ..Sample::default()
             })
             .collect()
     }
@@ -734,6 +823,69 @@ mod tests {
             v.verdict,
             Verdict::PartialOffload,
             "not dispatch-bound: the log says why"
+        );
+    }
+
+    /// Issue 12: on a loaded box (or with `-t 1`) a CPU-bound run gets
+    /// little CPU. The share said `partial-offload` / `idle`; the demand
+    /// (CPU time + run-queue wait) says CPU-bound.
+    #[test]
+    fn demand_not_share() {
+        let g = [gpu("a", "amdgpu")];
+        let c = cfg(2.0);
+        let with = |got: f64, demand: Option<f64>, sat: Option<u32>, runtime: Option<bool>| {
+            let mut s = samples(5, Some(got), &[("a", Some(2.0))]);
+            for x in &mut s {
+                let p = x.proc.as_mut().unwrap();
+                p.demand = demand;
+                p.saturated = sat;
+                x.load = Some(4.4);
+            }
+            let refs: Vec<&Sample> = s.iter().collect();
+            let mut st = window_stats(&refs, &g, &c).unwrap();
+            st.gpu_runtime = runtime;
+            classify(st, &LogFacts::default(), &c)
+        };
+        // The old verdicts, from the share alone.
+        assert_eq!(with(1.0, None, None, None).verdict, Verdict::PartialOffload);
+        assert_eq!(with(0.4, None, None, None).verdict, Verdict::Idle);
+        // Two loops sharing one CPU: 0.4 cores got, 2 wanted.
+        let v = with(0.4, Some(2.0), Some(2), None);
+        assert_eq!(v.verdict, Verdict::CpuFallback);
+        assert!(
+            v.reason
+                .contains("2.0 wanted (2 threads runnable all the time; load 4.4 on 2 cores)"),
+            "{}",
+            v.reason
+        );
+        // `-t 1` on a quiet box: one core, one thread runnable all the time.
+        assert_eq!(
+            with(1.0, Some(1.0), Some(1), None).verdict,
+            Verdict::CpuFallback
+        );
+        // A sleeper is idle whatever the load.
+        assert_eq!(with(0.01, Some(0.02), Some(0), None).verdict, Verdict::Idle);
+        // Demand below the share is the share (read skew).
+        assert_eq!(
+            with(1.0, Some(0.5), Some(0), None).verdict,
+            Verdict::PartialOffload
+        );
+        // No GPU runtime loaded: never partial, never dispatch-bound.
+        let v = with(0.9, Some(0.9), Some(0), Some(false));
+        assert_eq!(v.verdict, Verdict::CpuFallback);
+        assert!(v.reason.contains("no GPU runtime loaded"), "{}", v.reason);
+        // A runtime loaded and a half-busy GPU: the old rules.
+        let mut s = samples(5, Some(1.0), &[("a", Some(35.0))]);
+        for x in &mut s {
+            x.proc.as_mut().unwrap().demand = Some(1.0);
+            x.proc.as_mut().unwrap().saturated = Some(1);
+        }
+        let refs: Vec<&Sample> = s.iter().collect();
+        let mut st = window_stats(&refs, &g, &c).unwrap();
+        st.gpu_runtime = Some(true);
+        assert_eq!(
+            classify(st, &LogFacts::default(), &c).verdict,
+            Verdict::DispatchBound
         );
     }
 

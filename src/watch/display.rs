@@ -89,7 +89,15 @@ pub fn status_line(w: &Watcher, width: usize) -> String {
     let mut parts = vec![format!("rigdoctor {}", clock(w.elapsed()))];
     match &w.last_stats {
         Some(st) => {
-            parts.push(format!("cpu {:.1}/{:.0} cores", st.cores, w.cfg.cores));
+            let mut cpu = format!("cpu {:.1}/{:.0} cores", st.cores, w.cfg.cores);
+            // Demand beside the share: a loaded box gives a CPU-bound run little.
+            if let Some(d) = st.demand.filter(|d| *d >= st.cores + 0.15) {
+                cpu.push_str(&format!(", wants {d:.1}"));
+            }
+            if let Some(l) = st.load {
+                cpu.push_str(&format!(" (load {l:.1})"));
+            }
+            parts.push(cpu);
             if let Some(r) = st.rss {
                 parts.push(format!("rss {}", human_bytes(r as f64)));
             }
@@ -207,6 +215,34 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
             "G gpu-bound  F cpu-fallback  P partial-offload  D dispatch-bound  M multi-gpu-imbalance  L loading  I idle  ? no telemetry  · warming up",
             |s| style.dim(s),
         ));
+        out.push('\n');
+    }
+    // The CPU wanted, and what the tree loaded: the evidence behind a
+    // CPU verdict that needs no verbose log.
+    let f = w.facts();
+    if f.process.demand_max >= 0.0 || w.tree.is_some() {
+        let mut lines = Vec::new();
+        if f.process.demand_max >= 0.0 {
+            let load = if f.process.load_max >= 0.0 {
+                format!(
+                    "; machine load up to {:.1} on {} cores",
+                    f.process.load_max, w.cfg.cores
+                )
+            } else {
+                String::new()
+            };
+            lines.push(format!(
+                "cpu wanted mean {:.1}, max {:.1} cores (cpu time + run-queue wait){load}",
+                f.process.demand_mean, f.process.demand_max
+            ));
+        }
+        if w.tree.is_some() {
+            lines.push(f.tree.evidence.clone());
+        }
+        out.push_str(&format!("{}\n", style.bold("Evidence")));
+        for l in lines {
+            out.push_str(&style.hang("  ", 2, &escape_controls(&l), |s| s.to_string()));
+        }
         out.push('\n');
     }
     // Time in each verdict.

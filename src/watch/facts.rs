@@ -47,6 +47,38 @@ pub struct ProcessFacts {
     pub rss_max: i64,
     pub read_max_mib_s: f64,
     pub pids_max: i64,
+    /// Cores wanted (CPU time + run-queue wait, schedstat): mean and max
+    /// over the samples; -1 when schedstat was not readable.
+    pub demand_mean: f64,
+    pub demand_max: f64,
+    /// The machine's highest 1-minute load during the run, -1 if unread.
+    pub load_max: f64,
+}
+
+/// What the watched tree loaded, opened and was started with
+/// (`/proc/PID/maps`, `/proc/PID/fd`, `/proc/PID/cmdline`).
+#[derive(Debug, Clone, Serialize, PartialEq, Default, schemars::JsonSchema)]
+pub struct TreeFacts {
+    /// `loaded` (a GPU runtime mapped or a GPU node open), `none` (every
+    /// process's maps read, nothing of the kind: nothing can be on a GPU),
+    /// `unknown` (not readable, or a trace without this evidence).
+    pub gpu_runtime: &'static str,
+    /// The runtimes by name (`libggml-vulkan`, `libcuda`), each once.
+    pub runtimes: Vec<String>,
+    /// Their paths as mapped.
+    pub paths: Vec<String>,
+    /// GPU device nodes held open.
+    pub devices: Vec<String>,
+    /// The GPU flags of the command lines as typed (`-ngl 99 --device Vulkan0`), "" if none.
+    pub flags: String,
+    /// The GPU-layers value passed (`99`), "" if none.
+    pub ngl: String,
+    /// The GPU-layers value asks for every layer (`99`, `all`, ≥ the model's layers).
+    pub ngl_all: bool,
+    /// The device flag's value (`Vulkan0`, `none`), "" if none.
+    pub device: String,
+    /// All of it in one sentence for the evidence ("" when unknown).
+    pub evidence: String,
 }
 
 /// One GPU over the run; absent numbers are -1.
@@ -102,6 +134,7 @@ pub struct WatchFacts {
     /// What `--fail-on fallback` uses.
     pub fallback: bool,
     pub process: ProcessFacts,
+    pub tree: TreeFacts,
     pub gpus: Vec<GpuFacts>,
     pub missing: Vec<Missing>,
     pub sources: Vec<SourceStatus>,

@@ -79,6 +79,12 @@ pub struct VerdictLine<'a> {
     /// The evidence in one sentence.
     pub reason: &'a str,
     pub cores: f64,
+    /// Cores wanted (CPU time + run-queue wait), when schedstat was readable.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub demand: Option<f64>,
+    /// The machine's 1-minute load.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub load: Option<f64>,
     pub gpus: Vec<VerdictGpu<'a>>,
 }
 
@@ -97,6 +103,8 @@ impl<'a> VerdictLine<'a> {
             previous,
             reason,
             cores: round2(stats.cores),
+            demand: stats.demand.map(round2),
+            load: stats.load.map(round2),
             gpus: stats
                 .gpus
                 .iter()

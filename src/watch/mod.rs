@@ -8,6 +8,8 @@
 //!
 //! Modules, named for what they look at:
 //! - [`proc`]: the process tree from procfs (cores busy, RSS, read rate);
+//! - [`sched`]: demand, not share: cores wanted from schedstat (pure);
+//! - [`evidence`]: GPU runtimes mapped, device fds, GPU flags (pure parsers);
 //! - [`fdinfo`]: per-process GPU time from DRM fdinfo (pure parser + deltas);
 //! - [`gpu`]: per-GPU busy/memory/power from sysfs (xe, i915, amdgpu, hwmon);
 //! - [`stream`], [`smi`]: long-lived `nvidia-smi` / `xpu-smi` children and their CSV;
@@ -25,6 +27,7 @@ pub mod child;
 pub mod classify;
 pub mod display;
 pub mod enginelog;
+pub mod evidence;
 pub mod facts;
 pub mod fdinfo;
 pub mod gpu;
@@ -34,6 +37,7 @@ pub mod reader;
 pub mod run;
 pub mod sample;
 pub mod sampler;
+pub mod sched;
 pub mod smi;
 pub mod stream;
 pub mod watcher;

@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use super::reader::{ReadErr, Reader};
 use super::sample::ProcSample;
+use super::sched::{self, SchedStat, TreeDemand};
 
 /// The fields of `/proc/PID/stat` the watcher uses.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,6 +108,8 @@ pub struct ProcTracker {
     /// Set once `task/*/children` turned out to be missing.
     scan_all: bool,
     samples: u32,
+    /// Each thread's last schedstat, by (pid, tid), with its process's starttime.
+    sched_prev: HashMap<(i32, u32), (u64, SchedStat)>,
 }
 
 impl ProcTracker {
@@ -129,6 +132,7 @@ impl ProcTracker {
             rescan_every: rescan_every.max(1),
             scan_all: false,
             samples: 0,
+            sched_prev: HashMap::new(),
         }
     }
 
@@ -233,6 +237,9 @@ impl ProcTracker {
         let mut threads: u32 = 0;
         let mut live_pids = Vec::with_capacity(self.pids.len());
         let mut next_prev = HashMap::with_capacity(self.pids.len());
+        let wall_ns = dt.map(|d| (d * 1e9) as u64).unwrap_or(0);
+        let mut demand = TreeDemand::default();
+        let mut next_sched = HashMap::with_capacity(self.sched_prev.len());
         for &pid in &self.pids {
             let st = match r.read(&format!("/proc/{pid}/stat")) {
                 Ok(text) => parse_stat(&text),
@@ -266,6 +273,7 @@ impl ProcTracker {
                     }
                 }
             }
+            self.sched_threads(r, pid, st.starttime, wall_ns, &mut demand, &mut next_sched);
             next_prev.insert(
                 pid,
                 Prev {
@@ -276,6 +284,7 @@ impl ProcTracker {
             );
         }
         self.prev = next_prev;
+        self.sched_prev = next_sched;
         if live_pids.len() != self.pids.len() {
             // Someone left; look again next time (they may have been replaced).
             self.since_scan = self.rescan_every;
@@ -298,10 +307,53 @@ impl ProcTracker {
                 cores,
                 rss: Some(rss_pages.saturating_mul(self.page)),
                 read_bps,
+                // No thread with a delta: unknown, not "wants nothing".
+                demand: (demand.threads > 0 && wall_ns > 0).then_some(demand.demand),
+                saturated: (demand.threads > 0 && wall_ns > 0).then_some(demand.saturated),
             },
         }
     }
+
+    /// Every thread of `pid`: its schedstat, and its demand since the last
+    /// sample. A thread seen for the first time gives no delta (the time
+    /// before it was seen is not known); threads that ended are not counted.
+    fn sched_threads(
+        &self,
+        r: &mut Reader,
+        pid: i32,
+        starttime: u64,
+        wall_ns: u64,
+        demand: &mut TreeDemand,
+        next: &mut HashMap<(i32, u32), (u64, SchedStat)>,
+    ) {
+        let Ok(tids) = r.list(&format!("/proc/{pid}/task")) else {
+            return;
+        };
+        for tid in tids.iter().take(MAX_THREADS) {
+            let Ok(tid) = tid.parse::<u32>() else {
+                continue;
+            };
+            let Some(cur) = r
+                .read(&format!("/proc/{pid}/task/{tid}/schedstat"))
+                .ok()
+                .and_then(|t| sched::parse_schedstat(&t))
+            else {
+                continue;
+            };
+            if let Some((start, prev)) = self.sched_prev.get(&(pid, tid)) {
+                if *start == starttime {
+                    if let Some(d) = sched::thread_demand(*prev, cur, wall_ns) {
+                        demand.add(d);
+                    }
+                }
+            }
+            next.insert((pid, tid), (starttime, cur));
+        }
+    }
 }
+
+/// At most this many threads per process are read for demand.
+const MAX_THREADS: usize = 1024;
 
 #[cfg(test)]
 mod tests {

@@ -40,6 +40,38 @@ impl Reader {
         Ok(String::from_utf8_lossy(&self.buf))
     }
 
+    /// Each line of a file that may be large (`/proc/PID/maps` of a PyTorch
+    /// process runs to megabytes): streamed, at most `max` bytes, each line
+    /// at most 4 KiB (longer ones are cut). Stops early when `f` says so.
+    pub fn for_each_line(
+        &mut self,
+        logical: &str,
+        max: u64,
+        mut f: impl FnMut(&str) -> bool,
+    ) -> Result<(), ReadErr> {
+        use std::io::BufRead as _;
+        let file = std::fs::File::open(self.live.map(logical)).map_err(kind)?;
+        let mut rd = std::io::BufReader::with_capacity(16 * 1024, file.take(max));
+        loop {
+            self.buf.clear();
+            let n = (&mut rd)
+                .take(4096)
+                .read_until(b'\n', &mut self.buf)
+                .map_err(kind)?;
+            if n == 0 {
+                return Ok(());
+            }
+            if self.buf.last() != Some(&b'\n') && n == 4096 {
+                // The rest of an over-long line is skipped, not read as lines.
+                let mut sink = Vec::new();
+                rd.read_until(b'\n', &mut sink).map_err(kind)?;
+            }
+            if !f(String::from_utf8_lossy(&self.buf).trim_end()) {
+                return Ok(());
+            }
+        }
+    }
+
     /// Read a file holding one number (a sysfs attribute).
     pub fn read_u64(&mut self, logical: &str) -> Option<u64> {
         self.read(logical).ok()?.trim().parse().ok()

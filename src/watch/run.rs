@@ -578,6 +578,7 @@ fn watch_loop(
             proc: None,
             gpus: Vec::new(),
             log: tail,
+            ..Sample::default()
         }
         .rounded();
         let v = tagged("sample", &s);

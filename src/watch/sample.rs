@@ -85,6 +85,36 @@ pub struct ProcSample {
     /// Bytes read per second (max of `rchar` and `read_bytes` deltas), None if denied.
     #[serde(default)]
     pub read_bps: Option<f64>,
+    /// Cores wanted: (CPU time + run-queue wait) over wall time, summed over
+    /// the tree's threads (`/proc/PID/task/*/schedstat`). A thread that is
+    /// runnable all the time counts 1 however little CPU it got. None when
+    /// schedstat is unreadable (or on the first sample).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub demand: Option<f64>,
+    /// Threads runnable at least 90 % of the interval (CPU-bound threads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub saturated: Option<u32>,
+}
+
+/// What the watched tree has loaded and opened, and the GPU flags it was
+/// started with: evidence that does not depend on the engine's verbosity
+/// (`src/watch/evidence.rs`). Sent in a sample when it changes; a replay
+/// keeps the last one seen.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct TreeEvidence {
+    /// `/proc/PID/maps` of every process in the tree could be read: only
+    /// then does an empty `runtimes` mean "no GPU runtime loaded".
+    pub maps_readable: bool,
+    /// Paths of the GPU runtime libraries mapped (`libggml-vulkan.so`,
+    /// `libcuda.so.1`, ...), each once.
+    #[serde(default)]
+    pub runtimes: Vec<String>,
+    /// GPU device nodes held open (`/dev/dri/renderD128`, `/dev/nvidia0`, `/dev/kfd`).
+    #[serde(default)]
+    pub devices: Vec<String>,
+    /// The GPU flags on the tree's command lines, as typed: `["-ngl", "99"]`.
+    #[serde(default)]
+    pub flags: Vec<String>,
 }
 
 /// One GPU in one interval.
@@ -140,6 +170,12 @@ pub struct Sample {
     pub gpus: Vec<GpuSample>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub log: Vec<LogEvent>,
+    /// The machine's 1-minute load (`/proc/loadavg`), beside the tree's share.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub load: Option<f64>,
+    /// Set when the tree's evidence changed since the last sample.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tree: Option<TreeEvidence>,
 }
 
 /// Round for output: traces stay readable and diffs small.
@@ -154,7 +190,9 @@ impl Sample {
         if let Some(p) = &mut self.proc {
             p.cores = p.cores.map(round2);
             p.read_bps = p.read_bps.map(f64::round);
+            p.demand = p.demand.map(round2);
         }
+        self.load = self.load.map(round2);
         for g in &mut self.gpus {
             g.busy = g.busy.map(round2);
             g.proc_busy = g.proc_busy.map(round2);

@@ -8,11 +8,12 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
+use super::evidence;
 use super::fdinfo;
 use super::gpu::{self, Card};
 use super::proc::ProcTracker;
 use super::reader::{ReadErr, Reader, basename};
-use super::sample::{GpuInfo, GpuSample, Sample, SourceStatus};
+use super::sample::{GpuInfo, GpuSample, Sample, SourceStatus, TreeEvidence};
 use super::smi;
 use super::stream::Stream;
 use crate::source::live::Live;
@@ -45,6 +46,22 @@ pub struct Sampler {
     pub new_gpus: Vec<GpuInfo>,
     pub changed_sources: Vec<SourceStatus>,
     io_denied_reported: bool,
+    /// GPU device nodes the tree holds (from the last fd scan).
+    devices: Vec<String>,
+    /// The tree evidence last sent in a sample.
+    tree_sent: Option<TreeEvidence>,
+}
+
+/// `/proc/PID/maps` is read up to this much per process (a PyTorch process
+/// maps a few thousand files; GPU runtimes are mapped early, near the top).
+const MAPS_MAX: u64 = 8 << 20;
+/// At most this many runtime paths / devices / flags are kept.
+const TREE_MAX: usize = 16;
+
+fn push_unique(v: &mut Vec<String>, s: &str) {
+    if v.len() < TREE_MAX && !v.iter().any(|x| x == s) {
+        v.push(s.to_string());
+    }
 }
 
 fn status(name: &str, status: &str, detail: impl Into<String>) -> SourceStatus {
@@ -139,6 +156,8 @@ impl Sampler {
             new_gpus: Vec::new(),
             changed_sources: Vec::new(),
             io_denied_reported: false,
+            devices: Vec::new(),
+            tree_sent: None,
         }
     }
 
@@ -162,6 +181,7 @@ impl Sampler {
 
     fn scan_fds(&mut self) {
         let mut out = Vec::new();
+        let mut devices = Vec::new();
         let mut readable = false;
         let mut denied = false;
         for &pid in self.proc.pids() {
@@ -180,6 +200,9 @@ impl Sampler {
                 let Ok(target) = self.reader.link(&format!("/proc/{pid}/fd/{fd}")) else {
                     continue;
                 };
+                if let Some(dev) = evidence::gpu_device(&target) {
+                    push_unique(&mut devices, dev);
+                }
                 let Some(node) = target.strip_prefix("/dev/dri/") else {
                     continue;
                 };
@@ -200,6 +223,8 @@ impl Sampler {
             }
         }
         self.drm_fds = out;
+        devices.sort();
+        self.devices = devices;
         self.fds_readable = if readable {
             Some(true)
         } else if denied {
@@ -223,6 +248,50 @@ impl Sampler {
         self.set_source(st);
     }
 
+    /// The tree's GPU runtimes (maps), device nodes (from the fd scan just
+    /// done) and GPU flags (cmdline). Read at tree re-discovery only.
+    fn scan_tree(&mut self) -> TreeEvidence {
+        let mut ev = TreeEvidence {
+            maps_readable: true,
+            devices: self.devices.clone(),
+            ..TreeEvidence::default()
+        };
+        let mut any = false;
+        for &pid in self.proc.pids() {
+            let mut found: Vec<String> = Vec::new();
+            let res = self
+                .reader
+                .for_each_line(&format!("/proc/{pid}/maps"), MAPS_MAX, |line| {
+                    if let Some(p) = evidence::maps_path(line) {
+                        if evidence::gpu_runtime(p).is_some() {
+                            push_unique(&mut found, p);
+                        }
+                    }
+                    true
+                });
+            match res {
+                Ok(()) => any = true,
+                // A process that just ended is not the tree's evidence.
+                Err(ReadErr::Missing) => {}
+                Err(_) => ev.maps_readable = false,
+            }
+            for p in found {
+                push_unique(&mut ev.runtimes, &p);
+            }
+            if let Ok(text) = self.reader.read(&format!("/proc/{pid}/cmdline")) {
+                let argv = evidence::parse_cmdline(text.as_bytes());
+                let f = evidence::gpu_flags(&argv);
+                // A wrapper and the engine it started often share a command line.
+                let known = !f.is_empty() && ev.flags.windows(f.len()).any(|w| w == f.as_slice());
+                if !known && ev.flags.len() + f.len() <= TREE_MAX {
+                    ev.flags.extend(f);
+                }
+            }
+        }
+        ev.maps_readable &= any;
+        ev
+    }
+
     /// Take one sample now. `alive` is false once the watched process is gone.
     pub fn sample(&mut self) -> (Sample, bool) {
         let now = Instant::now();
@@ -236,9 +305,21 @@ impl Sampler {
                 "/proc/PID/io is not readable: no read rate, so no `loading` verdict",
             ));
         }
+        let mut tree = None;
         if self.proc.rescanned() || self.fd_last.is_none() {
             self.scan_fds();
+            let ev = self.scan_tree();
+            if self.tree_sent.as_ref() != Some(&ev) && reading.alive {
+                self.tree_sent = Some(ev.clone());
+                tree = Some(ev);
+            }
         }
+        let load = self
+            .reader
+            .read("/proc/loadavg")
+            .ok()
+            .and_then(|t| super::sched::parse_loadavg(&t))
+            .map(|l| l.load1);
         // fdinfo of the tree's DRM clients.
         let mut clients = Vec::new();
         for d in &self.drm_fds {
@@ -296,6 +377,8 @@ impl Sampler {
                 proc: reading.alive.then_some(reading.sample),
                 gpus,
                 log: Vec::new(),
+                load,
+                tree,
             },
             reading.alive,
         )

@@ -9,8 +9,9 @@ use std::collections::VecDeque;
 
 use super::classify::{self, Classification, Config, Verdict, WindowStats};
 use super::enginelog::LogFacts;
-use super::facts::{GpuFacts, Missing, PerVerdict, ProcessFacts, WatchFacts};
-use super::sample::{GpuInfo, Header, Sample, SourceStatus, round2};
+use super::evidence;
+use super::facts::{GpuFacts, Missing, PerVerdict, ProcessFacts, TreeFacts, WatchFacts};
+use super::sample::{GpuInfo, Header, Sample, SourceStatus, TreeEvidence, round2};
 
 /// Timeline columns in the summary.
 pub const MAX_BUCKETS: usize = 60;
@@ -192,6 +193,10 @@ pub struct Watcher {
     pids_max: u32,
     samples: u64,
     changes: u32,
+    demand: Acc,
+    load: Acc,
+    /// The tree's evidence, last seen.
+    pub tree: Option<TreeEvidence>,
 }
 
 impl Watcher {
@@ -216,6 +221,9 @@ impl Watcher {
             pids_max: 0,
             samples: 0,
             changes: 0,
+            demand: Acc::default(),
+            load: Acc::default(),
+            tree: None,
         }
     }
 
@@ -273,6 +281,9 @@ impl Watcher {
         if !s.log.is_empty() {
             self.log.read = true;
         }
+        if let Some(t) = s.tree.take() {
+            self.tree = Some(t);
+        }
         self.account(&s);
         // Log lines are folded into the facts above; the window keeps numbers.
         s.log.clear();
@@ -290,7 +301,8 @@ impl Watcher {
             }
         }
         let refs: Vec<&Sample> = self.window.iter().collect();
-        let stats = classify::window_stats(&refs, &self.header.gpus, &self.cfg)?;
+        let mut stats = classify::window_stats(&refs, &self.header.gpus, &self.cfg)?;
+        stats.gpu_runtime = self.gpu_runtime();
         let Classification {
             verdict,
             reason,
@@ -338,6 +350,9 @@ impl Watcher {
                 acc.power.add(p);
             }
         }
+        if let Some(l) = s.load {
+            self.load.add(l);
+        }
         let slot = self.timeline.slot(s.t, n);
         if let Some(p) = &s.proc {
             if let Some(c) = p.cores {
@@ -348,6 +363,9 @@ impl Watcher {
                 self.read.add(r);
                 slot.read.add(r);
             }
+            if let Some(d) = p.demand {
+                self.demand.add(d);
+            }
             if let Some(r) = p.rss {
                 self.rss_max = Some(self.rss_max.map_or(r, |x| x.max(r)));
             }
@@ -357,6 +375,75 @@ impl Watcher {
             if let (Some(b), Some(acc)) = (b, slot.gpus.get_mut(i)) {
                 acc.add(*b);
             }
+        }
+    }
+
+    /// Has the tree a GPU runtime mapped or a GPU node open? None: unknown.
+    pub fn gpu_runtime(&self) -> Option<bool> {
+        let t = self.tree.as_ref()?;
+        if !t.runtimes.is_empty() || !t.devices.is_empty() {
+            Some(true)
+        } else {
+            t.maps_readable.then_some(false)
+        }
+    }
+
+    /// `watch.tree`: the evidence as facts.
+    fn tree_facts(&self) -> TreeFacts {
+        let Some(t) = &self.tree else {
+            return TreeFacts {
+                gpu_runtime: "unknown",
+                ..TreeFacts::default()
+            };
+        };
+        let mut runtimes: Vec<String> = Vec::new();
+        for p in &t.runtimes {
+            if let Some(n) = evidence::gpu_runtime(p) {
+                if !runtimes.iter().any(|x| x == n) {
+                    runtimes.push(n.to_string());
+                }
+            }
+        }
+        let ngl = evidence::ngl_value(&t.flags).unwrap_or("").to_string();
+        let device = evidence::device_value(&t.flags).unwrap_or("").to_string();
+        let gpu_runtime = match self.gpu_runtime() {
+            Some(true) => "loaded",
+            Some(false) => "none",
+            None => "unknown",
+        };
+        let flags = t.flags.join(" ");
+        let mut parts = Vec::new();
+        match gpu_runtime {
+            "loaded" if !t.runtimes.is_empty() => {
+                let names: Vec<&str> = t
+                    .runtimes
+                    .iter()
+                    .map(|p| p.rsplit('/').next().unwrap_or(p))
+                    .collect();
+                parts.push(format!("GPU runtimes loaded: {}", names.join(", ")));
+            }
+            "loaded" => parts.push("no GPU runtime library mapped".into()),
+            "none" => parts.push("no GPU runtime loaded (libggml-cuda/-sycl/-vulkan/-hip, libcuda, libze_loader, libamdhip64, libvulkan: none in /proc/PID/maps)".into()),
+            _ => parts.push("GPU runtimes unknown (/proc/PID/maps not readable)".into()),
+        }
+        if !t.devices.is_empty() {
+            parts.push(format!("GPU nodes open: {}", t.devices.join(", ")));
+        } else if gpu_runtime != "unknown" {
+            parts.push("no GPU node open".into());
+        }
+        if !flags.is_empty() {
+            parts.push(format!("command line: {flags}"));
+        }
+        TreeFacts {
+            gpu_runtime,
+            runtimes,
+            paths: t.runtimes.clone(),
+            devices: t.devices.clone(),
+            ngl_all: !ngl.is_empty() && evidence::ngl_is_all(&ngl, self.log.layers),
+            ngl,
+            device,
+            flags,
+            evidence: parts.join("; "),
         }
     }
 
@@ -521,6 +608,22 @@ impl Watcher {
             )
             .collect();
         let (cmean, cmax) = self.cores_summary();
+        let tree = self.tree_facts();
+        let mut log = self.log.clone();
+        if tree.ngl_all {
+            // Never advise a flag the user already passed.
+            let flag = self
+                .tree
+                .as_ref()
+                .and_then(|t| {
+                    let i = t.flags.iter().rposition(|f| {
+                        ["-ngl", "--n-gpu-layers", "--gpu-layers"].contains(&f.as_str())
+                    })?;
+                    Some(format!("{} {}", t.flags[i], tree.ngl))
+                })
+                .unwrap_or_else(|| format!("-ngl {}", tree.ngl));
+            log.fix = evidence::without_passed_ngl(&log.fix, &flag);
+        }
         WatchFacts {
             target: self.header.target.clone(),
             seconds: round1(self.elapsed()) + 0.0,
@@ -545,11 +648,19 @@ impl Watcher {
                 read_max_mib_s: round2(self.read_max().map(|r| r / 1048576.0).unwrap_or(-1.0))
                     + 0.0,
                 pids_max: self.pids_max as i64,
+                demand_mean: round2(self.demand.mean().unwrap_or(-1.0)) + 0.0,
+                demand_max: round2(if self.demand.n > 0 {
+                    self.demand.max
+                } else {
+                    -1.0
+                }) + 0.0,
+                load_max: round2(if self.load.n > 0 { self.load.max } else { -1.0 }) + 0.0,
             },
+            tree,
             gpus,
             missing: self.missing(),
             sources: self.header.sources.clone(),
-            log: self.log.clone(),
+            log,
             thresholds: self.cfg.th.clone(),
         }
     }
@@ -608,6 +719,7 @@ mod tests {
                 cores: Some(cores),
                 rss: Some(100 << 20),
                 read_bps: Some(0.0),
+                ..ProcSample::default()
             }),
             gpus: vec![GpuSample {
                 id: "g".into(),
@@ -616,6 +728,7 @@ mod tests {
                 ..GpuSample::default()
             }],
             log: vec![],
+            ..Sample::default()
         }
     }
 
