@@ -637,6 +637,14 @@ pub struct Nvidia {
     /// Error", "GPU is lost"); absent when none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub lost: Vec<String>,
+    /// Derived, only when a GPU is lost or in a fault state: the listed GPUs
+    /// with no fault mark that are not lost, as `GPU <index> (<name> at <pci>)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sound: Vec<String>,
+    /// Derived: the nvidia-smi indexes of `sound`, comma-separated
+    /// (`CUDA_DEVICE_ORDER=PCI_BUS_ID` numbering); empty when none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub sound_index: String,
 }
 
 /// One of nvidia-smi's failure texts (probe/nvidia_smi.rs `classify_failure`).

@@ -55,6 +55,13 @@ fn nvidia_smi_table_every_output() {
             Some("550.90.07"),
             Some("12.4"),
         ),
+        // Only the header row: the versions must still be read.
+        (
+            "bellperson-227-470-header.txt",
+            0,
+            Some("470.57.02"),
+            Some("11.4"),
+        ),
         (
             "club3090-441-2x3090-kmd-version-610.txt",
             2,

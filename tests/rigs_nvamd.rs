@@ -221,3 +221,29 @@ fn live_fake_nvidia_smi_with_a_slow_topology() {
     assert_eq!(nv["nvlink_listed"], true);
     assert!(diagnosis_ids(&v).contains(&"PROBE-TIMEOUT".to_string()));
 }
+
+#[test]
+fn a_crashed_gpu_among_working_ones_gets_hardware_advice_naming_both() {
+    // gpu-operator #559: GPU 0 reads ERR! in every cell, GPU 1 answers.
+    let r = replay_json("nv-2xa40-gpu0-err-row");
+    assert_eq!(severe(&r), vec!["NV-GPU-FAULT"]);
+    let d = &r["diagnoses"][0];
+    let title = d["title"].as_str().unwrap();
+    assert!(title.contains("NVIDIA A40 at 0000:19:00.0"), "{title}");
+    let evidence = d["evidence"].as_str().unwrap();
+    assert!(
+        evidence.contains("Still working: GPU 1 (NVIDIA A40 at 0000:1a:00.0)"),
+        "{evidence}"
+    );
+    let fix = d["fix"].as_str().unwrap();
+    assert!(fix.contains("nvidia-smi -r -i 0000:19:00.0"), "{fix}");
+    assert!(fix.contains("CUDA_VISIBLE_DEVICES=1"), "{fix}");
+    assert!(fix.contains("reseat"), "{fix}");
+    for wrong in ["modprobe", "dkms", "apt", "install"] {
+        assert!(
+            !fix.contains(wrong),
+            "driver advice for a hardware fault: {fix}"
+        );
+    }
+    assert_eq!(r["facts"]["nvidia"]["driver_version"], "525.125.06");
+}

@@ -209,7 +209,34 @@ pub fn derive(rig: &mut Rig) {
             .as_deref()
             .and_then(|id| catalog::lookup("0x10de", id));
         g.busy = g.utilization_pct.map(|u| u >= BUSY_PCT);
+        if g.name.is_empty() {
+            // The table could not read the name (ERR!): say what the bus says.
+            if let Some(n) = g.catalog.as_ref().map(|c| c.name.clone()).or_else(|| {
+                sysfs
+                    .iter()
+                    .find(|p| p.pci == g.pci)
+                    .map(|p| p.name.clone())
+            }) {
+                g.name = n;
+            }
+        }
     }
+    // Only next to a broken card: on a healthy rig "still working" says nothing.
+    let broken = !nv.lost.is_empty() || nv.gpus.iter().any(|g| !g.errors.is_empty());
+    let sound: Vec<&NvidiaGpu> = nv
+        .gpus
+        .iter()
+        .filter(|g| broken && g.errors.is_empty() && !nv.lost.contains(&g.pci))
+        .collect();
+    nv.sound = sound
+        .iter()
+        .map(|g| format!("GPU {} ({} at {})", g.index, g.name, g.pci))
+        .collect();
+    nv.sound_index = sound
+        .iter()
+        .map(|g| g.index.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
     // The sysfs view learns VRAM from nvidia-smi (the driver does not export it).
     for p in sysfs.iter_mut().filter(|p| p.vendor == "nvidia") {
         if let Some(g) = nv.gpus.iter().find(|g| g.pci == p.pci) {

@@ -160,11 +160,19 @@ pub fn parse_table(text: &str) -> Table {
                 let Ok(index) = id[1].parse::<u32>() else {
                     continue;
                 };
+                let mut errors = cell_errors(&cells, false);
+                let mut name = id[2].trim().to_string();
+                // A crashed GPU's row can read ERR! even in its name
+                // (gpu-operator #559): the name then comes from the bus.
+                if name == "ERR!" {
+                    name.clear();
+                    errors.push("product name read ERR!".to_string());
+                }
                 t.gpus.push(TableGpu {
                     index,
-                    name: id[2].trim().to_string(),
+                    name,
                     pci: normalize_pci(cells[2]),
-                    errors: cell_errors(&cells, false),
+                    errors,
                     ..TableGpu::default()
                 });
                 open = Some((t.gpus.len() - 1, 0));
@@ -994,6 +1002,29 @@ GPU 00000000:41:00.0
             "|       2MiB /  24576MiB | [GPU requires reset] |\n|                                         |                        |                  N/A |\n+-----------------------------------------+------------------------+----------------------+\n|  No",
         ));
         assert_eq!(t.gpus[1].errors, vec!["[GPU requires reset]"]);
+    }
+
+    #[test]
+    fn a_row_of_err_only_is_a_fault_and_the_next_gpu_is_not() {
+        // NVIDIA/gpu-operator #559 (driver 525.125.06): GPU 0 reads ERR! in
+        // every cell, its name included; GPU 1 answers.
+        let t = parse_table(include_str!(
+            "../../fixtures/rigs/nv-2xa40-gpu0-err-row/cmd/nvidia-smi.out"
+        ));
+        assert_eq!(t.driver_version.as_deref(), Some("525.125.06"));
+        assert_eq!(t.gpus.len(), 2);
+        assert_eq!(t.gpus[0].name, "");
+        assert_eq!(t.gpus[0].pci.as_deref(), Some("0000:19:00.0"));
+        assert_eq!(
+            t.gpus[0].errors,
+            vec![
+                "product name read ERR!",
+                "fan/temperature/performance state read ERR!"
+            ]
+        );
+        assert_eq!(t.gpus[1].name, "NVIDIA A40");
+        assert!(t.gpus[1].errors.is_empty());
+        assert_eq!(t.gpus[1].memory_total_mib, Some(46068));
     }
 
     #[test]

@@ -117,6 +117,11 @@ static VLLM_BLOCKS: LazyLock<Option<Regex>> =
     LazyLock::new(|| re(r"# (?:GPU|gpu|cuda|CUDA|xpu|XPU) blocks: (\d+)"));
 static VLLM_KV_TOKENS: LazyLock<Option<Regex>> =
     LazyLock::new(|| re(r"GPU KV cache size: ([0-9][0-9,]*) tokens"));
+static MISSING_LIB: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(
+        r"error while loading shared libraries: ([A-Za-z0-9_.+-]{1,80}): cannot open shared object file",
+    )
+});
 static XID: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"NVRM: Xid \([^)]*\): (\d+)"));
 
 fn caps<'a>(r: &LazyLock<Option<Regex>>, line: &'a str) -> Option<regex::Captures<'a>> {
@@ -155,9 +160,12 @@ fn size_mib(c: &regex::Captures<'_>, value: usize, unit: usize) -> Option<f64> {
 
 /// Which kind of runtime error a code is, for the fix: `out-of-memory`,
 /// `no-kernel` (the binary has no code for this device), `no-device`,
-/// `device-lost`, `other`.
+/// `device-lost`, `missing-library` (the dynamic loader did not find a
+/// library: the code is its soname), `other`.
 pub fn error_class(code: &str) -> &'static str {
-    if code.contains("OUT_OF_RESOURCES")
+    if code.starts_with("lib") && code.contains(".so") {
+        "missing-library"
+    } else if code.contains("OUT_OF_RESOURCES")
         || code.contains("OUT_OF_DEVICE_MEMORY")
         || code.contains("OUT_OF_HOST_MEMORY")
         || matches!(
@@ -202,6 +210,9 @@ pub fn error_class(code: &str) -> &'static str {
 /// `rocm`, `vulkan`, `xpu` (PyTorch on Intel), `nvidia` (the kernel
 /// driver), "" when the line does not say.
 pub fn error_backend(code: &str, line: &str) -> &'static str {
+    if error_class(code) == "missing-library" {
+        return library_backend(code);
+    }
     if code.starts_with("UR_")
         || code.starts_with("PI_")
         || code.starts_with("ZE_")
@@ -268,9 +279,102 @@ const FIX_LOST_VULKAN: &str = "sudo dmesg | grep -iE 'hang|reset|Xid|ring' | tai
 const FIX_OTHER_SYCL: &str = "rigdoctor check\n\
 SYCL_UR_TRACE=1 <your command> 2>&1 | tail -50    # which call failed";
 
+/// Whose library a soname is: oneAPI's (`sycl`), CUDA's, ROCm's, the
+/// Vulkan loader's, or "" (the program's own, or unknown).
+fn library_backend(soname: &str) -> &'static str {
+    const ONEAPI: &[&str] = &[
+        "libsycl",
+        "libmkl_",
+        "libsvml",
+        "libimf",
+        "libintlc",
+        "libirng",
+        "libiomp5",
+        "libur_",
+        "libze_loader",
+        "libdnnl",
+        "libtbb",
+        "libumf",
+        "libtcm",
+        "libccl",
+        "libpti",
+    ];
+    const CUDA: &[&str] = &[
+        "libcuda",
+        "libcublas",
+        "libnvrtc",
+        "libcudnn",
+        "libnccl",
+        "libcusparse",
+    ];
+    const ROCM: &[&str] = &[
+        "libamdhip64",
+        "libhipblas",
+        "librocblas",
+        "libhsa-runtime64",
+        "librocm",
+    ];
+    if ONEAPI.iter().any(|p| soname.starts_with(p)) {
+        "sycl"
+    } else if CUDA.iter().any(|p| soname.starts_with(p)) {
+        "cuda"
+    } else if ROCM.iter().any(|p| soname.starts_with(p)) {
+        "rocm"
+    } else if soname.starts_with("libvulkan") {
+        "vulkan"
+    } else {
+        ""
+    }
+}
+
+/// The fix for a library the loader did not find. A libsycl soname names
+/// the oneAPI year the program was linked against (checks/pins.toml
+/// `[[libsycl]]`), so the fix says which release to source or install.
+fn missing_library_fix(soname: &str, backend: &str) -> String {
+    if let Some(l) = crate::derive::pins::libsycl_line(soname) {
+        let y = l.year;
+        let source = if y >= 2024 {
+            format!(
+                "source /opt/intel/oneapi/{latest}/oneapi-vars.sh   # a {y}.1+ release; {y}.0: source /opt/intel/oneapi/compiler/{y}.0/env/vars.sh and mkl/{y}.0/env/vars.sh",
+                latest = l.latest
+            )
+        } else {
+            format!(
+                "source /opt/intel/oneapi/compiler/<the {y} release ls printed>/env/vars.sh && source /opt/intel/oneapi/mkl/<its release>/env/vars.sh"
+            )
+        };
+        return format!(
+            "# the program is linked against {soname}: the oneAPI {y} runtime ({y}.0 to {latest}); this shell loads another year's release, or none
+ls -d /opt/intel/oneapi/{y}.* /opt/intel/oneapi/compiler/{y}.* 2>/dev/null   # a {y} release installed?
+{source}
+# none installed: install oneAPI {latest} next to the other release (its oneMKL too), or as wheels: pip install {wheel} and export LD_LIBRARY_PATH=\"$VIRTUAL_ENV/lib:$LD_LIBRARY_PATH\" ($CONDA_PREFIX/lib in conda)
+# ipex-llm[cpp] ollama / llama.cpp: rigdoctor check names the release its build needs; its portable zip carries its own runtime (do not source oneAPI for it)",
+            latest = l.latest,
+            wheel = l.wheel
+        );
+    }
+    let first = match backend {
+        "sycl" => {
+            "# a oneAPI library: source the oneAPI release the program was built with (setvars.sh takes `latest`); rigdoctor check lists the installed releases"
+        }
+        "cuda" => {
+            "# a CUDA library: install the CUDA runtime (or the torch / engine build) of the CUDA major version the program was built for"
+        }
+        "rocm" => {
+            "# a ROCm library: install the ROCm release the program was built for, or add /opt/rocm/lib to LD_LIBRARY_PATH"
+        }
+        "vulkan" => "sudo apt install libvulkan1   # the Vulkan loader",
+        _ => {
+            "# the program's own library: start it from its directory (ipex-llm: the one init-ollama / init-llama-cpp made) or add that directory to LD_LIBRARY_PATH"
+        }
+    };
+    format!("{first}\nldd <the program> | grep 'not found'   # every library it misses")
+}
+
 /// The fix for an error of this class printed by this backend.
 pub fn error_fix(class: &str, backend: &str, code: &str) -> String {
     match (class, backend) {
+        ("missing-library", _) => missing_library_fix(code, backend),
         ("out-of-memory", "sycl") => FIX_OOM_SYCL.into(),
         ("out-of-memory", "vulkan") => FIX_OOM_VULKAN.into(),
         ("out-of-memory", _) => FIX_OOM_GPU.into(),
@@ -294,6 +398,9 @@ pub fn error_fix(class: &str, backend: &str, code: &str) -> String {
 
 /// The error a line reports, by its code, if it reports one.
 fn error_code(line: &str) -> Option<String> {
+    if line.contains("error while loading shared libraries") {
+        return caps(&MISSING_LIB, line).and_then(|c| c.get(1).map(|m| m.as_str().to_string()));
+    }
     let sycl = line.contains("Native API failed")
         || line.contains("UR_RESULT_ERROR_")
         || line.contains("PI_ERROR_")
@@ -1061,6 +1168,91 @@ mod tests {
         assert_eq!(f.errors[0].code, "UR_RESULT_ERROR_UNINITIALIZED");
         assert_eq!(f.errors[0].class, "no-device");
         assert!(f.errors[0].count > 1);
+    }
+
+    #[test]
+    fn a_missing_libsycl_names_the_oneapi_year() {
+        // ipex-llm's ollama (a 2024 build) on oneAPI 2025.0, and in a Docker
+        // image whose setvars.sh took `latest`.
+        for rel in [
+            "libsycl/ipexllm12763-ollama-needs-libsycl-so-7-oneapi-2025.0-installed.txt",
+            "libsycl/mattcurf-ollama-intel-gpu-20-docker-bigdl-ollama-libsycl-so-7-setvars-latest.txt",
+        ] {
+            let (f, _) = facts(rel);
+            assert_eq!(
+                f.errors.len(),
+                1,
+                "{rel}: the `ls -l` of libsycl.so.8 is no error"
+            );
+            let e = &f.errors[0];
+            assert_eq!(
+                (e.code.as_str(), e.class.as_str(), e.backend.as_str()),
+                ("libsycl.so.7", "missing-library", "sycl")
+            );
+            assert!(
+                e.fix.contains("the oneAPI 2024 runtime (2024.0 to 2024.2)"),
+                "{}",
+                e.fix
+            );
+            assert!(
+                e.fix
+                    .contains("source /opt/intel/oneapi/2024.2/oneapi-vars.sh"),
+                "{}",
+                e.fix
+            );
+            assert!(
+                e.fix.contains("pip install intel-sycl-rt==2024.2.1"),
+                "{}",
+                e.fix
+            );
+            assert_eq!(f.verdict, "runtime-error");
+            assert_eq!(f.fix, e.fix);
+        }
+        // An upstream llama.cpp SYCL release (2025 build) on oneAPI 2026.1.
+        let (f, _) = facts(
+            "libsycl/llama-cpp-25573-b9964-sycl-release-needs-libsycl-so-8-oneapi-2026.1.txt",
+        );
+        let codes: Vec<_> = f
+            .errors
+            .iter()
+            .map(|e| (e.code.as_str(), e.count))
+            .collect();
+        assert_eq!(
+            codes,
+            vec![("libsycl.so.8", 2), ("libmkl_sycl_blas.so.5", 1)]
+        );
+        assert!(
+            f.errors[0]
+                .fix
+                .contains("oneAPI 2025 runtime (2025.0 to 2025.3)")
+        );
+        assert!(
+            f.errors[1].fix.starts_with("# a oneAPI library"),
+            "{}",
+            f.errors[1].fix
+        );
+    }
+
+    #[test]
+    fn a_missing_library_of_the_program_is_not_a_oneapi_pin() {
+        let (f, _) = facts("libsycl/ipexllm12546-ollama-libmllama-so-missing-not-a-soname.txt");
+        let e = &f.errors[0];
+        assert_eq!(
+            (e.code.as_str(), e.class.as_str(), e.backend.as_str()),
+            ("libmllama.so", "missing-library", "")
+        );
+        assert!(!e.fix.contains("oneAPI 20"), "{}", e.fix);
+        assert!(
+            e.fix.starts_with("# the program's own library"),
+            "{}",
+            e.fix
+        );
+        // Not a loader error: a path that merely names libsycl.
+        assert_eq!(
+            classify("lrwxrwxrwx 1 root root 14 libsycl.so -> ./libsycl.so.8"),
+            None
+        );
+        assert_eq!(classify("error while loading shared libraries: "), None);
     }
 
     #[test]
