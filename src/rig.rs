@@ -1152,6 +1152,33 @@ pub struct Container {
     pub unpassed_vendors: Vec<String>,
     /// Derived: the absent nodes of `gpus_without_nodes`, each once.
     pub missing_nodes: Vec<String>,
+    /// `nvidia-container-cli info`: what the NVIDIA Container Toolkit on
+    /// this machine sees, the view every `docker run --gpus` gets. Null when
+    /// it was not run (no NVIDIA GPU bound, nvidia-smi hung) or is not installed.
+    pub nvidia_toolkit: Option<NvidiaToolkit>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct NvidiaToolkit {
+    /// `NVRM version:` (the kernel driver).
+    pub nvrm_version: Option<String>,
+    /// `CUDA version:` (what the driver supports).
+    pub cuda_version: Option<String>,
+    pub devices: Vec<ToolkitDevice>,
+    /// The CLI's own error (`initialization error: ...`) when it failed.
+    pub error: Option<String>,
+    /// The error's class: `nvml-library-missing`, `driver-not-loaded`,
+    /// `no-cuda-device`, or `other`.
+    pub error_kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ToolkitDevice {
+    pub index: Option<u32>,
+    pub model: Option<String>,
+    pub uuid: Option<String>,
+    /// `Bus Location:` as a sysfs address (`0000:41:00.0`).
+    pub pci: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]

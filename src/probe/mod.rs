@@ -7,6 +7,7 @@ pub mod container;
 pub mod devnodes;
 pub mod env;
 pub mod host;
+pub mod nvidia_container;
 pub mod nvidia_nvlink;
 pub mod nvidia_smi;
 pub mod nvidia_topo;
@@ -255,6 +256,22 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     let (container, r) = timed(|| container::probe(src));
     rig.container = container;
     reports.push(r);
+    // The toolkit's CLI asks the driver through NVML like nvidia-smi: it is
+    // run only for a GPU nvidia drives, and not after nvidia-smi hung (it
+    // would hang too, costing a second timeout).
+    let nvidia_bound = rig
+        .gpus
+        .iter()
+        .any(|g| g.driver.as_deref() == Some("nvidia"));
+    let smi_hung = reports
+        .iter()
+        .any(|r| r.name == "nvidia-smi" && r.status == "timeout");
+    if nvidia_bound && !smi_hung {
+        let ((t, mut r), at) = stamped(|| nvidia_container::probe(src, opts.timeout));
+        mark_deadline(dl, at, std::slice::from_mut(&mut r));
+        rig.container.nvidia_toolkit = t;
+        reports.push(r);
+    }
     if let Some(r) = refusals_report(src) {
         reports.push(r);
     }
