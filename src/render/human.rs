@@ -28,13 +28,27 @@ pub const DEFAULT_WIDTH: usize = 80;
 /// (hanging indents of a dozen columns leave nothing below that).
 const MIN_WIDTH: usize = 40;
 
-/// Columns of the terminal `stream` is, or [`DEFAULT_WIDTH`] when it is not
-/// a terminal or does not say (terminal_size asks the tty with TIOCGWINSZ).
+/// The widest page laid out, whatever `COLUMNS` says.
+const MAX_WIDTH: usize = 1000;
+
+/// Columns of the page for `stream`: `COLUMNS` when it is set to a number
+/// (as `ls` does: a script or a test can ask for a width, and a pipe can be
+/// given the terminal's), else the terminal's own (terminal_size asks the
+/// tty with TIOCGWINSZ), else [`DEFAULT_WIDTH`] for a pipe, a file or a
+/// terminal that does not say.
 pub fn terminal_width(stream: impl AsFd) -> usize {
-    terminal_size::terminal_size_of(stream)
-        .map(|(w, _)| usize::from(w.0))
+    let tty = terminal_size::terminal_size_of(stream).map(|(w, _)| usize::from(w.0));
+    width_from(std::env::var("COLUMNS").ok().as_deref(), tty)
+}
+
+/// [`terminal_width`] from what it read: `COLUMNS`, the terminal's columns.
+pub fn width_from(columns: Option<&str>, tty: Option<usize>) -> usize {
+    columns
+        .and_then(|c| c.trim().parse::<usize>().ok())
         .filter(|w| *w > 0)
+        .or(tty.filter(|w| *w > 0))
         .unwrap_or(DEFAULT_WIDTH)
+        .min(MAX_WIDTH)
 }
 
 impl Style {
@@ -543,9 +557,16 @@ mod tests {
     }
 
     #[test]
-    fn the_width_comes_from_the_terminal_or_is_80() {
-        // /dev/null is not a terminal.
-        let f = std::fs::File::open("/dev/null").unwrap();
-        assert_eq!(terminal_width(&f), DEFAULT_WIDTH);
+    fn the_width_comes_from_columns_the_terminal_or_is_80() {
+        assert_eq!(width_from(None, None), DEFAULT_WIDTH);
+        assert_eq!(width_from(None, Some(0)), DEFAULT_WIDTH);
+        assert_eq!(width_from(None, Some(132)), 132);
+        assert_eq!(width_from(Some("120"), Some(132)), 120);
+        assert_eq!(width_from(Some(" 100\n"), None), 100);
+        // A COLUMNS that is not a width is ignored, a huge one capped.
+        for bad in ["", "0", "-5", "wide", "1e3"] {
+            assert_eq!(width_from(Some(bad), Some(90)), 90, "{bad:?}");
+        }
+        assert_eq!(width_from(Some("99999999999"), None), MAX_WIDTH);
     }
 }
