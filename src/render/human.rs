@@ -86,7 +86,7 @@ impl Style {
         self.paint(mark, f)
     }
     fn severity(&self, s: Severity) -> String {
-        let text = format!("{:<5}", s.as_str());
+        let text = format!("{:<7}", s.word());
         match s {
             Severity::Error => self.paint(&text, |x| x.red().bold().to_string()),
             Severity::Warn => self.paint(&text, |x| x.yellow().bold().to_string()),
@@ -309,7 +309,7 @@ pub fn diagnoses(ds: &[Diagnosis], style: Style, quiet: bool) -> String {
     let mut out = String::new();
     for d in ds {
         let id = escape_controls(&d.id);
-        let sev = format!("{:<5}", d.severity.as_str());
+        let sev = format!("{:<7}", d.severity.word());
         let head = format!(
             "{} {} {}  ",
             style.status(d.severity.as_str()),
@@ -367,7 +367,8 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
                 style.status(&a.status),
                 style.bold(&label)
             );
-            out.push_str(&style.hang(&head, 2 + 1 + 1 + width + 2, &a.summary, |s| s.to_string()));
+            let summary = area_line(report, a);
+            out.push_str(&style.hang(&head, 2 + 1 + 1 + width + 2, &summary, |s| s.to_string()));
         }
         out.push('\n');
     }
@@ -398,7 +399,38 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
         &report.summary_line(),
         |s| s.to_string(),
     ));
+    if let (Some(first), false) = (report.diagnoses.first(), quiet) {
+        let more = if report.diagnoses.iter().any(|d| d.id != first.id) {
+            " (or another ID above)"
+        } else {
+            ""
+        };
+        out.push_str(&style.hang(
+            "details: ",
+            "details: ".len(),
+            &format!("rigdoctor explain {}{more}", first.id),
+            |s| s.to_string(),
+        ));
+    }
     out
+}
+
+/// What an area line says: for an area with a warning or an error, the
+/// cause (the most severe finding's title, and how many more there are), so
+/// the first screen names it; otherwise what was seen there.
+fn area_line(report: &Report, a: &crate::diagnose::report::Area) -> String {
+    let mut found = report.findings_of(&a.area);
+    match found.next() {
+        Some(d) if d.severity >= Severity::Warn => {
+            let more = found.count();
+            if more == 0 {
+                d.title.clone()
+            } else {
+                format!("{} (+{more} more)", d.title)
+            }
+        }
+        _ => a.summary.clone(),
+    }
 }
 
 /// `rigdoctor explain ID`: one rule, as written in rules/*.toml, filled to
@@ -412,7 +444,7 @@ pub fn explain(r: &crate::diagnose::rules::Rule, width: usize) -> String {
         &format!(
             "{}  [{}, class {}, area {}]",
             s.id,
-            s.severity.as_str(),
+            s.severity.word(),
             r.class.as_str(),
             s.area
         ),
