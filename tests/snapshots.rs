@@ -138,7 +138,13 @@ fn columns_sets_the_width_of_check_explain_and_watch() {
     for rig in ["b580-x4-slot", "nv-2x3090-nvlink"] {
         let dir = rigs_dir().join(rig);
         let r = run_with(
-            &["check", "--replay", dir.to_str().unwrap(), "--color", "never"],
+            &[
+                "check",
+                "--replay",
+                dir.to_str().unwrap(),
+                "--color",
+                "never",
+            ],
             |c| {
                 c.env("COLUMNS", "120");
             },
@@ -159,7 +165,13 @@ fn columns_sets_the_width_of_check_explain_and_watch() {
     let explain = wide(&["explain", "PCI-LINK-SLOT"]);
     assert!(explain.lines().any(|l| l.chars().count() > 80), "{explain}");
     let trace = root().join("fixtures/traces/fallback.jsonl");
-    let watch = wide(&["watch", "--replay", trace.to_str().unwrap(), "--color", "never"]);
+    let watch = wide(&[
+        "watch",
+        "--replay",
+        trace.to_str().unwrap(),
+        "--color",
+        "never",
+    ]);
     assert!(watch.lines().any(|l| l.chars().count() > 80), "{watch}");
 }
 
