@@ -157,13 +157,15 @@ static LLAMA_TG_PROGRESS: LazyLock<Option<Regex>> =
 /// llama-server's progress through a long prompt:
 /// `prompt processing, n_tokens = 15360, progress = 0.56, t = 9.52 s / 1613.98 tokens per second`.
 static LLAMA_PP_PROGRESS: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    re(r"\bprompt processing, n_tokens =\s*\d+, progress = [0-9.]+, t =\s*[0-9.]+ s /\s*([0-9.]+) tokens per second")
+    re(
+        r"\bprompt processing, n_tokens =\s*\d+, progress = [0-9.]+, t =\s*[0-9.]+ s /\s*([0-9.]+) tokens per second",
+    )
 });
-/// A llama-bench markdown row: `| llama 1B F16 | ... |  pp512 |  18.46 ± 1.73 |`;
-/// `@ d4096` (a depth) may follow the test; `pp512+tg128` (pg) is neither speed alone.
-static LLAMA_BENCH_ROW: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    re(r"^\|.*\|\s*(pp|tg)\d+(?: @ d\d+)?\s*\|\s*([0-9.]+) ± [0-9.]+\s*\|$")
-});
+/// A llama-bench markdown row: `| llama 1B F16 | ... |  pp512 |  18.46 ± 1.73 |`
+/// (before mid-2024: `pp 512`); `@ d4096` (a depth) may follow the test;
+/// `pp512+tg128` (pg) is neither speed alone.
+static LLAMA_BENCH_ROW: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"^\|.*\|\s*(pp|tg) ?\d+(?: @ d\d+)?\s*\|\s*([0-9.]+) ± [0-9.]+\s*\|$"));
 /// ollama `--verbose` (and `/set verbose`): `eval rate: 24.61 tokens/s`,
 /// `prompt eval rate: 53.77 tokens/s`, `eval count: 120 token(s)`.
 static OLLAMA_RATE: LazyLock<Option<Regex>> =
@@ -177,9 +179,8 @@ static VLLM_TPUT: LazyLock<Option<Regex>> = LazyLock::new(|| {
 });
 /// IPEX-LLM's `BenchmarkWrapper`: `=========Rest tokens cost average 0.1117s (31 tokens in all)=========`
 /// (newer releases add ` and 6.55 GB`): seconds per generated token after the first.
-static IPEX_REST: LazyLock<Option<Regex>> = LazyLock::new(|| {
-    re(r"Rest tokens? cost average ([0-9.]+) ?s \((\d+) tokens in all\)")
-});
+static IPEX_REST: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"Rest tokens? cost average ([0-9.]+) ?s \((\d+) tokens in all\)"));
 static XID: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"NVRM: Xid \([^)]*\): (\d+)"));
 
 fn caps<'a>(r: &LazyLock<Option<Regex>>, line: &'a str) -> Option<regex::Captures<'a>> {
@@ -528,7 +529,6 @@ fn runtime_error(line: &str) -> Option<Signal> {
     })
 }
 
-/// What `line` says about where the work runs, if anything.
 /// A speed the engine reported: finite and above zero, else nothing was said
 /// (llama-cpp-python 0.3.0 printed `0.00 ms ... inf tokens per second`).
 fn speed(c: &regex::Captures<'_>, i: usize) -> Option<f64> {
@@ -588,7 +588,9 @@ pub fn throughput(line: &str) -> Option<Signal> {
     }
     if line.contains("eval count:") && !line.contains("prompt eval count") {
         if let Some(c) = caps(&OLLAMA_COUNT, line) {
-            return Some(Signal::Generated { tokens: num(&c, 1)? });
+            return Some(Signal::Generated {
+                tokens: num(&c, 1)?,
+            });
         }
     }
     if line.contains("Avg generation throughput") {
@@ -604,12 +606,15 @@ pub fn throughput(line: &str) -> Option<Signal> {
             if !(secs.is_finite() && secs > 0.0) {
                 return None;
             }
-            return Some(tput(Some(1.0 / secs), None, num(&c, 2), "ipex-llm"));
+            // Two decimals, as every other engine prints its speed.
+            let tps = super::sample::round2(1.0 / secs);
+            return Some(tput(Some(tps), None, num(&c, 2), "ipex-llm"));
         }
     }
     None
 }
 
+/// What `line` says about where the work runs, or how fast, if anything.
 pub fn classify(line: &str) -> Option<Signal> {
     if line.len() > 8192 {
         return None;
@@ -936,10 +941,7 @@ const MAX_DEVICES: usize = 16;
 
 impl LogFacts {
     pub fn add(&mut self, signal: &Signal, line: &str) {
-        if matches!(
-            signal,
-            Signal::Throughput { .. } | Signal::Generated { .. }
-        ) {
+        if matches!(signal, Signal::Throughput { .. } | Signal::Generated { .. }) {
             // Speed says nothing about where the work runs: `ThroughputFacts`.
             return;
         }
