@@ -929,6 +929,86 @@ mod tests {
         assert!(m[0].fix.contains("6.8"));
     }
 
+    /// Issue 12 item 3: power-only sources integrated over time (a gap the
+    /// sampler slept through is not), RAPL joules summed, per generated token.
+    #[test]
+    fn issue12_energy_is_exact_to_the_arithmetic() {
+        use crate::watch::enginelog::Signal;
+        use crate::watch::sample::LogEvent;
+        let mut idle = gpu();
+        idle.id = "h".into();
+        idle.label = "card1".into();
+        let mut w = Watcher::new(header(vec![gpu(), idle]), cfg());
+        for (t, watts) in [
+            (0.0, 40.0),
+            (1.0, 50.0),
+            (2.0, 60.0),
+            (3.0, 70.0),
+            (20.0, 90.0),
+        ] {
+            let mut s = sample(t, 1.0, 90.0);
+            s.gpus[0].power = Some(watts);
+            s.gpus[0].power_src = Some("nvidia-smi".into());
+            // RAPL gives nothing on the first sample (a baseline).
+            s.cpu_energy = (t > 0.0).then_some(10.0);
+            if t == 2.0 {
+                s.log = vec![
+                    LogEvent {
+                        stream: "stderr".into(),
+                        signal: Signal::Throughput {
+                            decode_tps: Some(20.0),
+                            prompt_tps: None,
+                            tokens: Some(100),
+                            engine: "llama.cpp".into(),
+                        },
+                        line: "eval time = ...".into(),
+                    },
+                    LogEvent {
+                        stream: "stdout".into(),
+                        signal: Signal::Generated { tokens: 50 },
+                        line: "eval count: 50 token(s)".into(),
+                    },
+                ];
+            }
+            w.push(s);
+        }
+        let e = w.energy_facts();
+        // 50 + 60 + 70 W over one second each; the 17 s gap is unknown.
+        assert_eq!(e.gpus[0].joules, Some(180.0));
+        assert_eq!(
+            (e.gpus[0].source.as_str(), e.gpus[0].seconds),
+            ("nvidia-smi", 3.0)
+        );
+        assert_eq!((e.gpus[1].joules, e.gpus[1].source.as_str()), (None, ""));
+        // RAPL's own joules, gap or not: 4 × 10 J.
+        assert_eq!(e.cpu_joules, Some(40.0));
+        assert_eq!(w.tput.decode_tokens, Some(150));
+        // (180 + 40) J / 150 tokens, to four decimals.
+        assert_eq!(e.joules_per_token, Some(1.4667));
+        assert_eq!(e.per_token_of, "gpus+cpu");
+        let f = serde_json::to_value(w.facts()).unwrap();
+        assert_eq!(f["throughput"]["decode_tps"], json!(20.0));
+        assert_eq!(
+            f["throughput"]["prompt_tps"],
+            json!(null),
+            "unknown is null"
+        );
+        assert_eq!(f["energy"]["gpus"][1]["joules"], json!(null));
+        assert!(w.timeline.buckets.iter().any(|b| b.tps.n == 1));
+        let line = crate::watch::display::status_line(&w, 200);
+        assert!(line.contains("20.0 tok/s"), "{line}");
+        // Speed without a token count: no J/token; energy unknown: none either.
+        let mut w = Watcher::new(header(vec![gpu()]), cfg());
+        w.push(sample(0.0, 1.0, 90.0));
+        w.push(sample(1.0, 1.0, 90.0));
+        let e = w.energy_facts();
+        assert_eq!(
+            (e.gpus[0].joules, e.cpu_joules, e.joules_per_token),
+            (None, None, None)
+        );
+        assert_eq!(e.per_token_of, "");
+    }
+
     #[test]
     fn clock_reads_well() {
         assert_eq!(clock(73.4), "1:13");
