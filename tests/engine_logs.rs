@@ -303,6 +303,24 @@ const FORMS: &[(&str, &str, &str, &str)] = &[
         "GPU KV cache size: 1,823,372 tokens",
         "",
     ),
+    (
+        "ollama-rocm-strix-halo-inference-compute-0.30.log",
+        "all-on-gpu",
+        "library=ROCm compute=gfx1151",
+        "",
+    ),
+    (
+        "ollama-rocm-2023-offloaded-43-of-43.log",
+        "all-on-gpu",
+        "offloaded 43/43 layers to GPU",
+        "",
+    ),
+    (
+        "ollama-rocm-gfx1032-override-inference-compute.log",
+        "all-on-gpu",
+        "library=rocm compute=gfx1032",
+        "",
+    ),
     // part on the CPU
     (
         "ollama-cuda-journal-39-of-41-partial.log",
@@ -346,6 +364,19 @@ const FORMS: &[(&str, &str, &str, &str)] = &[
         "all-on-cpu",
         "No platform detected",
         "docker run --gpus all",
+    ),
+    // ollama skipped an AMD GPU its ROCm build has no kernels for
+    (
+        "ollama-rocm-gfx1032-not-supported-0.3.4.log",
+        "all-on-cpu",
+        "gpu_type=gfx1032",
+        "HSA_OVERRIDE_GFX_VERSION=10.3.0",
+    ),
+    (
+        "ollama-win-gfx1150-not-supported.log",
+        "all-on-cpu",
+        "gpu_type=gfx1150",
+        "no override is known",
     ),
     // runtime errors, per backend
     (
@@ -612,4 +643,29 @@ fn near_misses_are_not_errors_or_cpu() {
     let l = "ggml_cuda_init: found 2 ROCm devices (Total VRAM: 31898 MiB):";
     f.add(&classify(l).unwrap(), l);
     assert_eq!(f.verdict, "unknown");
+}
+
+#[test]
+fn ollama_names_the_skipped_gfx_target_and_what_its_build_lists() {
+    let f = facts("ollama-rocm-gfx1032-not-supported-0.3.4.log");
+    assert_eq!(f.unsupported_gfx, "gfx1032");
+    assert_eq!(
+        f.unsupported_supported,
+        ["gfx1030", "gfx1100", "gfx1101", "gfx1102"]
+    );
+    // The override is one the build lists, in the card's own family.
+    assert!(
+        f.fix.contains("sudo systemctl edit ollama.service"),
+        "{}",
+        f.fix
+    );
+    let f = facts("ollama-win-gfx1150-not-supported.log");
+    assert_eq!(
+        (
+            f.unsupported_gfx.as_str(),
+            f.unsupported_supported.as_slice()
+        ),
+        ("gfx1150", ["gfx1103".to_string()].as_slice())
+    );
+    assert!(!f.fix.contains("HSA_OVERRIDE_GFX_VERSION=11"), "{}", f.fix);
 }

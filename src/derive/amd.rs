@@ -105,7 +105,8 @@ fn native_since(gfx: &str) -> Option<String> {
     TARGETS.get(gfx).and_then(|t| t.native_since.clone())
 }
 
-fn suggested(gfx: &str) -> Option<String> {
+/// The override checks/amd-gfx.toml knows to work for `gfx`, if any.
+pub fn suggested(gfx: &str) -> Option<String> {
     TARGETS.get(gfx).and_then(|t| t.override_value.clone())
 }
 

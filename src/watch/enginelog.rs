@@ -51,6 +51,11 @@ pub enum Signal {
     Device { name: String, dev_type: String },
     /// ollama's `inference compute` line.
     Compute { library: String },
+    /// ollama skipped an AMD GPU whose gfx target its ROCm build has no
+    /// kernels for: `msg="amdgpu is not supported" gpu=0 gpu_type=gfx1032
+    /// supported_types="[gfx1030 gfx1100]"` (Linux), `(supported
+    /// types:[gfx1103])" gpu_type=gfx1150` (Windows).
+    GfxUnsupported { gfx: String, supported: Vec<String> },
     /// `ollama ps`: share of the model on the CPU.
     Processor { cpu_pct: u32 },
     /// A KV-cache layer placed on the CPU.
@@ -109,6 +114,9 @@ static DEVICES: LazyLock<Option<Regex>> =
 static SYCL_DETECT: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"\bdetect (\d+) SYCL GPUs"));
 static DEVPROPS: LazyLock<Option<Regex>> =
     LazyLock::new(|| re(r"_(?:Xpu)?DeviceProperties\(name='([^']*)'.*?\b(?:dev_)?type='(\w+)'"));
+static GPU_TYPE: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"\bgpu_type=(gfx[0-9a-f]{3,4})\b"));
+static SUPPORTED_TYPES: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r#"supported[_ ]types[=:]\s*"?\[([a-z0-9 ,]*)\]"#));
 static LIBRARY: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"\blibrary=([A-Za-z0-9_]+)"));
 static SPLIT: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"\b(\d{1,3})%/(\d{1,3})% CPU/GPU\b"));
 static KV_CPU: LazyLock<Option<Regex>> =
@@ -717,6 +725,24 @@ pub fn classify(line: &str) -> Option<Signal> {
     {
         return Some(Signal::NoGpu);
     }
+    if line.contains("amdgpu is not supported") {
+        if let Some(c) = caps(&GPU_TYPE, line) {
+            let supported = caps(&SUPPORTED_TYPES, line)
+                .and_then(|s| s.get(1).map(|m| m.as_str().to_string()))
+                .map(|list| {
+                    list.split([' ', ','])
+                        .filter(|t| t.starts_with("gfx"))
+                        .take(32)
+                        .map(String::from)
+                        .collect()
+                })
+                .unwrap_or_default();
+            return Some(Signal::GfxUnsupported {
+                gfx: c.get(1)?.as_str().to_string(),
+                supported,
+            });
+        }
+    }
     if line.contains("inference compute") {
         if let Some(c) = caps(&LIBRARY, line) {
             return Some(Signal::Compute {
@@ -857,6 +883,11 @@ pub struct LogFacts {
     /// ollama's compute library (`cuda`, `rocm`, `vulkan`, `cpu`), "" if not seen.
     pub compute_library: String,
     pub compute_line: String,
+    /// The gfx target ollama skipped for want of kernels ("" if none), the
+    /// targets its build lists, and the line.
+    pub unsupported_gfx: String,
+    pub unsupported_supported: Vec<String>,
+    pub unsupported_line: String,
     /// `ollama ps` share on the CPU, -1 if not seen.
     pub processor_cpu_pct: i64,
     pub kv_on_cpu: u32,
@@ -912,6 +943,9 @@ impl Default for LogFacts {
             no_gpu_line: String::new(),
             compute_library: String::new(),
             compute_line: String::new(),
+            unsupported_gfx: String::new(),
+            unsupported_supported: Vec::new(),
+            unsupported_line: String::new(),
             processor_cpu_pct: -1,
             kv_on_cpu: 0,
             devices: Vec::new(),
@@ -989,6 +1023,11 @@ impl LogFacts {
             Signal::Compute { library } => {
                 self.compute_library = library.clone();
                 self.compute_line = evidence_line(line);
+            }
+            Signal::GfxUnsupported { gfx, supported } => {
+                self.unsupported_gfx = gfx.clone();
+                self.unsupported_supported = supported.clone();
+                self.unsupported_line = evidence_line(line);
             }
             Signal::Processor { cpu_pct } => {
                 self.processor_cpu_pct = i64::from(*cpu_pct);
@@ -1075,6 +1114,8 @@ impl LogFacts {
             || self.compute_library == "cpu"
             || self.processor_cpu_pct == 100
             || platform_cpu
+            // ollama skipped the AMD GPU, and nothing put work on another.
+            || (!self.unsupported_gfx.is_empty() && !gpu_signal)
             // Model or KV buffers (or layers) only on the host, and nothing says otherwise.
             || (!gpu_signal
                 && self.offloaded < 0
@@ -1115,6 +1156,38 @@ impl LogFacts {
         self.fix = self.fix_for_verdict();
     }
 
+    /// ollama has no kernels for the card's gfx target: the override of a
+    /// close supported target (checks/amd-gfx.toml) in the service, or a
+    /// build that lists the target.
+    fn fix_unsupported_gfx(&self) -> String {
+        let gfx = &self.unsupported_gfx;
+        let listed = if self.unsupported_supported.is_empty() {
+            String::new()
+        } else {
+            format!(" (it lists {})", self.unsupported_supported.join(" "))
+        };
+        // The program's own list decides when it printed one: an override
+        // to a target it lacks would not load either.
+        let over = if self.unsupported_supported.is_empty() {
+            crate::derive::amd::suggested(gfx)
+        } else {
+            crate::derive::amd::torch_override(gfx, &self.unsupported_supported)
+        };
+        match over {
+            Some(v) => format!(
+                "sudo systemctl edit ollama.service   # ollama's ROCm build has no kernels for {gfx}{listed}; add:\n\
+                 # [Service]\n\
+                 # Environment=\"HSA_OVERRIDE_GFX_VERSION={v}\"\n\
+                 sudo systemctl daemon-reload && sudo systemctl restart ollama\n\
+                 journalctl -u ollama | grep -E 'skipping rocm gfx compatibility check|inference compute'   # expect library=rocm"
+            ),
+            None => format!(
+                "# ollama's ROCm build has no kernels for {gfx}{listed}, and no override is known to work for it\n\
+                 curl -fsSL https://ollama.com/install.sh | sh   # a newer ollama (its ROCm list grows), or the Vulkan backend: OLLAMA_VULKAN=1"
+            ),
+        }
+    }
+
     /// What to do about the verdict, by its cause.
     fn fix_for_verdict(&self) -> String {
         match self.verdict.as_str() {
@@ -1127,6 +1200,7 @@ impl LogFacts {
             "all-on-cpu" if self.platform == "cpu" || self.platform == "unspecified" => {
                 FIX_CPU_VLLM.into()
             }
+            "all-on-cpu" if !self.unsupported_gfx.is_empty() => self.fix_unsupported_gfx(),
             "all-on-cpu" if self.no_gpu || self.compute_library == "cpu" => FIX_CPU_NO_GPU.into(),
             "all-on-cpu" => FIX_CPU_LAYERS.into(),
             "part-on-cpu"
