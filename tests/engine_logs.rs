@@ -46,7 +46,15 @@ fn speeds(rel: &str) -> ThroughputFacts {
 
 /// (log, engine, decode tok/s, prompt tok/s, generated tokens counted, reports):
 /// the engine's own last figures, exactly as printed.
-const SPEEDS: &[(&str, &str, Option<f64>, Option<f64>, Option<u64>, u32)] = &[
+type SpeedRow = (
+    &'static str,
+    &'static str,
+    Option<f64>,
+    Option<f64>,
+    Option<u64>,
+    u32,
+);
+const SPEEDS: &[SpeedRow] = &[
     (
         "llama-cpp-perf-context-print-i5-13400f.log",
         "llama.cpp",
