@@ -72,6 +72,14 @@ const SPEEDS: &[SpeedRow] = &[
         2,
     ),
     (
+        "llama-cpp-print-timings-decimal-comma.log",
+        "llama.cpp",
+        Some(9.85),
+        Some(31.40),
+        Some(36),
+        2,
+    ),
+    (
         "llama-cpp-common-perf-print-2025.log",
         "llama.cpp",
         Some(105.30),

@@ -154,9 +154,10 @@ static MISSING_LIB: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// `eval time = 2226.40 ms / 127 runs (17.53 ms per token, 57.04 tokens per second)`.
 /// `sample time` / `sampling time` lines carry "tokens per second" too: the
 /// sampler's speed, never generation speed; the pattern needs `eval time`.
+/// Under a locale with a decimal comma printf writes `9,85 tokens per second`.
 static LLAMA_TIMING: LazyLock<Option<Regex>> = LazyLock::new(|| {
     re(
-        r"(?:^|[\s|:])(prompt eval|eval) time\s*=\s*[0-9.]+ ms /\s*(\d+) (?:tokens|runs)\s*\(\s*[0-9.]+ ms per token,\s*([0-9.]+) tokens per second\)",
+        r"(?:^|[\s|:])(prompt eval|eval) time\s*=\s*[0-9]+[.,]?[0-9]* ms /\s*(\d+) (?:tokens|runs)\s*\(\s*[0-9]+[.,]?[0-9]* ms per token,\s*([0-9]+[.,]?[0-9]*) tokens per second\)",
     )
 });
 /// llama-server's progress while it generates: `n_decoded = 136, tg = 11.90 t/s`.
@@ -540,7 +541,7 @@ fn runtime_error(line: &str) -> Option<Signal> {
 /// A speed the engine reported: finite and above zero, else nothing was said
 /// (llama-cpp-python 0.3.0 printed `0.00 ms ... inf tokens per second`).
 fn speed(c: &regex::Captures<'_>, i: usize) -> Option<f64> {
-    let v: f64 = num(c, i)?;
+    let v: f64 = c.get(i)?.as_str().replace(',', ".").parse().ok()?;
     (v.is_finite() && v > 0.0).then_some(v)
 }
 
