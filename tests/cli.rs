@@ -198,7 +198,7 @@ fn explain_renders_every_rule_from_its_fixture() {
         assert!(page.contains("What it finds\n"), "{id}:\n{page}");
         let from = rule.spec.fires_on.first().unwrap();
         assert!(
-            page.contains(&format!("--replay fixtures/")) && page.contains(from.as_str()),
+            page.contains("--replay fixtures/") && page.contains(from.as_str()),
             "{id}:\n{page}"
         );
         // The example's finding heads its own block, with its id.
