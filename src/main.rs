@@ -35,6 +35,12 @@ fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
+/// A `--python` that cannot be an interpreter, as a usage error (exit 2).
+fn python_problem(p: &rigdoctor::cli::ProbeOptionsPlan) -> Option<String> {
+    let value = p.python.as_deref()?;
+    rigdoctor::probe::python::interpreter_problem(value, std::env::var("PATH").ok().as_deref())
+}
+
 fn load_rules(dir: Option<&std::path::Path>) -> Result<Vec<Rule>, rules::RuleError> {
     rules::load(dir)
 }
@@ -76,6 +82,11 @@ fn main() -> ExitCode {
                 }
                 fail(msg)
             };
+            if matches!(target, Target::Live { .. })
+                && let Some(m) = python_problem(&probe)
+            {
+                return fail(m);
+            }
             let opts = probe.options_from(started);
             // The rules compile while the probes run (off the critical path).
             let load = || load_rules(rules.as_deref());
@@ -151,6 +162,9 @@ fn main() -> ExitCode {
             devfs,
             probe,
         } => {
+            if let Some(m) = python_problem(&probe) {
+                return fail(m);
+            }
             let rules = match load_rules(None) {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),
@@ -291,6 +305,11 @@ fn run_fit(f: rigdoctor::cli::FitPlan, started: std::time::Instant) -> ExitCode 
         Ok(g) => g,
         Err(e) => return fail(format!("cannot read the model: {e}")),
     };
+    if matches!(f.target, Target::Live { .. })
+        && let Some(m) = python_problem(&f.probe)
+    {
+        return fail(m);
+    }
     let opts = f.probe.options_from(started);
     let (rig, probes, mode) = match &f.target {
         Target::Live {

@@ -344,3 +344,41 @@ fn a_closed_pipe_is_not_a_crash() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(status.code().is_some(), "killed by a signal");
 }
+
+/// A `--python` that cannot be an interpreter is a usage error that names
+/// it (exit 2), not a page saying no Python was found.
+#[test]
+fn a_bad_python_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, says) in [
+        (
+            "/nonexistent/python3",
+            "--python /nonexistent/python3: no such file",
+        ),
+        (dir.path().to_str().unwrap(), "is a directory"),
+        ("python-that-is-not-there", "not found on PATH"),
+    ] {
+        for cmd in ["check", "capture"] {
+            let mut args = vec![cmd, "--python", value];
+            let out = dir.path().join("cap");
+            if cmd == "capture" {
+                args.extend(["-o", out.to_str().unwrap()]);
+            }
+            let r = run(&args);
+            assert_eq!(r.code, 2, "{cmd} {value}: {}", r.stderr);
+            assert!(r.stderr.contains(says), "{cmd} {value}: {}", r.stderr);
+            assert!(r.stdout.is_empty(), "{}", r.stdout);
+            assert!(!out.exists());
+        }
+    }
+    // npd shows stdout only: the reason is there too.
+    let r = run(&[
+        "check",
+        "--python",
+        "/nonexistent/python3",
+        "--format",
+        "npd",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.contains("no such file"), "{}", r.stdout);
+}

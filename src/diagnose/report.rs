@@ -345,7 +345,10 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
         None => python,
         Some(d) => {
             let kind = d.error_kind.as_deref();
+            let timed_out = probe_status(probes, "python-deep") == "timeout";
             let seen = match (&d.torch_version, d.xpu_available) {
+                // Killed at --deep-timeout: it may have been about to import.
+                (None, _) if timed_out => "importing torch did not finish (timeout)".to_string(),
                 (None, _) => match kind {
                     Some(k) => format!("torch does not import ({k})"),
                     None => "torch does not import".to_string(),
