@@ -35,6 +35,16 @@ fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
+/// `did you mean X? ` for an id close to one of `rules`' (else nothing).
+fn did_you_mean(id: &str, rules: &[Rule]) -> String {
+    let near = rigdoctor::diagnose::examples::similar(id, rules.iter().map(|r| r.spec.id.as_str()));
+    match near.as_slice() {
+        [] => String::new(),
+        [one] => format!("did you mean {one}? "),
+        many => format!("did you mean one of {}? ", many.join(", ")),
+    }
+}
+
 /// A `--python` that cannot be an interpreter, as a usage error (exit 2).
 fn python_problem(p: &rigdoctor::cli::ProbeOptionsPlan) -> Option<String> {
     let value = p.python.as_deref()?;
@@ -64,6 +74,7 @@ fn main() -> ExitCode {
             format,
             textfile,
             classes,
+            ignore,
             fail_on,
             quiet,
             color,
@@ -111,6 +122,28 @@ fn main() -> ExitCode {
             let report = match report {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),
+            };
+            // An --ignore that names no rule would leave everything in,
+            // silently: a typo is a usage error, with the id meant.
+            if !ignore.is_empty() {
+                let known = match load_rules(rules.as_deref()) {
+                    Ok(r) => r,
+                    Err(e) => return fail(format!("cannot load rules: {e}")),
+                };
+                if let Some(bad) = ignore
+                    .iter()
+                    .find(|i| !known.iter().any(|r| r.spec.id == **i))
+                {
+                    return fail(format!(
+                        "--ignore {bad}: no such rule; {}`rigdoctor rules` lists them",
+                        did_you_mean(bad, &known)
+                    ));
+                }
+            }
+            let report = if ignore.is_empty() {
+                report
+            } else {
+                rigdoctor::diagnose::report::ignore_ids(report, &ignore)
             };
             let report = if classes.is_empty() {
                 report
@@ -279,15 +312,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 None => {
-                    let near = rigdoctor::diagnose::examples::similar(
-                        &id,
-                        rules.iter().map(|r| r.spec.id.as_str()),
-                    );
-                    let hint = match near.as_slice() {
-                        [] => String::new(),
-                        [one] => format!("did you mean {one}? "),
-                        many => format!("did you mean one of {}? ", many.join(", ")),
-                    };
+                    let hint = did_you_mean(&id, &rules);
                     fail(format!(
                         "no rule {id:?}; {hint}`rigdoctor rules` lists them"
                     ))
