@@ -364,9 +364,9 @@ fn render_rules(rules: &[Rule], format: Format) -> String {
                 .iter()
                 .map(|r| {
                     format!(
-                        "{:<w$}  {:<5}  {:<11}  {}\n",
+                        "{:<w$}  {:<7}  {:<11}  {}\n",
                         r.spec.id,
-                        r.spec.severity.as_str(),
+                        r.spec.severity.word(),
                         r.class.as_str(),
                         rules::outline(&r.spec.title)
                     )

@@ -173,7 +173,7 @@ fn rules_and_explain() {
     assert_eq!(r.code, 0);
     assert!(
         r.stdout
-            .starts_with("PCI-REBAR-OFF  [warn, class node-config, area gpus]"),
+            .starts_with("PCI-REBAR-OFF  [warning, class node-config, area gpus]"),
         "{}",
         r.stdout
     );

@@ -131,6 +131,50 @@ fn every_page_fits_80_and_120_columns() {
     }
 }
 
+/// `COLUMNS` sets the width of the binary's page (a pipe is 80 without it),
+/// and the page at that width is the renderer's at that width.
+#[test]
+fn columns_sets_the_width_of_check_explain_and_watch() {
+    for rig in ["b580-x4-slot", "nv-2x3090-nvlink"] {
+        let dir = rigs_dir().join(rig);
+        let r = run_with(
+            &[
+                "check",
+                "--replay",
+                dir.to_str().unwrap(),
+                "--color",
+                "never",
+            ],
+            |c| {
+                c.env("COLUMNS", "120");
+            },
+        );
+        let page = r.stdout.replace(
+            concat!("rigdoctor ", env!("CARGO_PKG_VERSION")),
+            "rigdoctor [version]",
+        );
+        assert_eq!(page, page_at(rig, 120), "{rig}");
+        assert_ne!(page, human(rig), "{rig}: the 80-column page is another");
+    }
+    let wide = |args: &[&str]| {
+        run_with(args, |c| {
+            c.env("COLUMNS", "200");
+        })
+        .stdout
+    };
+    let explain = wide(&["explain", "PCI-LINK-SLOT"]);
+    assert!(explain.lines().any(|l| l.chars().count() > 80), "{explain}");
+    let trace = root().join("fixtures/traces/fallback.jsonl");
+    let watch = wide(&[
+        "watch",
+        "--replay",
+        trace.to_str().unwrap(),
+        "--color",
+        "never",
+    ]);
+    assert!(watch.lines().any(|l| l.chars().count() > 80), "{watch}");
+}
+
 /// The same pages on a wide terminal: the renderer takes the width.
 #[test]
 fn pages_at_120_columns() {

@@ -64,6 +64,25 @@ impl Severity {
             Severity::Error => "error",
         }
     }
+    /// The word a person reads on a page (`as_str` is the JSON's and the
+    /// rule files'): one vocabulary in every text output.
+    pub fn word(self) -> &'static str {
+        match self {
+            Severity::Info => "note",
+            Severity::Warn => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// A status or verdict of the JSON (`ok`, `info`, `warn`, `error`, ...) in
+/// the words of the text pages: `warn` is a warning, `info` a note.
+pub fn status_word(status: &str) -> &str {
+    match status {
+        "warn" => "warning",
+        "info" => "note",
+        s => s,
+    }
 }
 
 /// What kind of problem a rule finds, by who must act on it. Cluster hooks

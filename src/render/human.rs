@@ -28,13 +28,27 @@ pub const DEFAULT_WIDTH: usize = 80;
 /// (hanging indents of a dozen columns leave nothing below that).
 const MIN_WIDTH: usize = 40;
 
-/// Columns of the terminal `stream` is, or [`DEFAULT_WIDTH`] when it is not
-/// a terminal or does not say (terminal_size asks the tty with TIOCGWINSZ).
+/// The widest page laid out, whatever `COLUMNS` says.
+const MAX_WIDTH: usize = 1000;
+
+/// Columns of the page for `stream`: `COLUMNS` when it is set to a number
+/// (as `ls` does: a script or a test can ask for a width, and a pipe can be
+/// given the terminal's), else the terminal's own (terminal_size asks the
+/// tty with TIOCGWINSZ), else [`DEFAULT_WIDTH`] for a pipe, a file or a
+/// terminal that does not say.
 pub fn terminal_width(stream: impl AsFd) -> usize {
-    terminal_size::terminal_size_of(stream)
-        .map(|(w, _)| usize::from(w.0))
+    let tty = terminal_size::terminal_size_of(stream).map(|(w, _)| usize::from(w.0));
+    width_from(std::env::var("COLUMNS").ok().as_deref(), tty)
+}
+
+/// [`terminal_width`] from what it read: `COLUMNS`, the terminal's columns.
+pub fn width_from(columns: Option<&str>, tty: Option<usize>) -> usize {
+    columns
+        .and_then(|c| c.trim().parse::<usize>().ok())
         .filter(|w| *w > 0)
+        .or(tty.filter(|w| *w > 0))
         .unwrap_or(DEFAULT_WIDTH)
+        .min(MAX_WIDTH)
 }
 
 impl Style {
@@ -72,7 +86,7 @@ impl Style {
         self.paint(mark, f)
     }
     fn severity(&self, s: Severity) -> String {
-        let text = format!("{:<5}", s.as_str());
+        let text = format!("{:<7}", s.word());
         match s {
             Severity::Error => self.paint(&text, |x| x.red().bold().to_string()),
             Severity::Warn => self.paint(&text, |x| x.yellow().bold().to_string()),
@@ -295,7 +309,7 @@ pub fn diagnoses(ds: &[Diagnosis], style: Style, quiet: bool) -> String {
     let mut out = String::new();
     for d in ds {
         let id = escape_controls(&d.id);
-        let sev = format!("{:<5}", d.severity.as_str());
+        let sev = format!("{:<7}", d.severity.word());
         let head = format!(
             "{} {} {}  ",
             style.status(d.severity.as_str()),
@@ -353,7 +367,8 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
                 style.status(&a.status),
                 style.bold(&label)
             );
-            out.push_str(&style.hang(&head, 2 + 1 + 1 + width + 2, &a.summary, |s| s.to_string()));
+            let summary = area_line(report, a);
+            out.push_str(&style.hang(&head, 2 + 1 + 1 + width + 2, &summary, |s| s.to_string()));
         }
         out.push('\n');
     }
@@ -384,7 +399,38 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
         &report.summary_line(),
         |s| s.to_string(),
     ));
+    if let (Some(first), false) = (report.diagnoses.first(), quiet) {
+        let more = if report.diagnoses.iter().any(|d| d.id != first.id) {
+            " (or another ID above)"
+        } else {
+            ""
+        };
+        out.push_str(&style.hang(
+            "details: ",
+            "details: ".len(),
+            &format!("rigdoctor explain {}{more}", first.id),
+            |s| s.to_string(),
+        ));
+    }
     out
+}
+
+/// What an area line says: for an area with a warning or an error, the
+/// cause (the most severe finding's title, and how many more there are), so
+/// the first screen names it; otherwise what was seen there.
+fn area_line(report: &Report, a: &crate::diagnose::report::Area) -> String {
+    let mut found = report.findings_of(&a.area);
+    match found.next() {
+        Some(d) if d.severity >= Severity::Warn => {
+            let more = found.count();
+            if more == 0 {
+                d.title.clone()
+            } else {
+                format!("{} (+{more} more)", d.title)
+            }
+        }
+        _ => a.summary.clone(),
+    }
 }
 
 /// `rigdoctor explain ID`: one rule, as written in rules/*.toml, filled to
@@ -398,7 +444,7 @@ pub fn explain(r: &crate::diagnose::rules::Rule, width: usize) -> String {
         &format!(
             "{}  [{}, class {}, area {}]",
             s.id,
-            s.severity.as_str(),
+            s.severity.word(),
             r.class.as_str(),
             s.area
         ),
@@ -543,9 +589,16 @@ mod tests {
     }
 
     #[test]
-    fn the_width_comes_from_the_terminal_or_is_80() {
-        // /dev/null is not a terminal.
-        let f = std::fs::File::open("/dev/null").unwrap();
-        assert_eq!(terminal_width(&f), DEFAULT_WIDTH);
+    fn the_width_comes_from_columns_the_terminal_or_is_80() {
+        assert_eq!(width_from(None, None), DEFAULT_WIDTH);
+        assert_eq!(width_from(None, Some(0)), DEFAULT_WIDTH);
+        assert_eq!(width_from(None, Some(132)), 132);
+        assert_eq!(width_from(Some("120"), Some(132)), 120);
+        assert_eq!(width_from(Some(" 100\n"), None), 100);
+        // A COLUMNS that is not a width is ignored, a huge one capped.
+        for bad in ["", "0", "-5", "wide", "1e3"] {
+            assert_eq!(width_from(Some(bad), Some(90)), 90, "{bad:?}");
+        }
+        assert_eq!(width_from(Some("99999999999"), None), MAX_WIDTH);
     }
 }
