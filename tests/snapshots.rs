@@ -80,7 +80,8 @@ fn quiet_output_is_problems_and_summary_only() {
 /// Can this over-long line stand: one word (a path, a quoted string, a URL)
 /// alone after the indent, and a shell continuation ` \` at most?
 fn lone_word(line: &str) -> bool {
-    let w = line.trim().trim_end_matches(" \\");
+    // A list item's dash (a long URL in explain's references) goes with its word.
+    let w = line.trim().trim_start_matches("- ").trim_end_matches(" \\");
     let mut quote = None;
     for c in w.chars() {
         match (quote, c) {
@@ -196,6 +197,19 @@ fn watch_summaries_fit_80_columns() {
             let r = run(&["watch", "--replay", p.to_str().unwrap(), "--color", "never"]);
             assert_fits(&p.display().to_string(), &r.stdout, 80);
             assert!(!r.stdout.is_empty(), "{}", p.display());
+        }
+    }
+}
+
+/// `explain` at 80 and 120 columns: a rig rule and a watch rule.
+#[test]
+fn explain_pages() {
+    for id in ["PCI-LINK-SLOT", "WATCH-CPU-FALLBACK"] {
+        for width in ["80", "120"] {
+            let r = run_with(&["explain", id], |c| {
+                c.env("COLUMNS", width);
+            });
+            insta::assert_snapshot!(format!("explain{width}__{id}"), r.stdout);
         }
     }
 }

@@ -613,7 +613,8 @@ impl<'a> Listing<'a> {
 
 /// A template with its holes shown as placeholders, for listings:
 /// `{{ it.name }} at {{ it.pci }}` -> `<name> at <pci>`; anything more
-/// complex than a field path reads as `…`.
+/// complex than a field path reads as `<value>`. Listings and `explain`
+/// prefer a built-in rule's example (diagnose::examples) when there is one.
 pub fn outline(template: &str) -> String {
     let mut out = String::new();
     let mut rest = template;
@@ -629,7 +630,7 @@ pub fn outline(template: &str) -> String {
         if simple {
             out.push_str(&format!("<{}>", expr.rsplit('.').next().unwrap_or(expr)));
         } else {
-            out.push('…');
+            out.push_str("<value>");
         }
         rest = &after[end + 2..];
     }
@@ -659,7 +660,7 @@ pub fn reference_markdown(rules: &[Rule]) -> String {
             sev = r.spec.severity.as_str(),
             class = r.class.as_str(),
             area = r.spec.area,
-            title = outline(&r.spec.title).replace('|', "\\|")
+            title = super::examples::summary(r).replace('|', "\\|")
         ));
     }
     for r in rules {
@@ -672,7 +673,7 @@ pub fn reference_markdown(rules: &[Rule]) -> String {
             s.area,
             r.origin
         ));
-        out.push_str(&format!("{}\n\n", outline(&s.title)));
+        out.push_str(&format!("{}\n\n", super::examples::summary(r)));
         out.push_str(&format!(
             "{}\n\n",
             s.explain.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -770,7 +771,7 @@ mod tests {
     fn outlines_show_placeholders() {
         assert_eq!(
             outline("{{ it.name }} at {{it.pci}} has x{{ a ? b : c }}"),
-            "<name> at <pci> has x…"
+            "<name> at <pci> has x<value>"
         );
         assert_eq!(outline("plain"), "plain");
     }

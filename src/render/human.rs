@@ -433,11 +433,21 @@ fn area_line(report: &Report, a: &crate::diagnose::report::Area) -> String {
     }
 }
 
-/// `rigdoctor explain ID`: one rule, as written in rules/*.toml, filled to
-/// `width` columns (the fix laid out like a finding's, still pasteable).
+/// `rigdoctor explain ID`: one rule for a person, filled to `width` columns:
+/// what it finds, why that matters, the finding as it reads on the real rig
+/// of its `fires_on` fixture (title, evidence and a fix that pastes), the
+/// references and where it is defined. Templates are never shown raw: a
+/// rule without an example (a site rule) shows its holes as `<name>`.
 pub fn explain(r: &crate::diagnose::rules::Rule, width: usize) -> String {
+    use crate::diagnose::rules::outline;
     let style = Style::plain(width);
     let s = &r.spec;
+    let section = |name: &str, text: &str| {
+        format!(
+            "\n{name}\n{}",
+            style.hang("  ", 2, text.trim(), |x| x.to_string())
+        )
+    };
     let mut out = style.hang(
         "",
         0,
@@ -450,47 +460,77 @@ pub fn explain(r: &crate::diagnose::rules::Rule, width: usize) -> String {
         ),
         |x| x.to_string(),
     );
-    out.push_str(&style.hang("", 0, &s.title, |x| x.to_string()));
-    out.push('\n');
-    out.push_str(&style.hang("When:     ", 10, s.when.trim(), |x| x.to_string()));
-    if let Some(each) = &s.each {
-        out.push_str(
-            &style.hang("For each: ", 10, &format!("{each} (as `it`)"), |x| {
-                x.to_string()
-            }),
-        );
-    }
-    out.push_str(&format!(
-        "\nWhy:\n{}",
-        style.hang("", 0, s.explain.trim(), |x| x.to_string())
+    out.push_str(&section(
+        "What it finds",
+        &crate::diagnose::examples::summary(r),
     ));
-    if !s.evidence.trim().is_empty() {
-        out.push_str(&format!(
-            "\nEvidence:\n{}",
-            style.hang("", 0, s.evidence.trim(), |x| x.to_string())
-        ));
-    }
-    out.push_str("\nFix:\n");
-    for line in escape_controls(s.fix.trim()).lines() {
-        // A line with `{{ }}` holes is a template, not a command yet.
-        let lines = if line.contains("{{") {
-            fill(line, "", style.cols())
-        } else {
-            fix_line(line, "", style.cols())
-        };
-        for l in lines {
-            out.push_str(&l);
+    let example = crate::diagnose::examples::of(r);
+    let why = match example {
+        Some(ex) => ex.explain.clone(),
+        None => outline(&s.explain),
+    };
+    out.push_str(&section("Why it matters", &why));
+    match example {
+        Some(ex) => {
+            let how = if s.area == "watch" {
+                format!("rigdoctor watch --replay {}", ex.from)
+            } else {
+                format!("rigdoctor check --replay {}", ex.from)
+            };
+            out.push_str(&section("Example", &format!("as `{how}` shows it:")));
+            let d = Diagnosis {
+                id: s.id.clone(),
+                severity: s.severity,
+                class: r.class,
+                area: s.area.clone(),
+                gpu: None,
+                title: ex.title.clone(),
+                evidence: ex.evidence.clone(),
+                explain: String::new(),
+                fix: ex.fix.clone(),
+                refs: Vec::new(),
+                could_not_look: s.could_not_look,
+            };
             out.push('\n');
+            out.push_str(diagnoses(&[d], style, true).trim_end());
+            out.push('\n');
+        }
+        None => {
+            if !s.evidence.trim().is_empty() {
+                out.push_str(&section("Evidence", &outline(&s.evidence)));
+            }
+            out.push_str("\nFix (`rigdoctor check` fills in the <names>)\n");
+            for line in escape_controls(&outline_lines(&s.fix)).lines() {
+                for l in fix_line(line, "  ", style.cols()) {
+                    out.push_str(&l);
+                    out.push('\n');
+                }
+            }
         }
     }
     if !s.refs.is_empty() {
-        out.push_str("\nReferences:\n");
+        out.push_str("\nReferences\n");
         for x in &s.refs {
-            out.push_str(&style.hang("- ", 2, x, |x| x.to_string()));
+            // A URL longer than the line stays beside its dash, whole.
+            if x.contains(' ') {
+                out.push_str(&style.hang("  - ", 4, x, |x| x.to_string()));
+            } else {
+                out.push_str(&format!("  - {}\n", escape_controls(x)));
+            }
         }
     }
     out.push_str(&format!("\nDefined in {}\n", r.origin));
     out
+}
+
+/// [`crate::diagnose::rules::outline`] line by line (a fix keeps its lines).
+fn outline_lines(template: &str) -> String {
+    template
+        .trim()
+        .lines()
+        .map(crate::diagnose::rules::outline)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
