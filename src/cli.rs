@@ -193,10 +193,10 @@ pub enum Command {
         #[arg(value_enum)]
         output: SchemaOutput,
     },
-    /// Will this GGUF model fit on the GPUs, and how (llama.cpp): reads the
-    /// model's header only, the GPUs from the same probes as check.
+    /// Will this GGUF model fit on the GPUs, and how (llama.cpp, ollama):
+    /// reads the model's header only, the GPUs from the same probes as check.
     #[command(
-        after_help = "Examples:\n  rigdoctor fit model.gguf\n  rigdoctor fit model.gguf --ctx 32768 --kv-type q8_0\n  rigdoctor fit model.gguf --replay fixtures/rigs/nv-2x3090-nvlink --format json\n\nExit codes: 0 fits, 1 partial or does not fit at these settings, 2 cannot read the model or the rig."
+        after_help = "Examples:\n  rigdoctor fit model.gguf\n  rigdoctor fit model.gguf --ctx 32768 --kv-type q8_0\n  rigdoctor fit llama3.1:8b --engine ollama\n  rigdoctor fit model.gguf --replay fixtures/rigs/nv-2x3090-nvlink --format json\n\nExit codes: 0 fits, 1 partial or does not fit at these settings, 2 cannot read the model or the rig."
     )]
     Fit(FitArgs),
     /// Watch a live inference run and say when it falls back to the CPU.
@@ -225,15 +225,19 @@ pub enum KvType {
 
 #[derive(Debug, clap::Args)]
 pub struct FitArgs {
-    /// The GGUF model file (only its header is read).
+    /// The GGUF model file (only its header is read); with --engine ollama
+    /// also a model name (`llama3.1:8b`), found in OLLAMA_MODELS,
+    /// ~/.ollama/models or the service's /usr/share/ollama/.ollama/models.
     #[arg(value_name = "MODEL.gguf")]
     pub model: PathBuf,
-    /// The engine whose memory model to use (only llama.cpp is modelled yet).
+    /// The engine whose memory model to use: llama.cpp or ollama.
     #[arg(long, default_value = "llama.cpp", value_name = "ENGINE")]
     pub engine: String,
-    /// llama.cpp -c: the context, all slots together.
-    #[arg(long, default_value_t = 4096, value_name = "N")]
-    pub ctx: u64,
+    /// llama.cpp -c: the context, all slots together [default: 4096]; ollama
+    /// num_ctx, per slot [default: OLLAMA_CONTEXT_LENGTH, else ollama's
+    /// default for the VRAM].
+    #[arg(long, value_name = "N")]
+    pub ctx: Option<u64>,
     /// llama.cpp -ngl: layers on the GPUs [default: all].
     #[arg(long, value_name = "N")]
     pub ngl: Option<u32>,
@@ -242,12 +246,12 @@ pub struct FitArgs {
     /// llama.cpp --tensor-split: the share of each GPU, comma-separated.
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub tensor_split: Vec<f32>,
-    /// llama.cpp -ctk/-ctv: the KV cache type.
-    #[arg(long, value_enum, default_value_t = KvType::F16)]
-    pub kv_type: KvType,
-    /// llama.cpp -np: parallel slots.
-    #[arg(long, default_value_t = 1, value_name = "N")]
-    pub parallel: u64,
+    /// llama.cpp -ctk/-ctv, ollama OLLAMA_KV_CACHE_TYPE: the KV cache type [default: f16].
+    #[arg(long, value_enum)]
+    pub kv_type: Option<KvType>,
+    /// llama.cpp -np, ollama OLLAMA_NUM_PARALLEL: parallel slots [default: 1].
+    #[arg(long, value_name = "N")]
+    pub parallel: Option<u64>,
     /// Take the GPUs from a capture (a directory, or a .tar.gz of one).
     #[arg(long, value_name = "CAPTURE")]
     pub replay: Option<PathBuf>,
@@ -277,25 +281,36 @@ fn fit_plan(
     procfs: Option<PathBuf>,
     devfs: Option<PathBuf>,
 ) -> Result<FitPlan, String> {
-    if !a.engine.eq_ignore_ascii_case("llama.cpp") {
-        let known = ["ollama", "vllm", "ipex-llm"];
+    let is_ollama = a.engine.eq_ignore_ascii_case("ollama");
+    if !a.engine.eq_ignore_ascii_case("llama.cpp") && !is_ollama {
+        let known = ["vllm", "ipex-llm"];
         return Err(if known.iter().any(|k| a.engine.eq_ignore_ascii_case(k)) {
             format!(
-                "--engine {}: not modelled yet; only llama.cpp is (docs/fit.md)",
+                "--engine {}: not modelled yet; llama.cpp and ollama are (docs/fit.md)",
                 a.engine
             )
         } else {
             format!(
-                "--engine {}: unknown engine; only llama.cpp is modelled yet",
+                "--engine {}: unknown engine; llama.cpp and ollama are modelled",
                 a.engine
             )
         });
     }
-    if a.ctx == 0 || a.ctx > MAX_FIT_CTX {
-        return Err(format!("--ctx {} must be 1 to {MAX_FIT_CTX}", a.ctx));
+    if let Some(c) = a.ctx
+        && (c == 0 || c > MAX_FIT_CTX)
+    {
+        return Err(format!("--ctx {c} must be 1 to {MAX_FIT_CTX}"));
     }
-    if a.parallel == 0 || a.parallel > 256 {
-        return Err(format!("--parallel {} must be 1 to 256", a.parallel));
+    if let Some(p) = a.parallel
+        && (p == 0 || p > 256)
+    {
+        return Err(format!("--parallel {p} must be 1 to 256"));
+    }
+    if is_ollama && (a.split_mode == SplitMode::None || !a.tensor_split.is_empty()) {
+        return Err(
+            "--split-mode and --tensor-split are llama.cpp flags; ollama splits by layer across every GPU it sees"
+                .into(),
+        );
     }
     if a.tensor_split.iter().any(|x| !x.is_finite() || *x < 0.0) {
         return Err("--tensor-split takes non-negative numbers (e.g. 3,1)".into());
@@ -321,10 +336,48 @@ fn fit_plan(
             devfs,
         },
     };
-    let (kv_name, kv_code) = match a.kv_type {
+    let (kv_name, kv_code) = match a.kv_type.unwrap_or(KvType::F16) {
         KvType::F16 => ("f16", 1),
         KvType::Q8_0 => ("q8_0", 8),
         KvType::Q4_0 => ("q4_0", 2),
+    };
+    let (engine, model) = if is_ollama {
+        // ollama's own variables, from this process's environment: a value
+        // that is not UTF-8 is reported as unreadable, never dropped silently.
+        let var = |k: &str| {
+            std::env::var_os(k).map(|v| v.into_string().unwrap_or_else(|_| "(not UTF-8)".into()))
+        };
+        let mut o = crate::fit::ollama::OllamaSettings {
+            num_ctx: a.ctx,
+            num_ctx_from: if a.ctx.is_some() { "--ctx" } else { "" },
+            parallel: a.parallel.unwrap_or(1),
+            kv_code,
+            kv_name: kv_name.into(),
+            num_gpu: a.ngl,
+            ..crate::fit::ollama::OllamaSettings::default()
+        };
+        // A flag wins over the variable: mark the flags as given.
+        let flags_kv = a.kv_type.is_some();
+        let flags_np = a.parallel.is_some();
+        let env = |k: &str| match k {
+            "OLLAMA_KV_CACHE_TYPE" if flags_kv => None,
+            "OLLAMA_NUM_PARALLEL" if flags_np => None,
+            _ => var(k),
+        };
+        crate::fit::ollama::from_env(&mut o, &env);
+        let arg = a.model.to_string_lossy().into_owned();
+        let model = if crate::fit::ollama::is_path(&arg) {
+            a.model.clone()
+        } else {
+            let roots = crate::fit::ollama::model_roots(
+                std::env::var_os("OLLAMA_MODELS").map(PathBuf::from),
+                std::env::var_os("HOME").map(PathBuf::from),
+            );
+            crate::fit::ollama::resolve(&arg, &roots)?
+        };
+        (crate::fit::command::Engine::Ollama(o), model)
+    } else {
+        (crate::fit::command::Engine::LlamaCpp, a.model.clone())
     };
     let probe = probe_plan(&ProbeArgs {
         timeout: a.timeout,
@@ -337,8 +390,8 @@ fn fit_plan(
         request: crate::fit::command::Request {
             model: a.model.display().to_string(),
             settings: crate::fit::llama_cpp::Settings {
-                ctx: a.ctx,
-                parallel: a.parallel,
+                ctx: a.ctx.unwrap_or(4096),
+                parallel: a.parallel.unwrap_or(1),
                 type_k: kv_code,
                 type_v: kv_code,
                 ..crate::fit::llama_cpp::Settings::default()
@@ -349,8 +402,9 @@ fn fit_plan(
                 tensor_split: a.tensor_split,
             },
             kv_type: kv_name.into(),
+            engine,
         },
-        model: a.model,
+        model,
         target,
         format: a.format,
         probe,
@@ -446,7 +500,7 @@ pub enum Plan {
     Man,
     Schema(SchemaOutput),
     Watch(crate::watch::WatchPlan),
-    Fit(FitPlan),
+    Fit(Box<FitPlan>),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -702,7 +756,12 @@ impl Cli {
             Command::Man => Ok(Plan::Man),
             Command::Schema { output } => Ok(Plan::Schema(output)),
             Command::Watch(a) => Ok(Plan::Watch(watch_plan(a, self.sysfs, self.procfs)?)),
-            Command::Fit(a) => Ok(Plan::Fit(fit_plan(a, self.sysfs, self.procfs, self.devfs)?)),
+            Command::Fit(a) => Ok(Plan::Fit(Box::new(fit_plan(
+                a,
+                self.sysfs,
+                self.procfs,
+                self.devfs,
+            )?))),
         }
     }
 }

@@ -270,7 +270,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Plan::Watch(w) => ExitCode::from(rigdoctor::watch::run::run(w)),
-        Plan::Fit(f) => run_fit(f, started),
+        Plan::Fit(f) => run_fit(*f, started),
         Plan::Completions(shell) => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
             let shell = match shell {

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::devices::{Device, Devices};
 use super::llama_cpp::{self, Hparams, Settings};
+use super::ollama::{self, OllamaSettings};
 use super::split::{self, Compute, LayerSizes, Placement, SplitSettings};
 use crate::diagnose::{Diagnosis, RuleClass, Severity, human_bytes};
 use crate::model::gguf::{self, Gguf};
@@ -27,6 +28,16 @@ pub struct Request {
     pub split: SplitSettings,
     /// `--kv-type` as given (`f16`, `q8_0`, `q4_0`).
     pub kv_type: String,
+    pub engine: Engine,
+}
+
+/// Whose memory model: llama.cpp as given, or ollama running llama.cpp
+/// with its own settings (src/fit/ollama.rs).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Engine {
+    #[default]
+    LlamaCpp,
+    Ollama(OllamaSettings),
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -49,7 +60,7 @@ pub struct FitFacts {
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct Fit {
-    /// `llama.cpp` (the only engine modelled yet).
+    /// `llama.cpp` or `ollama`.
     pub engine: &'static str,
     /// `fits`: every layer on the GPUs; `partial`: `gpu_layers` of
     /// `total_layers`; `no-fit`: none.
@@ -89,6 +100,25 @@ pub struct FitSettings {
     /// `layer` or `none`.
     pub split_mode: &'static str,
     pub tensor_split: Vec<f32>,
+    /// What ollama ran llama.cpp with (null for llama.cpp itself).
+    pub ollama: Option<FitOllama>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FitOllama {
+    /// `num_ctx` per slot, after the cap at the model's training context.
+    pub num_ctx: u64,
+    /// Where it came from: `--ctx`, `OLLAMA_CONTEXT_LENGTH`, or
+    /// `default` (ollama's VRAM-based default).
+    pub num_ctx_source: String,
+    /// The model's `context_length`, 0 when the file does not say.
+    pub n_ctx_train: u64,
+    /// `OLLAMA_NUM_PARALLEL`.
+    pub parallel: u64,
+    /// llama.cpp's `--fit` placed the layers (no `num_gpu` given).
+    pub auto_layers: bool,
+    /// `--fit`'s margin kept free on each GPU, bytes.
+    pub fit_margin_bytes: Vec<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -184,7 +214,14 @@ pub fn build(
 ) -> Result<FitReport, String> {
     let h = Hparams::from_gguf(g)?;
     let m = Model { g, h };
-    let s = req.settings;
+    let mut notes = devs.notes.clone();
+    let (s, oll) = match &req.engine {
+        Engine::LlamaCpp => (req.settings, None),
+        Engine::Ollama(o) => {
+            let (s, f) = ollama_settings(o, &m.h, &devs.visible, &mut notes);
+            (s, Some((o, f)))
+        }
+    };
     let (sizes, compute) = m.at(&s)?;
     let n_layer = sizes.n_layer() as u32;
     let total = n_layer + 1;
@@ -193,7 +230,13 @@ pub fn build(
     let free = frees(on);
     let split_v = split::effective_split(&free, &req.split);
     let asked = split::place(&sizes, compute, want, &split_v);
-    let (placement, fits_asked): (Placement, bool) = if asked.fits(&free) {
+    let (placement, fits_asked): (Placement, bool) = if let Some((o, _)) = oll
+        && req.split.ngl.is_none()
+    {
+        let p = ollama_place(&sizes, compute, &free, o);
+        let all = p.gpu_layers() == total;
+        (p, all)
+    } else if asked.fits(&free) {
         (asked, true)
     } else {
         let best = (0..=want)
@@ -215,7 +258,6 @@ pub fn build(
         "partial"
     };
 
-    let mut notes = devs.notes.clone();
     if req.split.single_gpu && devs.visible.len() > 1 {
         notes.push(format!(
             "--split-mode none: only {} is used of {} GPUs",
@@ -226,7 +268,12 @@ pub fn build(
 
     // The fixes, each checked by placing it.
     let mut fixes: Vec<String> = Vec::new();
-    if verdict != "fits" && !on.is_empty() {
+    if let Some((o, _)) = oll
+        && verdict != "fits"
+        && !on.is_empty()
+    {
+        fixes = ollama_fixes(&m, &s, o, devs, req.split.ngl)?;
+    } else if verdict != "fits" && !on.is_empty() {
         let full = format!("-ngl {total}");
         if on.len() > 1
             && !req.split.single_gpu
@@ -414,7 +461,10 @@ pub fn build(
             need_bytes: u.total(),
         })
         .collect();
-    let kv_type = req.kv_type.clone();
+    let kv_type = match &req.engine {
+        Engine::Ollama(o) => o.kv_name.clone(),
+        Engine::LlamaCpp => req.kv_type.clone(),
+    };
     Ok(FitReport {
         schema: SCHEMA,
         verdict: match verdict {
@@ -426,7 +476,7 @@ pub fn build(
         diagnoses,
         facts: FitFacts {
             fit: Fit {
-                engine: "llama.cpp",
+                engine: if oll.is_some() { "ollama" } else { "llama.cpp" },
                 verdict,
                 gpu_layers,
                 total_layers: total,
@@ -443,6 +493,7 @@ pub fn build(
                         "layer"
                     },
                     tensor_split: req.split.tensor_split.clone(),
+                    ollama: oll.map(|(_, f)| f),
                 },
                 model: FitModel {
                     path: req.model.clone(),
@@ -467,6 +518,160 @@ pub fn build(
         },
         probes,
     })
+}
+
+/// The llama.cpp settings ollama runs with: `-c num_ctx × parallel -np
+/// parallel`, its KV type; `num_ctx` from the flag or the variable, else
+/// its VRAM-based default, capped at the training context.
+fn ollama_settings(
+    o: &OllamaSettings,
+    h: &Hparams,
+    visible: &[Device],
+    notes: &mut Vec<String>,
+) -> (Settings, FitOllama) {
+    let totals: Vec<u64> = visible.iter().map(|d| d.total_bytes).collect();
+    let (asked, source) = match o.num_ctx {
+        Some(n) if o.num_ctx_from == "OLLAMA_CONTEXT_LENGTH" => (n, "OLLAMA_CONTEXT_LENGTH"),
+        Some(n) => (n, "--ctx"),
+        None => (ollama::default_num_ctx(&totals, o.gpu_overhead), "default"),
+    };
+    let num_ctx = ollama::effective_num_ctx(asked, h.n_ctx_train);
+    notes.extend(o.notes.iter().cloned());
+    if num_ctx < asked {
+        notes.push(format!(
+            "num_ctx {asked} is more than the model's training context; ollama runs it with {num_ctx}"
+        ));
+    }
+    if source == "default" {
+        notes.push(format!(
+            "num_ctx {asked}: ollama's default for {} of VRAM (262144 from 47 GiB, 32768 from 23 GiB, else 4096); set OLLAMA_CONTEXT_LENGTH or num_ctx to change it",
+            human_bytes(totals.iter().map(|t| t.saturating_sub(o.gpu_overhead)).sum::<u64>() as f64)
+        ));
+    }
+    let s = Settings {
+        ctx: num_ctx.saturating_mul(o.parallel).min(u64::from(u32::MAX)),
+        parallel: o.parallel,
+        type_k: o.kv_code,
+        type_v: o.kv_code,
+        ..Settings::default()
+    };
+    let f = FitOllama {
+        num_ctx,
+        num_ctx_source: source.into(),
+        n_ctx_train: h.n_ctx_train,
+        parallel: o.parallel,
+        auto_layers: o.num_gpu.is_none(),
+        fit_margin_bytes: (0..visible.len()).map(|i| o.margin(i)).collect(),
+    };
+    (s, f)
+}
+
+/// llama.cpp `--fit`'s placement on these devices (ollama passes no `-ngl`).
+fn ollama_place(
+    sizes: &LayerSizes,
+    compute: Compute,
+    free: &[u64],
+    o: &OllamaSettings,
+) -> Placement {
+    let margins: Vec<u64> = (0..free.len()).map(|i| o.margin(i)).collect();
+    let counts = ollama::fit_auto(sizes, compute, free, &margins);
+    let n: u32 = counts.iter().sum();
+    let split: Vec<f32> = counts.iter().map(|&c| c as f32).collect();
+    split::place(sizes, compute, n, &split)
+}
+
+/// Every layer on the GPUs under ollama with settings `s`.
+fn ollama_all(
+    m: &Model,
+    s: &Settings,
+    devs: &[Device],
+    o: &OllamaSettings,
+) -> Result<bool, String> {
+    let (sizes, c) = m.at(s)?;
+    let p = ollama_place(&sizes, c, &frees(devs), o);
+    Ok(!devs.is_empty() && p.gpu_layers() == sizes.n_layer() as u32 + 1)
+}
+
+/// ollama's fixes, each checked by placing it: the service's variables.
+fn ollama_fixes(
+    m: &Model,
+    s: &Settings,
+    o: &OllamaSettings,
+    devs: &Devices,
+    num_gpu: Option<u32>,
+) -> Result<Vec<String>, String> {
+    let mut env: Vec<String> = Vec::new();
+    if num_gpu.is_some() {
+        let auto = OllamaSettings {
+            num_gpu: None,
+            ..o.clone()
+        };
+        if ollama_all(m, s, &devs.visible, &auto)? {
+            env.push("# drop num_gpu from the Modelfile or request: llama.cpp then fits the layers itself".into());
+        }
+    }
+    if s.type_k == 1 && s.type_v == 1 {
+        let q8 = Settings {
+            type_k: 8,
+            type_v: 8,
+            ..*s
+        };
+        if ollama_all(m, &q8, &devs.visible, o)? {
+            env.push("Environment=\"OLLAMA_KV_CACHE_TYPE=q8_0\"    # KV cache in q8_0, half of f16 (before ollama 0.30 also OLLAMA_FLASH_ATTENTION=1)".into());
+        }
+    }
+    if s.parallel > 1 {
+        let one = Settings {
+            ctx: s.ctx / s.parallel,
+            parallel: 1,
+            ..*s
+        };
+        if ollama_all(m, &one, &devs.visible, o)? {
+            env.push(format!(
+                "Environment=\"OLLAMA_NUM_PARALLEL=1\"    # one slot: {} parallel slots each hold a full context of KV cache",
+                s.parallel
+            ));
+        }
+    }
+    // The largest num_ctx (per slot, a multiple of 256) with every layer on the GPUs.
+    let per_slot = s.ctx / s.parallel.max(1);
+    let (mut lo, mut hi) = (0u64, per_slot / 256);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        let t = Settings {
+            ctx: mid * 256 * s.parallel,
+            ..*s
+        };
+        if mid * 256 < per_slot && ollama_all(m, &t, &devs.visible, o)? {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    if lo > 0 {
+        env.push(format!(
+            "Environment=\"OLLAMA_CONTEXT_LENGTH={}\"    # the largest context that fits on the GPUs (per request: \"options\": {{\"num_ctx\": {}}})",
+            lo * 256,
+            lo * 256
+        ));
+    }
+    if devs.all.len() > devs.visible.len() && ollama_all(m, s, &devs.all, o)? {
+        env.push(format!(
+            "# {} hides GPUs: remove it from the service, the model fits on all {}",
+            devs.selector
+                .clone()
+                .unwrap_or_else(|| "the selector".into()),
+            devs.all.len()
+        ));
+    }
+    if env.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut out =
+        vec!["sudo systemctl edit ollama.service    # under [Service], one of:".to_string()];
+    out.extend(env);
+    out.push("sudo systemctl restart ollama".into());
+    Ok(out)
 }
 
 /// Read the model's header; every failure is a sentence (exit 2).
@@ -500,12 +705,42 @@ pub fn render_human(r: &FitReport) -> String {
         gib(m.weights_bytes),
         if m.tied_output { " (tied output)" } else { "" }
     );
+    if let Some(o) = &s.ollama {
+        out += &format!(
+            "  ollama    num_ctx {} ({}) × {} slot{}; layers {}\n",
+            o.num_ctx,
+            if o.num_ctx_source == "default" {
+                "its default for this VRAM"
+            } else {
+                o.num_ctx_source.as_str()
+            },
+            o.parallel,
+            if o.parallel == 1 { "" } else { "s" },
+            if o.auto_layers {
+                format!(
+                    "placed by llama.cpp --fit, keeping {} free per GPU",
+                    o.fit_margin_bytes
+                        .first()
+                        .map_or("1 GiB".to_string(), |b| gib(*b))
+                )
+            } else {
+                "from num_gpu".to_string()
+            }
+        );
+    }
     out += &format!(
         "  settings  llama.cpp -c {} ({} cells) -np {} -ctk {k} -ctv {k} -ngl {} --split-mode {}{}\n",
         s.ctx,
         s.ctx_cells,
         s.parallel,
-        s.ngl.map_or("all".to_string(), |n| n.to_string()),
+        s.ngl.map_or(
+            if s.ollama.as_ref().is_some_and(|o| o.auto_layers) {
+                "auto".to_string()
+            } else {
+                "all".to_string()
+            },
+            |n| n.to_string()
+        ),
         s.split_mode,
         if s.tensor_split.is_empty() {
             String::new()

@@ -55,6 +55,8 @@ pub struct Hparams {
     pub n_swa: u64,
     /// Which layers use the sliding window.
     pub swa_layers: Vec<bool>,
+    /// `context_length`: the training context, 0 when the file does not say.
+    pub n_ctx_train: u64,
 }
 
 fn u(g: &Gguf, suffix: &str) -> Option<u64> {
@@ -147,6 +149,7 @@ impl Hparams {
             n_expert_used,
             n_swa,
             swa_layers,
+            n_ctx_train: u(g, "context_length").unwrap_or(0),
         })
     }
 }

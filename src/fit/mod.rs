@@ -5,4 +5,5 @@
 pub mod command;
 pub mod devices;
 pub mod llama_cpp;
+pub mod ollama;
 pub mod split;
