@@ -93,7 +93,10 @@ mod tests {
         assert_eq!(similar("PCI-REBAR", ids.into_iter())[0], "PCI-REBAR-OFF");
         assert_eq!(similar("REBAR", ids.into_iter()), ["PCI-REBAR-OFF"]);
         assert_eq!(similar("NV-SMI-HNAG", ids.into_iter())[0], "NV-SMI-HANG");
-        assert_eq!(similar("PCI-LINK-SLOTT", ids.into_iter()), ["PCI-LINK-SLOT"]);
+        assert_eq!(
+            similar("PCI-LINK-SLOTT", ids.into_iter()),
+            ["PCI-LINK-SLOT"]
+        );
         assert!(similar("banana", ids.into_iter()).is_empty());
         assert!(similar("", ids.into_iter()).is_empty());
     }
