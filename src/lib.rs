@@ -9,6 +9,7 @@ pub mod diagnose;
 pub mod fit;
 pub mod model;
 pub mod probe;
+pub mod progress;
 pub mod render;
 pub mod rig;
 pub mod schema;

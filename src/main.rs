@@ -99,6 +99,11 @@ fn main() -> ExitCode {
                 return fail(m);
             }
             let opts = probe.options_from(started);
+            // A person waiting at a terminal sees which probe is slow.
+            let progress = rigdoctor::progress::report(
+                std::io::stderr().is_terminal() && format == CheckFormat::Human && !quiet,
+                render::human::terminal_width(std::io::stderr()),
+            );
             // The rules compile while the probes run (off the critical path).
             let load = || load_rules(rules.as_deref());
             let report = match target {
@@ -119,6 +124,7 @@ fn main() -> ExitCode {
                     Err(e) => return fail(e.to_string()),
                 },
             };
+            progress.finish();
             let report = match report {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),

@@ -442,3 +442,45 @@ fn ignore_leaves_a_finding_out_and_says_so() {
         r.stderr
     );
 }
+
+/// Issue 14: on a terminal, a probe still running after a second is named on
+/// stderr and erased when it ends; piped, nothing of it. The terminal is a
+/// pty made by util-linux `script` (skipped where it is missing); the slow
+/// probe is a fake python3 that sleeps 3 s before answering.
+#[test]
+fn a_slow_probe_is_named_on_a_terminal_only() {
+    use std::os::unix::fs::PermissionsExt;
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no `script` to make a pty");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let py = dir.path().join("python3");
+    std::fs::write(
+        &py,
+        "#!/bin/sh\nsleep 3\necho '{\"version\": \"3.12.3\", \"executable\": \"/x/python3\", \"path\": []}'\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&py, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let py = py.to_str().unwrap();
+    let cmd = format!("{} check --color never --python {py}", bin());
+    let r = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &cmd, "/dev/null"])
+        .env_remove("COLUMNS")
+        .output()
+        .unwrap();
+    let tty = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        tty.contains("asking python3 for its packages (up to 5 s)…"),
+        "{tty}"
+    );
+    // Erased before the page: the page's first line follows the erase.
+    assert!(tty.contains("\r\x1b[Krigdoctor "), "{tty:?}");
+    let piped = run(&["check", "--color", "never", "--python", py]);
+    assert!(!piped.stderr.contains("(up to"), "{}", piped.stderr);
+    assert!(!piped.stdout.contains("(up to"), "{}", piped.stdout);
+}

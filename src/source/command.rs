@@ -211,6 +211,8 @@ pub fn run(spec: &CmdSpec, env: &ToolEnv) -> CmdOutput {
     let Some(resolved) = resolve(program, env.path()) else {
         return CmdOutput::with_status(CmdStatus::Missing);
     };
+    // Named on a terminal's progress line while it runs past a second.
+    let _busy = crate::progress::start(&spec.name, program, spec.timeout);
     if spec.timeout.is_zero() {
         // The run's deadline has passed (Live cuts the timeout to what is
         // left): do not start what could not be waited for.
