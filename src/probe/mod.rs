@@ -8,6 +8,7 @@ pub mod devnodes;
 pub mod env;
 pub mod host;
 pub mod nvidia_container;
+pub mod ollama_service;
 pub mod nvidia_nvlink;
 pub mod nvidia_smi;
 pub mod nvidia_topo;
@@ -255,6 +256,9 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     reports.push(r);
     let (container, r) = timed(|| container::probe(src));
     rig.container = container;
+    reports.push(r);
+    let (svc, r) = timed(|| ollama_service::probe(src));
+    rig.ollama_service = svc;
     reports.push(r);
     // The toolkit's CLI asks the driver through NVML like nvidia-smi: it is
     // run only for a GPU nvidia drives, and not after nvidia-smi hung (it
