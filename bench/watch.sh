@@ -38,6 +38,11 @@ mkdir -p "$X/tile0/gt0/gtidle" "$X/tile0/gt1/gtidle" "$X/hwmon/hwmon3"
 echo 1000 > "$X/tile0/gt0/gtidle/idle_residency_ms"
 echo 1000 > "$X/tile0/gt1/gtidle/idle_residency_ms"
 echo 0 > "$X/hwmon/hwmon3/energy1_input"
+# A RAPL package zone (issue 12: CPU energy is read every sample too).
+mkdir -p "$W/sys/class/powercap/intel-rapl:0"
+echo package-0 > "$W/sys/class/powercap/intel-rapl:0/name"
+echo 0 > "$W/sys/class/powercap/intel-rapl:0/energy_uj"
+echo 262143328850 > "$W/sys/class/powercap/intel-rapl:0/max_energy_range_uj"
 card card1 0000:04:00.0 amdgpu 0x1002
 A=$W/sys/devices/pci0000:00/0000:04:00.0
 mkdir -p "$A/hwmon/hwmon4"

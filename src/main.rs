@@ -264,7 +264,20 @@ fn main() -> ExitCode {
                     emit(&render::human::explain(r, width));
                     ExitCode::SUCCESS
                 }
-                None => fail(format!("no rule {id:?}; `rigdoctor rules` lists them")),
+                None => {
+                    let near = rigdoctor::diagnose::examples::similar(
+                        &id,
+                        rules.iter().map(|r| r.spec.id.as_str()),
+                    );
+                    let hint = match near.as_slice() {
+                        [] => String::new(),
+                        [one] => format!("did you mean {one}? "),
+                        many => format!("did you mean one of {}? ", many.join(", ")),
+                    };
+                    fail(format!(
+                        "no rule {id:?}; {hint}`rigdoctor rules` lists them"
+                    ))
+                }
             }
         }
     }
@@ -364,11 +377,11 @@ fn render_rules(rules: &[Rule], format: Format) -> String {
                 .iter()
                 .map(|r| {
                     format!(
-                        "{:<w$}  {:<5}  {:<11}  {}\n",
+                        "{:<w$}  {:<7}  {:<11}  {}\n",
                         r.spec.id,
-                        r.spec.severity.as_str(),
+                        r.spec.severity.word(),
                         r.class.as_str(),
-                        rules::outline(&r.spec.title)
+                        rigdoctor::diagnose::examples::summary(r)
                     )
                 })
                 .collect()

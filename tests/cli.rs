@@ -173,11 +173,62 @@ fn rules_and_explain() {
     assert_eq!(r.code, 0);
     assert!(
         r.stdout
-            .starts_with("PCI-REBAR-OFF  [warn, class node-config, area gpus]"),
+            .starts_with("PCI-REBAR-OFF  [warning, class node-config, area gpus]"),
         "{}",
         r.stdout
     );
-    assert!(r.stdout.contains("Fix:"));
+    assert!(r.stdout.contains("Why it matters"));
+}
+
+/// `explain` reads as prose for every built-in rule: no `{{ }}` template,
+/// what it finds, and the finding as it reads on its `fires_on` fixture;
+/// `rules` has no title that is only an ellipsis or a hole.
+#[test]
+fn explain_renders_every_rule_from_its_fixture() {
+    let rules = rigdoctor::diagnose::rules::load(None).unwrap();
+    for rule in &rules {
+        let id = &rule.spec.id;
+        let r = run(&["explain", id]);
+        assert_eq!(r.code, 0, "{id}: {}", r.stderr);
+        let page = &r.stdout;
+        assert!(
+            !page.contains("{{") && !page.contains("}}"),
+            "{id}:\n{page}"
+        );
+        assert!(page.contains("What it finds\n"), "{id}:\n{page}");
+        let from = rule.spec.fires_on.first().unwrap();
+        assert!(
+            page.contains("--replay fixtures/") && page.contains(from.as_str()),
+            "{id}:\n{page}"
+        );
+        // The example's finding heads its own block, with its id.
+        assert!(page.contains(&format!(" {id}  ")), "{id}:\n{page}");
+    }
+    let listing = run(&["rules"]).stdout;
+    for line in listing.lines() {
+        assert!(!line.contains('…') && !line.contains("<value>"), "{line}");
+    }
+}
+
+#[test]
+fn explain_suggests_the_id_meant() {
+    let r = run(&["explain", "PCI-REBAR"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("did you mean PCI-REBAR-OFF?"),
+        "{}",
+        r.stderr
+    );
+    let r = run(&["explain", "NV-SMI-HNAG"]);
+    assert!(r.stderr.contains("NV-SMI-HANG"), "{}", r.stderr);
+    let r = run(&["explain", "no-such-thing-at-all"]);
+    assert_eq!(r.code, 2);
+    assert!(!r.stderr.contains("did you mean"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("`rigdoctor rules` lists them"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -229,6 +280,23 @@ fix = "y"
         rebar["title"],
         "ReBAR off on 0000:03:00.0 (site policy: error)"
     );
+    // A site rule that replaces a built-in one is explained as itself: no
+    // example of the built-in rule, its holes named, no raw template.
+    let r = run(&["explain", "SITE-NEEDS-TWO-GPUS", "--rules", rules]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        !r.stdout.contains("{{") && !r.stdout.contains("Example"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("it has <value>"), "{}", r.stdout);
+    let r = run(&["explain", "PCI-REBAR-OFF", "--rules", rules]);
+    assert!(
+        r.stdout.contains("ReBAR off on <pci> (site policy: error)"),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("Example"), "{}", r.stdout);
     // A broken site rule is rigdoctor failing its job: exit 2, with the reason.
     std::fs::write(dir.path().join("zz-bad.toml"), "[[rule]]\nid = 'BAD-ONE'\nseverity = 'warn'\narea = 'gpus'\nclass = 'advice'\nwhen = '1 +'\ntitle = 't'\nexplain = 'e'\nfix = 'f'\n").unwrap();
     let r = replay("a770-rebar-off", &["--rules", rules]);

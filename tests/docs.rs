@@ -67,3 +67,63 @@ fn readme_commands_exist() {
         ".ci/run must run the README's test command"
     );
 }
+
+/// A rule's first diagnosis on its first `fires_on` fixture: a rig
+/// replayed in-process, or a watch trace replayed by the binary.
+fn finding_on(rule: &rigdoctor::diagnose::rules::Rule) -> (String, serde_json::Value) {
+    let id = &rule.spec.id;
+    let name = rule
+        .spec
+        .fires_on
+        .first()
+        .unwrap_or_else(|| panic!("{id}: no fires_on"));
+    let (from, diagnoses) = if rule.spec.area == "watch" {
+        let path = root().join("fixtures").join(name);
+        let r = run(&[
+            "watch",
+            "--replay",
+            path.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        let last = r.stdout.lines().last().unwrap_or_default();
+        let v: serde_json::Value = serde_json::from_str(last).unwrap();
+        (format!("fixtures/{name}"), v["diagnoses"].clone())
+    } else {
+        (
+            format!("fixtures/rigs/{name}"),
+            replay_json(name)["diagnoses"].clone(),
+        )
+    };
+    let d = diagnoses
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == id.as_str())
+        .unwrap_or_else(|| panic!("{id} does not fire on {from}"))
+        .clone();
+    (from, d)
+}
+
+#[test]
+fn rule_examples_are_in_sync() {
+    use rigdoctor::diagnose::examples::{Example, Examples, to_json};
+    let rules = rigdoctor::diagnose::rules::load(None).unwrap();
+    let mut all = Examples::new();
+    for r in &rules {
+        let (from, d) = finding_on(r);
+        let text = |k: &str| d[k].as_str().unwrap_or_default().to_string();
+        all.insert(
+            r.spec.id.clone(),
+            Example {
+                template: r.spec.title.clone(),
+                from,
+                title: text("title"),
+                evidence: text("evidence"),
+                explain: text("explain"),
+                fix: text("fix"),
+            },
+        );
+    }
+    check_or_update("rules/examples.json", &to_json(&all));
+}

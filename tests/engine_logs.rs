@@ -9,19 +9,219 @@
     reason = "test helpers: a failed setup must fail the test loudly"
 )]
 
-use rigdoctor::watch::enginelog::{LogFacts, classify};
+use rigdoctor::watch::enginelog::{LogFacts, Signal, ThroughputFacts, classify, throughput};
 
-fn facts(rel: &str) -> LogFacts {
+fn log_lines(rel: &str) -> Vec<String> {
     let path = format!("{}/fixtures/logs/{rel}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     assert!(text.starts_with("# source:"), "{rel} keeps its source line");
+    let head: Vec<&str> = text.lines().take(3).collect();
+    assert!(
+        head[1].starts_with("# context:") && head[2] == "# ---",
+        "{rel}: a 3-line header"
+    );
+    text.lines().skip(3).map(str::to_string).collect()
+}
+
+fn facts(rel: &str) -> LogFacts {
     let mut f = LogFacts::default();
-    for l in text.lines().skip(3) {
-        if let Some(s) = classify(l) {
-            f.add(&s, l);
+    for l in log_lines(rel) {
+        if let Some(s) = classify(&l) {
+            f.add(&s, &l);
         }
     }
     f
+}
+
+/// The speed reports of a log, folded as `watch` folds them.
+fn speeds(rel: &str) -> ThroughputFacts {
+    let mut t = ThroughputFacts::default();
+    for l in log_lines(rel) {
+        if let Some(s) = classify(&l) {
+            t.add(&s, &l);
+        }
+    }
+    t
+}
+
+/// (log, engine, decode tok/s, prompt tok/s, generated tokens counted, reports):
+/// the engine's own last figures, exactly as printed.
+type SpeedRow = (
+    &'static str,
+    &'static str,
+    Option<f64>,
+    Option<f64>,
+    Option<u64>,
+    u32,
+);
+const SPEEDS: &[SpeedRow] = &[
+    (
+        "llama-cpp-perf-context-print-i5-13400f.log",
+        "llama.cpp",
+        Some(57.04),
+        Some(102.00),
+        Some(127),
+        2,
+    ),
+    (
+        "llama-cpp-print-timings-xeon-2023.log",
+        "llama.cpp",
+        Some(4.43),
+        Some(43.05),
+        Some(510),
+        2,
+    ),
+    (
+        "llama-cpp-print-timings-decimal-comma.log",
+        "llama.cpp",
+        Some(9.85),
+        Some(31.40),
+        Some(36),
+        2,
+    ),
+    (
+        "llama-cpp-common-perf-print-2025.log",
+        "llama.cpp",
+        Some(105.30),
+        Some(420.28),
+        Some(511),
+        2,
+    ),
+    (
+        "llama-server-print-timing-request.log",
+        "llama.cpp",
+        Some(11.94),
+        Some(55.73),
+        Some(275),
+        2,
+    ),
+    (
+        "llama-server-tg-progress.log",
+        "llama.cpp",
+        Some(12.82),
+        None,
+        None,
+        12,
+    ),
+    (
+        "llama-bench-qnn-table.log",
+        "llama-bench",
+        Some(0.70),
+        Some(18.46),
+        None,
+        2,
+    ),
+    (
+        "llama-bench-cuda-4090-2024-01-pp-space.log",
+        "llama-bench",
+        Some(98.13),
+        Some(7664.00),
+        None,
+        4,
+    ),
+    (
+        "ollama-run-verbose-mistral.log",
+        "ollama",
+        Some(24.61),
+        Some(53.77),
+        Some(120),
+        2,
+    ),
+    (
+        "vllm-v0-metrics-avg-throughput.log",
+        "vllm",
+        Some(41.5),
+        None,
+        None,
+        6,
+    ),
+    (
+        "vllm-v1-loggers-spec-decoding-5090.log",
+        "vllm",
+        Some(124.5),
+        Some(2.5),
+        None,
+        2,
+    ),
+    (
+        "ipex-llm-benchmark-wrapper-b580.log",
+        "ipex-llm",
+        Some(70.92),
+        None,
+        Some(510),
+        2,
+    ),
+];
+
+#[test]
+fn issue12_every_engine_speed_form_reads_its_own_figures() {
+    for (log, engine, decode, prompt, tokens, reports) in SPEEDS {
+        let t = speeds(log);
+        assert_eq!(
+            (
+                t.engine.as_str(),
+                t.decode_tps,
+                t.prompt_tps,
+                t.decode_tokens,
+                t.reports
+            ),
+            (*engine, *decode, *prompt, *tokens, *reports),
+            "{log}: {t:#?}"
+        );
+        if decode.is_some() {
+            assert!(!t.decode_line.is_empty(), "{log}: the line is the evidence");
+        }
+        // Speed says nothing about where the work runs (a device banner, in
+        // the llama-bench log, says nothing either).
+        let f = facts(log);
+        assert_eq!(f.verdict, "unknown", "{log}: {f:#?}");
+    }
+}
+
+#[test]
+fn issue12_the_sampler_speed_is_not_generation_speed() {
+    for l in [
+        "llama_perf_sampler_print:    sampling time =       8.69 ms /   137 runs   (    0.06 ms per token, 15772.51 tokens per second)",
+        "llama_print_timings:      sample time =   301.80 ms /   512 runs   (    0.59 ms per token,  1696.48 tokens per second)",
+        "common_perf_print:    samplers time =      45.40 ms /   520 tokens",
+        "llama_perf_context_print:       total time =    2343.64 ms /   136 tokens",
+        // vLLM's speculative decoding: accepted draft tokens, not the output rate.
+        "(APIServer pid=1) INFO 05-07 04:56:17 [metrics.py:101] SpecDecoding metrics: Mean acceptance length: 2.63, Accepted throughput: 76.80 tokens/s, Drafted throughput: 235.49 tokens/s, Accepted: 768 tokens, Drafted: 2355 tokens",
+        // llama-bench's combined pp+tg test is neither speed alone.
+        "| llama 7B Q4_0 | 3.56 GiB | 6.74 B | CUDA | 99 | pp512+tg128 | 1234.56 ± 1.00 |",
+        // ollama's prompt count is not the generated count.
+        "prompt eval count:    11 token(s)",
+    ] {
+        assert_eq!(throughput(l), None, "{l}");
+    }
+    let t = speeds("llama-cpp-perf-context-print-i5-13400f.log");
+    assert_eq!(t.decode_tps, Some(57.04), "not the sampler's 15772.51");
+    assert!(
+        t.decode_line.contains("eval time =    2226.40 ms"),
+        "{t:#?}"
+    );
+    let t = speeds("llama-cpp-print-timings-xeon-2023.log");
+    assert_eq!(t.decode_tps, Some(4.43), "not the sampler's 1696.48");
+    // A report of no work is no speed (llama-cpp-python 0.3.0 printed `inf`).
+    assert_eq!(
+        throughput(
+            "llama_perf_context_print:        eval time =       0.00 ms /     1 runs   (    0.00 ms per token,      inf tokens per second)"
+        ),
+        None
+    );
+    // vLLM's 0.0 is an interval without that work: the other speed still counts.
+    match throughput(
+        "INFO 01-22 18:29:30 metrics.py:449] Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 41.5 tokens/s, Running: 1 reqs",
+    ) {
+        Some(Signal::Throughput {
+            decode_tps,
+            prompt_tps,
+            ..
+        }) => {
+            assert_eq!((decode_tps, prompt_tps), (Some(41.5), None));
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// (log, verdict, a piece of the evidence line, a piece of the fix).
@@ -293,7 +493,7 @@ fn every_log_form_reads_with_its_verdict_evidence_and_fix() {
     let mut untested: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !FORMS.iter().any(|(f, ..)| f == n))
+        .filter(|n| !FORMS.iter().any(|(f, ..)| f == n) && !SPEEDS.iter().any(|(f, ..)| f == n))
         .collect();
     untested.sort();
     assert!(untested.is_empty(), "logs without a row: {untested:?}");

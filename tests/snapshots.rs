@@ -80,7 +80,8 @@ fn quiet_output_is_problems_and_summary_only() {
 /// Can this over-long line stand: one word (a path, a quoted string, a URL)
 /// alone after the indent, and a shell continuation ` \` at most?
 fn lone_word(line: &str) -> bool {
-    let w = line.trim().trim_end_matches(" \\");
+    // A list item's dash (a long URL in explain's references) goes with its word.
+    let w = line.trim().trim_start_matches("- ").trim_end_matches(" \\");
     let mut quote = None;
     for c in w.chars() {
         match (quote, c) {
@@ -131,6 +132,50 @@ fn every_page_fits_80_and_120_columns() {
     }
 }
 
+/// `COLUMNS` sets the width of the binary's page (a pipe is 80 without it),
+/// and the page at that width is the renderer's at that width.
+#[test]
+fn columns_sets_the_width_of_check_explain_and_watch() {
+    for rig in ["b580-x4-slot", "nv-2x3090-nvlink"] {
+        let dir = rigs_dir().join(rig);
+        let r = run_with(
+            &[
+                "check",
+                "--replay",
+                dir.to_str().unwrap(),
+                "--color",
+                "never",
+            ],
+            |c| {
+                c.env("COLUMNS", "120");
+            },
+        );
+        let page = r.stdout.replace(
+            concat!("rigdoctor ", env!("CARGO_PKG_VERSION")),
+            "rigdoctor [version]",
+        );
+        assert_eq!(page, page_at(rig, 120), "{rig}");
+        assert_ne!(page, human(rig), "{rig}: the 80-column page is another");
+    }
+    let wide = |args: &[&str]| {
+        run_with(args, |c| {
+            c.env("COLUMNS", "200");
+        })
+        .stdout
+    };
+    let explain = wide(&["explain", "PCI-LINK-SLOT"]);
+    assert!(explain.lines().any(|l| l.chars().count() > 80), "{explain}");
+    let trace = root().join("fixtures/traces/fallback.jsonl");
+    let watch = wide(&[
+        "watch",
+        "--replay",
+        trace.to_str().unwrap(),
+        "--color",
+        "never",
+    ]);
+    assert!(watch.lines().any(|l| l.chars().count() > 80), "{watch}");
+}
+
 /// The same pages on a wide terminal: the renderer takes the width.
 #[test]
 fn pages_at_120_columns() {
@@ -152,6 +197,19 @@ fn watch_summaries_fit_80_columns() {
             let r = run(&["watch", "--replay", p.to_str().unwrap(), "--color", "never"]);
             assert_fits(&p.display().to_string(), &r.stdout, 80);
             assert!(!r.stdout.is_empty(), "{}", p.display());
+        }
+    }
+}
+
+/// `explain` at 80 and 120 columns: a rig rule and a watch rule.
+#[test]
+fn explain_pages() {
+    for id in ["PCI-LINK-SLOT", "WATCH-CPU-FALLBACK"] {
+        for width in ["80", "120"] {
+            let r = run_with(&["explain", id], |c| {
+                c.env("COLUMNS", width);
+            });
+            insta::assert_snapshot!(format!("explain{width}__{id}"), r.stdout);
         }
     }
 }

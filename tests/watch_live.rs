@@ -676,3 +676,115 @@ time.sleep(2)\n";
     assert_eq!(t["runtimes"], serde_json::json!([]), "{t}");
     assert_eq!(t["ngl"], "99");
 }
+
+/// Issue 12 items 1, 3 and 5 end to end: the watched program itself advances
+/// a fake card's hwmon energy counter (+1000 J) and the RAPL package counter
+/// across its wrap (+500 J) a second after it starts (long after the first
+/// sample's baseline), then prints llama.cpp's real timing lines (127 tokens
+/// at 57.04 tok/s). Counter deltas do not depend on when the samples land,
+/// so the joules and J/token are exact; the recording replays to the same facts.
+#[test]
+fn issue12_engine_speed_and_energy_counters_reach_the_summary_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let sys = FakeSys::new(d.path());
+    let g = sys.amdgpu("card0", "0000:03:00.0", 90, 8);
+    let energy = g.dev.join("hwmon/hwmon0/energy1_input");
+    std::fs::create_dir_all(energy.parent().unwrap()).unwrap();
+    std::fs::write(&energy, "1000000\n").unwrap();
+    let pkg = sys.root.join("class/powercap/intel-rapl:0");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("name"), "package-0\n").unwrap();
+    let max: u64 = 262_143_328_850;
+    std::fs::write(pkg.join("max_energy_range_uj"), format!("{max}\n")).unwrap();
+    std::fs::write(pkg.join("energy_uj"), format!("{}\n", max - 1_000_000)).unwrap();
+    let th = test_thresholds(d.path());
+    let log = fixture("logs/llama-cpp-perf-context-print-i5-13400f.log");
+    let rec = d.path().join("rec.jsonl");
+    let cmd = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        format!(
+            "sleep 1; echo 1001000000 > '{}'; echo 499000000 > '{}'; tail -n +4 '{}' >&2; sleep 1",
+            energy.display(),
+            pkg.join("energy_uj").display(),
+            log.display()
+        ),
+    ];
+    let (code, lines) = watch_cmd(
+        &sys,
+        &th,
+        &d.path().join("out.jsonl"),
+        &["--record", rec.to_str().unwrap()],
+        &cmd,
+        &path_with(None),
+    );
+    assert_eq!(code, 0);
+    let s = summary(&lines);
+    let w = &s["facts"]["watch"];
+    assert_eq!(w["throughput"]["decode_tps"], 57.04, "{}", w["throughput"]);
+    assert_eq!(w["throughput"]["prompt_tps"], 102.0);
+    assert_eq!(w["throughput"]["decode_tokens"], 127);
+    assert_eq!(w["throughput"]["engine"], "llama.cpp");
+    let e = &w["energy"];
+    assert_eq!(e["gpus"][0]["id"], "0000:03:00.0");
+    assert_eq!(e["gpus"][0]["joules"], 1000.0, "{e}");
+    assert_eq!(e["gpus"][0]["source"], "hwmon-energy");
+    assert_eq!(e["cpu_joules"], 500.0, "{e}");
+    assert_eq!(e["joules_per_token"], 11.811, "1500 J / 127 tokens: {e}");
+    assert_eq!(e["per_token_of"], "gpus+cpu");
+    let rapl = w["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "rapl")
+        .unwrap();
+    assert_eq!(rapl["status"], "ok");
+    // The speed reports travel in the samples, so the trace carries them.
+    let kinds: Vec<&str> = of_type(&lines, "sample")
+        .iter()
+        .filter_map(|x| x.get("log"))
+        .flat_map(|l| l.as_array().unwrap().iter())
+        .filter_map(|e| e["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "throughput").count(),
+        2,
+        "{kinds:?}"
+    );
+    let o = run(
+        &[
+            "watch",
+            "--replay",
+            rec.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &path_with(None),
+    );
+    let r = summary(&json_lines(&String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(r["facts"]["watch"]["energy"], *e);
+    assert_eq!(r["facts"]["watch"]["throughput"], w["throughput"]);
+}
+
+/// Unknown is null: no energy counter, no power, no RAPL, no speed report.
+#[test]
+fn issue12_no_energy_source_and_no_speed_are_null_not_zero() {
+    let d = tempfile::tempdir().unwrap();
+    let sys = FakeSys::new(d.path());
+    sys.amdgpu("card0", "0000:03:00.0", 3, 8);
+    let th = test_thresholds(d.path());
+    let (_, lines) = watch_cmd(
+        &sys,
+        &th,
+        &d.path().join("out.jsonl"),
+        &[],
+        &["sleep".to_string(), "1".to_string()],
+        &path_with(None),
+    );
+    let w = &summary(&lines)["facts"]["watch"];
+    assert_eq!(w["throughput"]["decode_tps"], serde_json::Value::Null);
+    assert_eq!(w["throughput"]["prompt_tps"], serde_json::Value::Null);
+    assert_eq!(w["energy"]["gpus"][0]["joules"], serde_json::Value::Null);
+    assert_eq!(w["energy"]["cpu_joules"], serde_json::Value::Null);
+    assert_eq!(w["energy"]["joules_per_token"], serde_json::Value::Null);
+}

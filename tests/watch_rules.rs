@@ -286,3 +286,21 @@ fn issue12_pinned_loops_are_cpu_bound_by_demand() {
     assert_eq!(w["verdicts"]["partial-offload"], 0.0);
     assert_eq!(w["verdicts"]["idle"], 0.0);
 }
+
+/// Issue 12: a recorded run whose program advanced the energy counters by
+/// known amounts replays to the exact joules, J/token and engine figures.
+#[test]
+fn issue12_speed_and_energy_replay_exactly() {
+    let s = replay("traces/speed-energy.jsonl");
+    let w = &s["facts"]["watch"];
+    assert_eq!(w["throughput"]["decode_tps"], 57.04);
+    assert_eq!(w["throughput"]["prompt_tps"], 102.0);
+    assert_eq!(w["throughput"]["decode_tokens"], 127);
+    let e = &w["energy"];
+    assert_eq!(e["gpus"][0]["joules"], 1000.0, "{e}");
+    assert_eq!(e["gpus"][0]["source"], "hwmon-energy");
+    assert_eq!(e["cpu_joules"], 500.0, "{e}");
+    // (1000 J + 500 J) / 127 tokens = 11.81102..., to four decimals.
+    assert_eq!(e["joules_per_token"], 11.811);
+    assert_eq!(e["per_token_of"], "gpus+cpu");
+}

@@ -3,6 +3,7 @@
 //! `rule_errors` (tests require that list to stay empty on every fixture)
 //! and the other rules still run.
 
+pub mod examples;
 pub mod facts;
 pub mod report;
 pub mod rules;

@@ -57,6 +57,11 @@ impl Report {
         self.diagnoses.iter().any(|d| d.severity >= level)
     }
 
+    /// The diagnoses of area `area`, most severe first.
+    pub fn findings_of<'a>(&'a self, area: &'a str) -> impl Iterator<Item = &'a Diagnosis> + 'a {
+        self.diagnoses.iter().filter(move |d| d.area == area)
+    }
+
     pub fn summary_line(&self) -> String {
         let s = &self.summary;
         let plural =
@@ -81,7 +86,10 @@ impl Report {
         if !blind.is_empty() {
             line.push_str(&format!("; could not look: {}", blind.join(", ")));
         }
-        format!("{line} — verdict: {}", self.verdict)
+        format!(
+            "{line} — verdict: {}",
+            super::rules::status_word(self.verdict)
+        )
     }
 }
 

@@ -65,6 +65,25 @@ impl Severity {
             Severity::Error => "error",
         }
     }
+    /// The word a person reads on a page (`as_str` is the JSON's and the
+    /// rule files'): one vocabulary in every text output.
+    pub fn word(self) -> &'static str {
+        match self {
+            Severity::Info => "note",
+            Severity::Warn => "warning",
+            Severity::Error => "error",
+        }
+    }
+}
+
+/// A status or verdict of the JSON (`ok`, `info`, `warn`, `error`, ...) in
+/// the words of the text pages: `warn` is a warning, `info` a note.
+pub fn status_word(status: &str) -> &str {
+    match status {
+        "warn" => "warning",
+        "info" => "note",
+        s => s,
+    }
 }
 
 /// What kind of problem a rule finds, by who must act on it. Cluster hooks
@@ -595,7 +614,8 @@ impl<'a> Listing<'a> {
 
 /// A template with its holes shown as placeholders, for listings:
 /// `{{ it.name }} at {{ it.pci }}` -> `<name> at <pci>`; anything more
-/// complex than a field path reads as `…`.
+/// complex than a field path reads as `<value>`. Listings and `explain`
+/// prefer a built-in rule's example (diagnose::examples) when there is one.
 pub fn outline(template: &str) -> String {
     let mut out = String::new();
     let mut rest = template;
@@ -611,7 +631,7 @@ pub fn outline(template: &str) -> String {
         if simple {
             out.push_str(&format!("<{}>", expr.rsplit('.').next().unwrap_or(expr)));
         } else {
-            out.push('…');
+            out.push_str("<value>");
         }
         rest = &after[end + 2..];
     }
@@ -641,7 +661,7 @@ pub fn reference_markdown(rules: &[Rule]) -> String {
             sev = r.spec.severity.as_str(),
             class = r.class.as_str(),
             area = r.spec.area,
-            title = outline(&r.spec.title).replace('|', "\\|")
+            title = super::examples::summary(r).replace('|', "\\|")
         ));
     }
     for r in rules {
@@ -654,7 +674,7 @@ pub fn reference_markdown(rules: &[Rule]) -> String {
             s.area,
             r.origin
         ));
-        out.push_str(&format!("{}\n\n", outline(&s.title)));
+        out.push_str(&format!("{}\n\n", super::examples::summary(r)));
         out.push_str(&format!(
             "{}\n\n",
             s.explain.split_whitespace().collect::<Vec<_>>().join(" ")
@@ -752,7 +772,7 @@ mod tests {
     fn outlines_show_placeholders() {
         assert_eq!(
             outline("{{ it.name }} at {{it.pci}} has x{{ a ? b : c }}"),
-            "<name> at <pci> has x…"
+            "<name> at <pci> has x<value>"
         );
         assert_eq!(outline("plain"), "plain");
     }

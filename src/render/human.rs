@@ -28,13 +28,27 @@ pub const DEFAULT_WIDTH: usize = 80;
 /// (hanging indents of a dozen columns leave nothing below that).
 const MIN_WIDTH: usize = 40;
 
-/// Columns of the terminal `stream` is, or [`DEFAULT_WIDTH`] when it is not
-/// a terminal or does not say (terminal_size asks the tty with TIOCGWINSZ).
+/// The widest page laid out, whatever `COLUMNS` says.
+const MAX_WIDTH: usize = 1000;
+
+/// Columns of the page for `stream`: `COLUMNS` when it is set to a number
+/// (as `ls` does: a script or a test can ask for a width, and a pipe can be
+/// given the terminal's), else the terminal's own (terminal_size asks the
+/// tty with TIOCGWINSZ), else [`DEFAULT_WIDTH`] for a pipe, a file or a
+/// terminal that does not say.
 pub fn terminal_width(stream: impl AsFd) -> usize {
-    terminal_size::terminal_size_of(stream)
-        .map(|(w, _)| usize::from(w.0))
+    let tty = terminal_size::terminal_size_of(stream).map(|(w, _)| usize::from(w.0));
+    width_from(std::env::var("COLUMNS").ok().as_deref(), tty)
+}
+
+/// [`terminal_width`] from what it read: `COLUMNS`, the terminal's columns.
+pub fn width_from(columns: Option<&str>, tty: Option<usize>) -> usize {
+    columns
+        .and_then(|c| c.trim().parse::<usize>().ok())
         .filter(|w| *w > 0)
+        .or(tty.filter(|w| *w > 0))
         .unwrap_or(DEFAULT_WIDTH)
+        .min(MAX_WIDTH)
 }
 
 impl Style {
@@ -72,7 +86,7 @@ impl Style {
         self.paint(mark, f)
     }
     fn severity(&self, s: Severity) -> String {
-        let text = format!("{:<5}", s.as_str());
+        let text = format!("{:<7}", s.word());
         match s {
             Severity::Error => self.paint(&text, |x| x.red().bold().to_string()),
             Severity::Warn => self.paint(&text, |x| x.yellow().bold().to_string()),
@@ -295,7 +309,7 @@ pub fn diagnoses(ds: &[Diagnosis], style: Style, quiet: bool) -> String {
     let mut out = String::new();
     for d in ds {
         let id = escape_controls(&d.id);
-        let sev = format!("{:<5}", d.severity.as_str());
+        let sev = format!("{:<7}", d.severity.word());
         let head = format!(
             "{} {} {}  ",
             style.status(d.severity.as_str()),
@@ -353,7 +367,8 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
                 style.status(&a.status),
                 style.bold(&label)
             );
-            out.push_str(&style.hang(&head, 2 + 1 + 1 + width + 2, &a.summary, |s| s.to_string()));
+            let summary = area_line(report, a);
+            out.push_str(&style.hang(&head, 2 + 1 + 1 + width + 2, &summary, |s| s.to_string()));
         }
         out.push('\n');
     }
@@ -384,67 +399,138 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
         &report.summary_line(),
         |s| s.to_string(),
     ));
+    if let (Some(first), false) = (report.diagnoses.first(), quiet) {
+        let more = if report.diagnoses.iter().any(|d| d.id != first.id) {
+            " (or another ID above)"
+        } else {
+            ""
+        };
+        out.push_str(&style.hang(
+            "details: ",
+            "details: ".len(),
+            &format!("rigdoctor explain {}{more}", first.id),
+            |s| s.to_string(),
+        ));
+    }
     out
 }
 
-/// `rigdoctor explain ID`: one rule, as written in rules/*.toml, filled to
-/// `width` columns (the fix laid out like a finding's, still pasteable).
+/// What an area line says: for an area with a warning or an error, the
+/// cause (the most severe finding's title, and how many more there are), so
+/// the first screen names it; otherwise what was seen there.
+fn area_line(report: &Report, a: &crate::diagnose::report::Area) -> String {
+    let mut found = report.findings_of(&a.area);
+    match found.next() {
+        Some(d) if d.severity >= Severity::Warn => {
+            let more = found.count();
+            if more == 0 {
+                d.title.clone()
+            } else {
+                format!("{} (+{more} more)", d.title)
+            }
+        }
+        _ => a.summary.clone(),
+    }
+}
+
+/// `rigdoctor explain ID`: one rule for a person, filled to `width` columns:
+/// what it finds, why that matters, the finding as it reads on the real rig
+/// of its `fires_on` fixture (title, evidence and a fix that pastes), the
+/// references and where it is defined. Templates are never shown raw: a
+/// rule without an example (a site rule) shows its holes as `<name>`.
 pub fn explain(r: &crate::diagnose::rules::Rule, width: usize) -> String {
+    use crate::diagnose::rules::outline;
     let style = Style::plain(width);
     let s = &r.spec;
+    let section = |name: &str, text: &str| {
+        format!(
+            "\n{name}\n{}",
+            style.hang("  ", 2, text.trim(), |x| x.to_string())
+        )
+    };
     let mut out = style.hang(
         "",
         0,
         &format!(
             "{}  [{}, class {}, area {}]",
             s.id,
-            s.severity.as_str(),
+            s.severity.word(),
             r.class.as_str(),
             s.area
         ),
         |x| x.to_string(),
     );
-    out.push_str(&style.hang("", 0, &s.title, |x| x.to_string()));
-    out.push('\n');
-    out.push_str(&style.hang("When:     ", 10, s.when.trim(), |x| x.to_string()));
-    if let Some(each) = &s.each {
-        out.push_str(
-            &style.hang("For each: ", 10, &format!("{each} (as `it`)"), |x| {
-                x.to_string()
-            }),
-        );
-    }
-    out.push_str(&format!(
-        "\nWhy:\n{}",
-        style.hang("", 0, s.explain.trim(), |x| x.to_string())
+    out.push_str(&section(
+        "What it finds",
+        &crate::diagnose::examples::summary(r),
     ));
-    if !s.evidence.trim().is_empty() {
-        out.push_str(&format!(
-            "\nEvidence:\n{}",
-            style.hang("", 0, s.evidence.trim(), |x| x.to_string())
-        ));
-    }
-    out.push_str("\nFix:\n");
-    for line in escape_controls(s.fix.trim()).lines() {
-        // A line with `{{ }}` holes is a template, not a command yet.
-        let lines = if line.contains("{{") {
-            fill(line, "", style.cols())
-        } else {
-            fix_line(line, "", style.cols())
-        };
-        for l in lines {
-            out.push_str(&l);
+    let example = crate::diagnose::examples::of(r);
+    let why = match example {
+        Some(ex) => ex.explain.clone(),
+        None => outline(&s.explain),
+    };
+    out.push_str(&section("Why it matters", &why));
+    match example {
+        Some(ex) => {
+            let how = if s.area == "watch" {
+                format!("rigdoctor watch --replay {}", ex.from)
+            } else {
+                format!("rigdoctor check --replay {}", ex.from)
+            };
+            out.push_str(&section("Example", &format!("as `{how}` shows it:")));
+            let d = Diagnosis {
+                id: s.id.clone(),
+                severity: s.severity,
+                class: r.class,
+                area: s.area.clone(),
+                gpu: None,
+                title: ex.title.clone(),
+                evidence: ex.evidence.clone(),
+                explain: String::new(),
+                fix: ex.fix.clone(),
+                refs: Vec::new(),
+                could_not_look: s.could_not_look,
+            };
             out.push('\n');
+            out.push_str(diagnoses(&[d], style, true).trim_end());
+            out.push('\n');
+        }
+        None => {
+            if !s.evidence.trim().is_empty() {
+                out.push_str(&section("Evidence", &outline(&s.evidence)));
+            }
+            out.push_str("\nFix (`rigdoctor check` fills in the <names>)\n");
+            for line in escape_controls(&outline_lines(&s.fix)).lines() {
+                for l in fix_line(line, "  ", style.cols()) {
+                    out.push_str(&l);
+                    out.push('\n');
+                }
+            }
         }
     }
     if !s.refs.is_empty() {
-        out.push_str("\nReferences:\n");
+        out.push_str("\nReferences\n");
         for x in &s.refs {
-            out.push_str(&style.hang("- ", 2, x, |x| x.to_string()));
+            // A URL longer than the line stays beside its dash, whole.
+            if x.contains(' ') {
+                out.push_str(&style.hang("  - ", 4, x, |x| x.to_string()));
+            } else {
+                out.push_str(&format!("  - {}\n", escape_controls(x)));
+            }
         }
     }
     out.push_str(&format!("\nDefined in {}\n", r.origin));
     out
+}
+
+/// [`crate::diagnose::rules::outline`] line by line (a fix keeps its lines).
+fn outline_lines(template: &str) -> String {
+    template
+        .trim()
+        .lines()
+        .map(crate::diagnose::rules::outline)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]
@@ -543,9 +629,16 @@ mod tests {
     }
 
     #[test]
-    fn the_width_comes_from_the_terminal_or_is_80() {
-        // /dev/null is not a terminal.
-        let f = std::fs::File::open("/dev/null").unwrap();
-        assert_eq!(terminal_width(&f), DEFAULT_WIDTH);
+    fn the_width_comes_from_columns_the_terminal_or_is_80() {
+        assert_eq!(width_from(None, None), DEFAULT_WIDTH);
+        assert_eq!(width_from(None, Some(0)), DEFAULT_WIDTH);
+        assert_eq!(width_from(None, Some(132)), 132);
+        assert_eq!(width_from(Some("120"), Some(132)), 120);
+        assert_eq!(width_from(Some(" 100\n"), None), 100);
+        // A COLUMNS that is not a width is ignored, a huge one capped.
+        for bad in ["", "0", "-5", "wide", "1e3"] {
+            assert_eq!(width_from(Some(bad), Some(90)), 90, "{bad:?}");
+        }
+        assert_eq!(width_from(Some("99999999999"), None), MAX_WIDTH);
     }
 }

@@ -9,6 +9,7 @@
 //! cells escape `|` and fold newlines.
 
 use crate::diagnose::report::{Report, blind};
+use crate::diagnose::rules::status_word;
 use crate::source::Mode;
 use crate::text::escape_controls;
 
@@ -65,7 +66,7 @@ pub fn render(report: &Report) -> String {
     let mut out = format!(
         "### rigdoctor {} · {mode} · verdict: **{}**\n\n",
         env!("CARGO_PKG_VERSION"),
-        report.verdict
+        status_word(report.verdict)
     );
     out.push_str(&format!("{}\n\n", inline(&report.summary_line())));
     out.push_str("| | area | what rigdoctor saw |\n|---|---|---|\n");
@@ -73,7 +74,7 @@ pub fn render(report: &Report) -> String {
         out.push_str(&format!(
             "| {} {} | {} | {} |\n",
             mark(&a.status),
-            a.status,
+            status_word(&a.status),
             cell(&a.label),
             cell(&a.summary)
         ));
@@ -85,7 +86,7 @@ pub fn render(report: &Report) -> String {
         out.push_str(&format!(
             "\n**{} {} `{}`**: {}  \n",
             mark(d.severity.as_str()),
-            d.severity.as_str(),
+            d.severity.word(),
             d.id,
             inline(&d.title)
         ));

@@ -109,6 +109,10 @@ pub fn status_line(w: &Watcher, width: usize) -> String {
                     .unwrap_or_default();
                 parts.push(format!("{} {busy}{mem}", g.label));
             }
+            // The engine's own figure, last reported.
+            if let Some(d) = w.tput.decode_tps {
+                parts.push(format!("{d:.1} tok/s"));
+            }
             parts.push(
                 w.current
                     .map(|v| v.title().to_string())
@@ -207,6 +211,20 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
                 &format!("max {}/s", human_bytes(rmax)),
             ));
         }
+        let tps: Vec<Option<f64>> = tl.buckets.iter().map(|b| b.tps.mean()).collect();
+        let tps_max = tl
+            .buckets
+            .iter()
+            .filter(|b| b.tps.n > 0)
+            .map(|b| b.tps.max)
+            .fold(None, |m: Option<f64>, x| Some(m.map_or(x, |m| m.max(x))));
+        if let Some(tmax) = tps_max {
+            out.push_str(&row(
+                "tok/s",
+                &sparkline(&fit(&tps, cols), tmax),
+                &format!("max {tmax:.1} (the engine's reports)"),
+            ));
+        }
         let letters: Vec<char> = tl.buckets.iter().map(|b| b.letter()).collect();
         out.push_str(&row("verdict", &fit_letters(&letters, cols), ""));
         out.push_str(&style.hang(
@@ -241,6 +259,14 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
         }
         out.push_str(&format!("{}\n", style.bold("Evidence")));
         for l in lines {
+            out.push_str(&style.hang("  ", 2, &escape_controls(&l), |s| s.to_string()));
+        }
+        out.push('\n');
+    }
+    let speed = speed_lines(&f);
+    if !speed.is_empty() {
+        out.push_str(&format!("{}\n", style.bold("Speed and energy")));
+        for l in speed {
             out.push_str(&style.hang("  ", 2, &escape_controls(&l), |s| s.to_string()));
         }
         out.push('\n');
@@ -304,6 +330,74 @@ pub fn summary(w: &Watcher, ev: &Evaluation, style: Style) -> String {
         |s| s.to_string(),
     ));
     out
+}
+
+/// The engine's speed and the run's energy, one sentence each (none when
+/// nothing was reported or read).
+fn speed_lines(f: &super::facts::WatchFacts) -> Vec<String> {
+    let mut out = Vec::new();
+    let t = &f.throughput;
+    if t.decode_tps.is_some() || t.prompt_tps.is_some() {
+        let mut parts = Vec::new();
+        if let Some(d) = t.decode_tps {
+            parts.push(format!("generation {d:.2} tok/s"));
+        }
+        if let Some(p) = t.prompt_tps {
+            parts.push(format!("prompt {p:.2} tok/s"));
+        }
+        let tokens = t
+            .decode_tokens
+            .map(|n| format!(", {n} tokens generated"))
+            .unwrap_or_default();
+        out.push(format!(
+            "{} ({}, last of {} report{}{tokens})",
+            parts.join(", "),
+            t.engine,
+            t.reports,
+            if t.reports == 1 { "" } else { "s" }
+        ));
+    }
+    let e = &f.energy;
+    let mut parts: Vec<String> = e
+        .gpus
+        .iter()
+        .filter_map(|g| {
+            g.joules.map(|j| {
+                format!(
+                    "{} {} over {:.0} s ({})",
+                    g.label,
+                    joules(j),
+                    g.seconds,
+                    g.source
+                )
+            })
+        })
+        .collect();
+    match e.cpu_joules {
+        Some(c) => parts.push(format!(
+            "CPU packages {} over {:.0} s (rapl)",
+            joules(c),
+            e.cpu_seconds
+        )),
+        None if !parts.is_empty() => parts.push("CPU packages unknown".into()),
+        None => {}
+    }
+    if !parts.is_empty() {
+        let per = e
+            .joules_per_token
+            .map(|j| format!("; {j:.3} J per generated token ({})", e.per_token_of))
+            .unwrap_or_default();
+        out.push(format!("energy: {}{per}", parts.join(", ")));
+    }
+    out
+}
+
+fn joules(j: f64) -> String {
+    if j >= 10_000.0 {
+        format!("{:.1} kJ", j / 1000.0)
+    } else {
+        format!("{j:.1} J")
+    }
 }
 
 /// `ok` / `warn` / `error`: the most severe diagnosis (info counts as ok).

@@ -76,6 +76,24 @@ pub enum Signal {
     /// (the CPU blocks are swap space, not a CPU cache) or V1's `GPU KV
     /// cache size: N tokens`.
     GpuKv { count: u64, unit: String },
+    /// The engine's own speed report (docs/watch.md "Throughput"): decode
+    /// (generated tokens per second) and/or prompt (prompt tokens per
+    /// second), and the tokens the report covers when it says so.
+    Throughput {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        decode_tps: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt_tps: Option<f64>,
+        /// Generated tokens this report covers (llama.cpp `eval time ... /
+        /// N runs`, IPEX-LLM `N tokens in all`), when it says.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tokens: Option<u64>,
+        /// `llama.cpp`, `llama-bench`, `ollama`, `vllm`, `ipex-llm`.
+        engine: String,
+    },
+    /// ollama `--verbose`'s `eval count: N token(s)` (generated tokens; the
+    /// rate follows on its own line).
+    Generated { tokens: u64 },
 }
 
 fn re(p: &str) -> Option<Regex> {
@@ -130,6 +148,48 @@ static MISSING_LIB: LazyLock<Option<Regex>> = LazyLock::new(|| {
         r"error while loading shared libraries: ([A-Za-z0-9_.+-]{1,80}): cannot open shared object file",
     )
 });
+/// llama.cpp's timings, every release since June 2023 (`llama_print_timings:`,
+/// `llama_perf_context_print:`, llama-server's `print_timing`):
+/// `prompt eval time = 88.24 ms / 9 tokens (9.80 ms per token, 102.00 tokens per second)`,
+/// `eval time = 2226.40 ms / 127 runs (17.53 ms per token, 57.04 tokens per second)`.
+/// `sample time` / `sampling time` lines carry "tokens per second" too: the
+/// sampler's speed, never generation speed; the pattern needs `eval time`.
+/// Under a locale with a decimal comma printf writes `9,85 tokens per second`.
+static LLAMA_TIMING: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(
+        r"(?:^|[\s|:])(prompt eval|eval) time\s*=\s*[0-9]+[.,]?[0-9]* ms /\s*(\d+) (?:tokens|runs)\s*\(\s*[0-9]+[.,]?[0-9]* ms per token,\s*([0-9]+[.,]?[0-9]*) tokens per second\)",
+    )
+});
+/// llama-server's progress while it generates: `n_decoded = 136, tg = 11.90 t/s`.
+static LLAMA_TG_PROGRESS: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"\bn_decoded =\s*\d+, tg =\s*([0-9.]+) t/s"));
+/// llama-server's progress through a long prompt:
+/// `prompt processing, n_tokens = 15360, progress = 0.56, t = 9.52 s / 1613.98 tokens per second`.
+static LLAMA_PP_PROGRESS: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(
+        r"\bprompt processing, n_tokens =\s*\d+, progress = [0-9.]+, t =\s*[0-9.]+ s /\s*([0-9.]+) tokens per second",
+    )
+});
+/// A llama-bench markdown row: `| llama 1B F16 | ... |  pp512 |  18.46 ± 1.73 |`
+/// (before mid-2024: `pp 512`); `@ d4096` (a depth) may follow the test;
+/// `pp512+tg128` (pg) is neither speed alone.
+static LLAMA_BENCH_ROW: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"^\|.*\|\s*(pp|tg) ?\d+(?: @ d\d+)?\s*\|\s*([0-9.]+) ± [0-9.]+\s*\|$"));
+/// ollama `--verbose` (and `/set verbose`): `eval rate: 24.61 tokens/s`,
+/// `prompt eval rate: 53.77 tokens/s`, `eval count: 120 token(s)`.
+static OLLAMA_RATE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"^\s*(prompt eval|eval) rate:\s+([0-9.]+) tokens/s\s*$"));
+static OLLAMA_COUNT: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"^\s*eval count:\s+(\d+) token\(s\)\s*$"));
+/// vLLM's periodic stats (V0 `metrics.py`, V1 `loggers.py`):
+/// `Avg prompt throughput: 0.0 tokens/s, Avg generation throughput: 77.3 tokens/s, ...`.
+static VLLM_TPUT: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(r"Avg prompt throughput: ([0-9.]+) tokens/s, Avg generation throughput: ([0-9.]+) tokens/s")
+});
+/// IPEX-LLM's `BenchmarkWrapper`: `=========Rest tokens cost average 0.1117s (31 tokens in all)=========`
+/// (newer releases add ` and 6.55 GB`): seconds per generated token after the first.
+static IPEX_REST: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"Rest tokens? cost average ([0-9.]+) ?s \((\d+) tokens in all\)"));
 static XID: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"NVRM: Xid \([^)]*\): (\d+)"));
 
 fn caps<'a>(r: &LazyLock<Option<Regex>>, line: &'a str) -> Option<regex::Captures<'a>> {
@@ -478,10 +538,98 @@ fn runtime_error(line: &str) -> Option<Signal> {
     })
 }
 
-/// What `line` says about where the work runs, if anything.
+/// A speed the engine reported: finite and above zero, else nothing was said
+/// (llama-cpp-python 0.3.0 printed `0.00 ms ... inf tokens per second`).
+fn speed(c: &regex::Captures<'_>, i: usize) -> Option<f64> {
+    let v: f64 = c.get(i)?.as_str().replace(',', ".").parse().ok()?;
+    (v.is_finite() && v > 0.0).then_some(v)
+}
+
+fn tput(decode: Option<f64>, prompt: Option<f64>, tokens: Option<u64>, engine: &str) -> Signal {
+    Signal::Throughput {
+        decode_tps: decode,
+        prompt_tps: prompt,
+        tokens,
+        engine: engine.into(),
+    }
+}
+
+/// The engine's own speed reports (pure; see the patterns above).
+pub fn throughput(line: &str) -> Option<Signal> {
+    if line.contains("tokens per second") {
+        if let Some(c) = caps(&LLAMA_TIMING, line) {
+            let v = speed(&c, 3)?;
+            return Some(if c.get(1)?.as_str() == "eval" {
+                tput(Some(v), None, num(&c, 2), "llama.cpp")
+            } else {
+                tput(None, Some(v), None, "llama.cpp")
+            });
+        }
+        if let Some(c) = caps(&LLAMA_PP_PROGRESS, line) {
+            return Some(tput(None, Some(speed(&c, 1)?), None, "llama.cpp"));
+        }
+        return None;
+    }
+    if line.contains(" t/s") {
+        if let Some(c) = caps(&LLAMA_TG_PROGRESS, line) {
+            return Some(tput(Some(speed(&c, 1)?), None, None, "llama.cpp"));
+        }
+    }
+    if line.contains(" ± ") && line.starts_with('|') {
+        if let Some(c) = caps(&LLAMA_BENCH_ROW, line.trim_end()) {
+            let v = speed(&c, 2)?;
+            return Some(if c.get(1)?.as_str() == "tg" {
+                tput(Some(v), None, None, "llama-bench")
+            } else {
+                tput(None, Some(v), None, "llama-bench")
+            });
+        }
+    }
+    if line.contains(" rate:") {
+        if let Some(c) = caps(&OLLAMA_RATE, line) {
+            let v = speed(&c, 2)?;
+            return Some(if c.get(1)?.as_str() == "eval" {
+                tput(Some(v), None, None, "ollama")
+            } else {
+                tput(None, Some(v), None, "ollama")
+            });
+        }
+    }
+    if line.contains("eval count:") && !line.contains("prompt eval count") {
+        if let Some(c) = caps(&OLLAMA_COUNT, line) {
+            return Some(Signal::Generated {
+                tokens: num(&c, 1)?,
+            });
+        }
+    }
+    if line.contains("Avg generation throughput") {
+        if let Some(c) = caps(&VLLM_TPUT, line) {
+            // 0.0 is an interval without that kind of work, not a speed.
+            let (p, d) = (speed(&c, 1), speed(&c, 2));
+            return (p.is_some() || d.is_some()).then(|| tput(d, p, None, "vllm"));
+        }
+    }
+    if line.contains("tokens in all") {
+        if let Some(c) = caps(&IPEX_REST, line) {
+            let secs: f64 = num(&c, 1)?;
+            if !(secs.is_finite() && secs > 0.0) {
+                return None;
+            }
+            // Two decimals, as every other engine prints its speed.
+            let tps = super::sample::round2(1.0 / secs);
+            return Some(tput(Some(tps), None, num(&c, 2), "ipex-llm"));
+        }
+    }
+    None
+}
+
+/// What `line` says about where the work runs, or how fast, if anything.
 pub fn classify(line: &str) -> Option<Signal> {
     if line.len() > 8192 {
         return None;
+    }
+    if let Some(s) = throughput(line) {
+        return Some(s);
     }
     if let Some(s) = runtime_error(line) {
         return Some(s);
@@ -828,6 +976,10 @@ const MAX_DEVICES: usize = 16;
 
 impl LogFacts {
     pub fn add(&mut self, signal: &Signal, line: &str) {
+        if matches!(signal, Signal::Throughput { .. } | Signal::Generated { .. }) {
+            // Speed says nothing about where the work runs: `ThroughputFacts`.
+            return;
+        }
         self.signals = self.signals.saturating_add(1);
         match signal {
             Signal::Offloaded { n, m } => self.offloaded(*n, *m, line),
@@ -902,6 +1054,7 @@ impl LogFacts {
             }
             Signal::Platform { name } => self.platform = name.clone(),
             Signal::GpuKv { count, .. } => self.gpu_kv = i64::try_from(*count).unwrap_or(i64::MAX),
+            Signal::Throughput { .. } | Signal::Generated { .. } => {}
             Signal::RuntimeError { code, class } => {
                 if let Some(e) = self.errors.iter_mut().find(|e| &e.code == code) {
                     e.count = e.count.saturating_add(1);
@@ -1061,6 +1214,65 @@ impl LogFacts {
             "part-on-cpu" => FIX_PARTIAL.into(),
             _ => String::new(),
         }
+    }
+}
+
+/// What the engine said about its speed over the run: `watch.throughput`.
+/// Unknown is null (a script reading the summary must not take -1 for a speed).
+#[derive(Debug, Clone, Default, Serialize, PartialEq, schemars::JsonSchema)]
+pub struct ThroughputFacts {
+    /// Generated tokens per second, the engine's last report.
+    pub decode_tps: Option<f64>,
+    /// Prompt tokens per second, the engine's last report.
+    pub prompt_tps: Option<f64>,
+    /// The engine that said it (`llama.cpp`, `llama-bench`, `ollama`, `vllm`, `ipex-llm`), "" if none.
+    pub engine: String,
+    /// Generated tokens the reports counted over the run (llama.cpp `eval
+    /// time` runs, ollama `eval count`, IPEX-LLM `tokens in all`); null
+    /// when no report gave a count (vLLM, llama-bench).
+    pub decode_tokens: Option<u64>,
+    /// Speed reports read.
+    pub reports: u32,
+    /// The lines of the last decode / prompt report.
+    pub decode_line: String,
+    pub prompt_line: String,
+}
+
+impl ThroughputFacts {
+    /// Fold in one signal; true when it was a speed report.
+    pub fn add(&mut self, signal: &Signal, line: &str) -> bool {
+        match signal {
+            Signal::Throughput {
+                decode_tps,
+                prompt_tps,
+                tokens,
+                engine,
+            } => {
+                self.reports = self.reports.saturating_add(1);
+                self.engine = engine.clone();
+                if let Some(d) = decode_tps {
+                    self.decode_tps = Some(*d);
+                    self.decode_line = evidence_line(line);
+                }
+                if let Some(p) = prompt_tps {
+                    self.prompt_tps = Some(*p);
+                    self.prompt_line = evidence_line(line);
+                }
+                if let Some(n) = tokens {
+                    self.count(*n);
+                }
+                true
+            }
+            Signal::Generated { tokens } => {
+                self.count(*tokens);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn count(&mut self, n: u64) {
+        self.decode_tokens = Some(self.decode_tokens.unwrap_or(0).saturating_add(n));
     }
 }
 

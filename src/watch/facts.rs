@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 use super::classify::{Thresholds, Verdict};
-use super::enginelog::LogFacts;
+use super::enginelog::{LogFacts, ThroughputFacts};
 use super::sample::SourceStatus;
 
 /// One value per verdict, every key present (rules index it by verdict id
@@ -107,6 +107,36 @@ pub struct Missing {
     pub fix: String,
 }
 
+/// One GPU's energy over the run: `watch.energy.gpus[]`.
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
+pub struct GpuEnergy {
+    pub id: String,
+    pub label: String,
+    /// Joules over the seconds covered; null when no reading (unknown, never 0).
+    pub joules: Option<f64>,
+    /// `hwmon-energy` (the counter's own deltas), or the power source
+    /// integrated over time (`hwmon-power`, `nvidia-smi`, `xpu-smi`); "" if none.
+    pub source: String,
+    /// Seconds of the run the joules cover.
+    pub seconds: f64,
+}
+
+/// Energy over the run: `watch.energy`.
+#[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
+pub struct EnergyFacts {
+    pub gpus: Vec<GpuEnergy>,
+    /// Every CPU package (RAPL `energy_uj`); null when unreadable (root-only
+    /// since Linux 5.10) or absent.
+    pub cpu_joules: Option<f64>,
+    /// Seconds of the run `cpu_joules` covers.
+    pub cpu_seconds: f64,
+    /// The known joules (GPUs, plus the CPU packages when readable) over the
+    /// generated tokens the engine counted; null when either is unknown.
+    pub joules_per_token: Option<f64>,
+    /// What `joules_per_token` adds up: `gpus+cpu`, `gpus`, `cpu`, "" if null.
+    pub per_token_of: String,
+}
+
 /// `watch.*`.
 #[derive(Debug, Clone, Serialize, PartialEq, schemars::JsonSchema)]
 pub struct WatchFacts {
@@ -139,6 +169,9 @@ pub struct WatchFacts {
     pub missing: Vec<Missing>,
     pub sources: Vec<SourceStatus>,
     pub log: LogFacts,
+    /// The engine's own speed reports (docs/watch.md "Throughput").
+    pub throughput: ThroughputFacts,
+    pub energy: EnergyFacts,
     pub thresholds: Thresholds,
 }
 

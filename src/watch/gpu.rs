@@ -320,6 +320,7 @@ pub fn read(r: &mut Reader, card: &mut Card, now: Instant) -> GpuSample {
                 if let Some(watts) = energy_watts(a, b, w) {
                     s.power = Some(watts);
                     s.power_src = Some("hwmon-energy".into());
+                    s.energy = Some((b - a) as f64 / 1e6);
                 }
             }
             *prev = cur;
@@ -430,6 +431,7 @@ mod tests {
         assert_eq!(s1.busy, Some(75.0), "the busiest GT");
         assert_eq!(s1.busy_src.as_deref(), Some("gtidle"));
         assert_eq!(s1.power, Some(30.0));
+        assert_eq!(s1.energy, Some(30.0), "the counter's own joules");
         let s2 = read(&mut r, &mut cards[2], t1);
         assert_eq!(s2.busy_src.as_deref(), Some("rc6"));
     }

@@ -12,6 +12,7 @@
 //! - [`evidence`]: GPU runtimes mapped, device fds, GPU flags (pure parsers);
 //! - [`fdinfo`]: per-process GPU time from DRM fdinfo (pure parser + deltas);
 //! - [`gpu`]: per-GPU busy/memory/power from sysfs (xe, i915, amdgpu, hwmon);
+//! - [`rapl`]: CPU package energy from powercap (often root-only);
 //! - [`stream`], [`smi`]: long-lived `nvidia-smi` / `xpu-smi` children and their CSV;
 //! - [`enginelog`]: llama.cpp / ollama / IPEX / SYCL log lines (pure);
 //! - [`sampler`]: all of the above into one [`sample::Sample`] per tick;
@@ -33,6 +34,7 @@ pub mod fdinfo;
 pub mod gpu;
 pub mod lines;
 pub mod proc;
+pub mod rapl;
 pub mod reader;
 pub mod run;
 pub mod sample;

@@ -132,7 +132,7 @@ impl Sink {
     }
 }
 
-/// Columns of the terminal our lines go to (80 when it is not one).
+/// Columns of the terminal our lines go to (`COLUMNS`, else 80 when it is not one).
 fn out_width(is_stderr: bool) -> usize {
     use crate::render::human::terminal_width;
     if is_stderr {
@@ -227,18 +227,10 @@ fn open_sink(plan: &WatchPlan, term: Term) -> Result<Sink, String> {
         format: plan.format,
         style: Style {
             color,
-            width: if tty {
-                out_width(is_stderr)
-            } else {
-                crate::render::human::DEFAULT_WIDTH
-            },
+            width: out_width(is_stderr),
         },
         term,
-        width: if tty {
-            out_width(is_stderr)
-        } else {
-            crate::render::human::DEFAULT_WIDTH
-        },
+        width: out_width(is_stderr),
     })
 }
 

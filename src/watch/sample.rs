@@ -145,6 +145,11 @@ pub struct GpuSample {
     /// `hwmon-energy`, `hwmon-power`, `nvidia-smi`, `xpu-smi`.
     #[serde(default)]
     pub power_src: Option<String>,
+    /// Joules the card's energy counter (hwmon `energy1_input`) advanced
+    /// over the interval before `t`: exact, where `power` is a rate. Absent
+    /// for power-only sources (the summary integrates `power` over time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub energy: Option<f64>,
 }
 
 /// A line of the watched program's output that tells where the work runs.
@@ -176,11 +181,20 @@ pub struct Sample {
     /// Set when the tree's evidence changed since the last sample.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tree: Option<TreeEvidence>,
+    /// Joules of every CPU package over the interval before `t` (RAPL
+    /// `energy_uj`, wrap handled); absent when unreadable (often root-only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_energy: Option<f64>,
 }
 
 /// Round for output: traces stay readable and diffs small.
 pub fn round2(v: f64) -> f64 {
     (v * 100.0).round() / 100.0
+}
+
+/// Joules to the microjoule: what the counters count.
+pub fn round6(v: f64) -> f64 {
+    (v * 1e6).round() / 1e6
 }
 
 impl Sample {
@@ -197,7 +211,9 @@ impl Sample {
             g.busy = g.busy.map(round2);
             g.proc_busy = g.proc_busy.map(round2);
             g.power = g.power.map(round2);
+            g.energy = g.energy.map(round6);
         }
+        self.cpu_energy = self.cpu_energy.map(round6);
         self
     }
 }

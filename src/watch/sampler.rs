@@ -12,6 +12,7 @@ use super::evidence;
 use super::fdinfo;
 use super::gpu::{self, Card};
 use super::proc::ProcTracker;
+use super::rapl::Rapl;
 use super::reader::{ReadErr, Reader, basename};
 use super::sample::{GpuInfo, GpuSample, Sample, SourceStatus, TreeEvidence};
 use super::smi;
@@ -50,6 +51,7 @@ pub struct Sampler {
     devices: Vec<String>,
     /// The tree evidence last sent in a sample.
     tree_sent: Option<TreeEvidence>,
+    rapl: Rapl,
 }
 
 /// `/proc/PID/maps` is read up to this much per process (a PyTorch process
@@ -138,6 +140,8 @@ impl Sampler {
             None
         };
         let gpus: Vec<GpuInfo> = cards.iter().map(|c| c.info.clone()).collect();
+        let (rapl, st) = Rapl::discover(&mut reader);
+        sources.insert(st.name.clone(), st);
         Sampler {
             reader,
             proc: ProcTracker::new(pid, rescan),
@@ -158,6 +162,7 @@ impl Sampler {
             io_denied_reported: false,
             devices: Vec::new(),
             tree_sent: None,
+            rapl,
         }
     }
 
@@ -371,6 +376,7 @@ impl Sampler {
         }
         self.nvidia_rows(&mut gpus);
         self.xpu_rows(&mut gpus);
+        let cpu_energy = self.rapl.read(&mut self.reader);
         (
             Sample {
                 t,
@@ -379,6 +385,7 @@ impl Sampler {
                 log: Vec::new(),
                 load,
                 tree,
+                cpu_energy,
             },
             reading.alive,
         )

@@ -8,9 +8,11 @@
 use std::collections::VecDeque;
 
 use super::classify::{self, Classification, Config, Verdict, WindowStats};
-use super::enginelog::LogFacts;
+use super::enginelog::{LogFacts, ThroughputFacts};
 use super::evidence;
-use super::facts::{GpuFacts, Missing, PerVerdict, ProcessFacts, TreeFacts, WatchFacts};
+use super::facts::{
+    EnergyFacts, GpuEnergy, GpuFacts, Missing, PerVerdict, ProcessFacts, TreeFacts, WatchFacts,
+};
 use super::sample::{GpuInfo, Header, Sample, SourceStatus, TreeEvidence, round2};
 
 /// Timeline columns in the summary.
@@ -53,6 +55,8 @@ pub struct Bucket {
     pub cores: Acc,
     pub read: Acc,
     pub gpus: Vec<Acc>,
+    /// The engine's decode speed reports in this column.
+    pub tps: Acc,
     /// Seconds per verdict (index as `Verdict::ALL`), then warm-up.
     pub verdicts: [f64; 9],
 }
@@ -108,6 +112,7 @@ impl Timeline {
                     if let Some(o) = pair.get(1) {
                         b.cores.merge(&o.cores);
                         b.read.merge(&o.read);
+                        b.tps.merge(&o.tps);
                         for (i, g) in o.gpus.iter().enumerate() {
                             if i >= b.gpus.len() {
                                 b.gpus.push(Acc::default());
@@ -164,6 +169,11 @@ struct GpuAcc {
     power: Acc,
     last_seen: Option<f64>,
     src: String,
+    /// Joules over `energy_secs` seconds, from `energy_src`.
+    joules: f64,
+    energy_secs: f64,
+    energy_n: u32,
+    energy_src: String,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -184,6 +194,8 @@ pub struct Watcher {
     per: [VerdictAcc; 8],
     warmup: f64,
     pub log: LogFacts,
+    /// The engine's own speed reports.
+    pub tput: ThroughputFacts,
     pub timeline: Timeline,
     last_t: Option<f64>,
     gpus: Vec<GpuAcc>,
@@ -195,6 +207,9 @@ pub struct Watcher {
     changes: u32,
     demand: Acc,
     load: Acc,
+    cpu_joules: f64,
+    cpu_secs: f64,
+    cpu_n: u32,
     /// The tree's evidence, last seen.
     pub tree: Option<TreeEvidence>,
 }
@@ -212,6 +227,7 @@ impl Watcher {
             per: Default::default(),
             warmup: 0.0,
             log: LogFacts::default(),
+            tput: ThroughputFacts::default(),
             timeline: Timeline::new(width),
             last_t: None,
             gpus: vec![GpuAcc::default(); n],
@@ -223,6 +239,9 @@ impl Watcher {
             changes: 0,
             demand: Acc::default(),
             load: Acc::default(),
+            cpu_joules: 0.0,
+            cpu_secs: 0.0,
+            cpu_n: 0,
             tree: None,
         }
     }
@@ -260,6 +279,7 @@ impl Watcher {
 
     /// Fold in one sample; returns the change of verdict, if any.
     pub fn push(&mut self, mut s: Sample) -> Option<Change> {
+        let dt = self.last_t.map(|prev| (s.t - prev).max(0.0));
         // Time since the previous sample belongs to the verdict then in force.
         if let Some(prev) = self.last_t {
             let dt = (s.t - prev).clamp(0.0, self.cfg.interval * 10.0 + self.cfg.window);
@@ -276,7 +296,18 @@ impl Watcher {
         self.last_t = Some(s.t);
         self.samples += 1;
         for e in &s.log {
-            self.log.add(&e.signal, &e.line);
+            if self.tput.add(&e.signal, &e.line) {
+                if let super::enginelog::Signal::Throughput {
+                    decode_tps: Some(d),
+                    ..
+                } = &e.signal
+                {
+                    let n = self.header.gpus.len();
+                    self.timeline.slot(s.t, n).tps.add(*d);
+                }
+            } else {
+                self.log.add(&e.signal, &e.line);
+            }
         }
         if !s.log.is_empty() {
             self.log.read = true;
@@ -284,7 +315,7 @@ impl Watcher {
         if let Some(t) = s.tree.take() {
             self.tree = Some(t);
         }
-        self.account(&s);
+        self.account(&s, dt);
         // Log lines are folded into the facts above; the window keeps numbers.
         s.log.clear();
         self.window.push_back(s);
@@ -329,8 +360,11 @@ impl Watcher {
         })
     }
 
-    fn account(&mut self, s: &Sample) {
+    fn account(&mut self, s: &Sample, dt: Option<f64>) {
         let n = self.header.gpus.len();
+        // A power reading stands for the interval before it, but not for a
+        // gap the sampler slept through (suspend): that time is unknown.
+        let power_dt = dt.filter(|d| *d <= self.cfg.interval * 3.0 + 0.5);
         let mut busy_now: Vec<Option<f64>> = vec![None; n];
         for g in &s.gpus {
             let Some(i) = self.header.gpus.iter().position(|x| x.id == g.id) else {
@@ -349,6 +383,28 @@ impl Watcher {
             if let Some(p) = g.power {
                 acc.power.add(p);
             }
+            // The counter's own joules when it has one (exact, whatever the
+            // gap); else the power integrated over the interval.
+            let joules = match (g.energy, g.power, power_dt) {
+                (Some(e), _, _) if e.is_finite() && e >= 0.0 => {
+                    Some((e, "hwmon-energy".to_string()))
+                }
+                (None, Some(p), Some(d)) if p.is_finite() && p >= 0.0 => {
+                    Some((p * d, g.power_src.clone().unwrap_or_else(|| "power".into())))
+                }
+                _ => None,
+            };
+            if let Some((j, src)) = joules {
+                acc.joules += j;
+                acc.energy_secs += dt.unwrap_or(0.0);
+                acc.energy_n += 1;
+                acc.energy_src = src;
+            }
+        }
+        if let Some(e) = s.cpu_energy.filter(|e| e.is_finite() && *e >= 0.0) {
+            self.cpu_joules += e;
+            self.cpu_secs += dt.unwrap_or(0.0);
+            self.cpu_n += 1;
         }
         if let Some(l) = s.load {
             self.load.add(l);
@@ -546,6 +602,46 @@ impl Watcher {
         out
     }
 
+    /// `watch.energy`: joules per GPU and CPU over the run, per generated token.
+    pub fn energy_facts(&self) -> EnergyFacts {
+        let gpus: Vec<GpuEnergy> = self
+            .header
+            .gpus
+            .iter()
+            .zip(&self.gpus)
+            .map(|(g, a)| GpuEnergy {
+                id: g.id.clone(),
+                label: g.label.clone(),
+                joules: (a.energy_n > 0).then(|| round3(a.joules) + 0.0),
+                source: a.energy_src.clone(),
+                seconds: round1(a.energy_secs) + 0.0,
+            })
+            .collect();
+        let cpu_joules = (self.cpu_n > 0).then(|| round3(self.cpu_joules) + 0.0);
+        let gpu_known: Vec<f64> = gpus.iter().filter_map(|g| g.joules).collect();
+        let (total, per_token_of) = match (gpu_known.is_empty(), cpu_joules) {
+            (true, None) => (None, ""),
+            (true, Some(c)) => (Some(c), "cpu"),
+            (false, None) => (Some(gpu_known.iter().sum::<f64>()), "gpus"),
+            (false, Some(c)) => (Some(gpu_known.iter().sum::<f64>() + c), "gpus+cpu"),
+        };
+        let joules_per_token = match (total, self.tput.decode_tokens) {
+            (Some(j), Some(n)) if n > 0 => Some(round4(j / n as f64) + 0.0),
+            _ => None,
+        };
+        EnergyFacts {
+            gpus,
+            cpu_joules,
+            cpu_seconds: round1(self.cpu_secs) + 0.0,
+            joules_per_token,
+            per_token_of: if joules_per_token.is_some() {
+                per_token_of.into()
+            } else {
+                String::new()
+            },
+        }
+    }
+
     /// The `watch` facts the rules see (docs/watch.md, "Facts").
     pub fn facts(&self) -> WatchFacts {
         let per = |v: Verdict| &self.per[v.index()];
@@ -661,6 +757,8 @@ impl Watcher {
             missing: self.missing(),
             sources: self.header.sources.clone(),
             log,
+            throughput: self.tput.clone(),
+            energy: self.energy_facts(),
             thresholds: self.cfg.th.clone(),
         }
     }
@@ -668,6 +766,15 @@ impl Watcher {
 
 fn round1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0
+}
+
+/// Joules to the millijoule.
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+fn round4(v: f64) -> f64 {
+    (v * 10000.0).round() / 10000.0
 }
 
 /// `73.4` -> `1:13`.
@@ -820,6 +927,86 @@ mod tests {
         let m = w.missing();
         assert_eq!(m[0].why, "xe exposes no gtidle");
         assert!(m[0].fix.contains("6.8"));
+    }
+
+    /// Issue 12 item 3: power-only sources integrated over time (a gap the
+    /// sampler slept through is not), RAPL joules summed, per generated token.
+    #[test]
+    fn issue12_energy_is_exact_to_the_arithmetic() {
+        use crate::watch::enginelog::Signal;
+        use crate::watch::sample::LogEvent;
+        let mut idle = gpu();
+        idle.id = "h".into();
+        idle.label = "card1".into();
+        let mut w = Watcher::new(header(vec![gpu(), idle]), cfg());
+        for (t, watts) in [
+            (0.0, 40.0),
+            (1.0, 50.0),
+            (2.0, 60.0),
+            (3.0, 70.0),
+            (20.0, 90.0),
+        ] {
+            let mut s = sample(t, 1.0, 90.0);
+            s.gpus[0].power = Some(watts);
+            s.gpus[0].power_src = Some("nvidia-smi".into());
+            // RAPL gives nothing on the first sample (a baseline).
+            s.cpu_energy = (t > 0.0).then_some(10.0);
+            if t == 2.0 {
+                s.log = vec![
+                    LogEvent {
+                        stream: "stderr".into(),
+                        signal: Signal::Throughput {
+                            decode_tps: Some(20.0),
+                            prompt_tps: None,
+                            tokens: Some(100),
+                            engine: "llama.cpp".into(),
+                        },
+                        line: "eval time = ...".into(),
+                    },
+                    LogEvent {
+                        stream: "stdout".into(),
+                        signal: Signal::Generated { tokens: 50 },
+                        line: "eval count: 50 token(s)".into(),
+                    },
+                ];
+            }
+            w.push(s);
+        }
+        let e = w.energy_facts();
+        // 50 + 60 + 70 W over one second each; the 17 s gap is unknown.
+        assert_eq!(e.gpus[0].joules, Some(180.0));
+        assert_eq!(
+            (e.gpus[0].source.as_str(), e.gpus[0].seconds),
+            ("nvidia-smi", 3.0)
+        );
+        assert_eq!((e.gpus[1].joules, e.gpus[1].source.as_str()), (None, ""));
+        // RAPL's own joules, gap or not: 4 × 10 J.
+        assert_eq!(e.cpu_joules, Some(40.0));
+        assert_eq!(w.tput.decode_tokens, Some(150));
+        // (180 + 40) J / 150 tokens, to four decimals.
+        assert_eq!(e.joules_per_token, Some(1.4667));
+        assert_eq!(e.per_token_of, "gpus+cpu");
+        let f = serde_json::to_value(w.facts()).unwrap();
+        assert_eq!(f["throughput"]["decode_tps"], json!(20.0));
+        assert_eq!(
+            f["throughput"]["prompt_tps"],
+            json!(null),
+            "unknown is null"
+        );
+        assert_eq!(f["energy"]["gpus"][1]["joules"], json!(null));
+        assert!(w.timeline.buckets.iter().any(|b| b.tps.n == 1));
+        let line = crate::watch::display::status_line(&w, 200);
+        assert!(line.contains("20.0 tok/s"), "{line}");
+        // Speed without a token count: no J/token; energy unknown: none either.
+        let mut w = Watcher::new(header(vec![gpu()]), cfg());
+        w.push(sample(0.0, 1.0, 90.0));
+        w.push(sample(1.0, 1.0, 90.0));
+        let e = w.energy_facts();
+        assert_eq!(
+            (e.gpus[0].joules, e.cpu_joules, e.joules_per_token),
+            (None, None, None)
+        );
+        assert_eq!(e.per_token_of, "");
     }
 
     #[test]

@@ -38,7 +38,11 @@ pub struct Run {
 
 pub fn run_with(args: &[&str], setup: impl FnOnce(&mut Command)) -> Run {
     let mut c = Command::new(bin());
-    c.args(args).stdin(Stdio::null()).env_remove("NO_COLOR");
+    // The page's width is 80 when piped unless COLUMNS says otherwise.
+    c.args(args)
+        .stdin(Stdio::null())
+        .env_remove("NO_COLOR")
+        .env_remove("COLUMNS");
     setup(&mut c);
     let Output {
         status,
