@@ -3,7 +3,12 @@
 //! rig's stored output is checked against its own files here; and the rule
 //! fires on the shell-only variable, not once the drop-in sets it.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail loudly")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests fail loudly"
+)]
 
 mod common;
 
@@ -41,7 +46,13 @@ fn secrets_in_a_unit_never_reach_the_output() {
     let src = Replay::open(&dst).unwrap();
     let out = String::from_utf8_lossy(&rigdoctor::probe::ollama_service::produce(&src).stdout)
         .into_owned();
-    assert!(!out.contains("hf_abcdef") && !out.contains("sk-1") && !out.contains("HOME"), "{out}");
+    assert!(
+        !out.contains("hf_abcdef") && !out.contains("sk-1") && !out.contains("HOME"),
+        "{out}"
+    );
     assert!(out.contains("service-env OLLAMA_NUM_PARALLEL=2"), "{out}");
-    assert!(out.contains("environment-file /etc/ollama/secret.env"), "{out}");
+    assert!(
+        out.contains("environment-file /etc/ollama/secret.env"),
+        "{out}"
+    );
 }

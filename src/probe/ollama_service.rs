@@ -178,11 +178,17 @@ fn servers(src: &dyn Source) -> Vec<u32> {
     let mut pids = Vec::new();
     for n in names.iter().take(MAX_PIDS) {
         let Ok(pid) = n.parse::<u32>() else { continue };
-        let comm = src.read(&format!("/proc/{pid}/comm")).text().unwrap_or_default();
+        let comm = src
+            .read(&format!("/proc/{pid}/comm"))
+            .text()
+            .unwrap_or_default();
         if comm.trim() != "ollama" {
             continue;
         }
-        let cmd = src.read(&format!("/proc/{pid}/cmdline")).text().unwrap_or_default();
+        let cmd = src
+            .read(&format!("/proc/{pid}/cmdline"))
+            .text()
+            .unwrap_or_default();
         if cmd.split('\0').nth(1) == Some("serve") {
             pids.push(pid);
         }
@@ -209,7 +215,11 @@ pub fn produce(live: &dyn Source) -> CmdOutput {
     let mut dropins: BTreeMap<String, String> = BTreeMap::new();
     for dir in DROPIN_DIRS {
         if let crate::source::Listing::Ok(names) = live.list(dir) {
-            for n in names.iter().filter(|n| n.ends_with(".conf")).take(MAX_DROPINS) {
+            for n in names
+                .iter()
+                .filter(|n| n.ends_with(".conf"))
+                .take(MAX_DROPINS)
+            {
                 dropins
                     .entry(n.clone())
                     .or_insert_with(|| format!("{dir}/{n}"));
@@ -290,16 +300,12 @@ pub fn parse(text: &str) -> OllamaService {
                     s.env.insert(k.into(), v.into());
                 }
             }
-            "process" => {
-                if s.process_pid.is_none() {
-                    s.process_pid = rest.parse().ok();
-                    s.process_env = Some(BTreeMap::new());
-                }
+            "process" if s.process_pid.is_none() => {
+                s.process_pid = rest.parse().ok();
+                s.process_env = Some(BTreeMap::new());
             }
-            "process-denied" => {
-                if s.process_pid.is_none() {
-                    s.process_pid = rest.parse().ok();
-                }
+            "process-denied" if s.process_pid.is_none() => {
+                s.process_pid = rest.parse().ok();
             }
             "process-env" => {
                 if let Some((pid, kv)) = rest.split_once(' ')
@@ -326,13 +332,18 @@ pub fn probe(src: &dyn Source) -> (Option<OllamaService>, ProbeReport) {
                 if s.dropins.is_empty() {
                     String::new()
                 } else {
-                    format!(" + {} drop-in{}", s.dropins.len(), if s.dropins.len() == 1 { "" } else { "s" })
+                    format!(
+                        " + {} drop-in{}",
+                        s.dropins.len(),
+                        if s.dropins.len() == 1 { "" } else { "s" }
+                    )
                 },
                 s.env.len(),
                 if s.env.len() == 1 { "" } else { "s" },
                 match (s.process_pid, &s.process_env) {
                     (Some(p), Some(_)) => format!("; ollama serve (pid {p}) read"),
-                    (Some(p), None) => format!("; ollama serve (pid {p}) not readable by this user"),
+                    (Some(p), None) =>
+                        format!("; ollama serve (pid {p}) not readable by this user"),
                     _ => String::new(),
                 }
             );
@@ -342,7 +353,10 @@ pub fn probe(src: &dyn Source) -> (Option<OllamaService>, ProbeReport) {
             None,
             ProbeReport::new(NAME, "missing", 0, "no ollama.service unit"),
         ),
-        other => (None, ProbeReport::new(NAME, "failed", 0, format!("{other:?}"))),
+        other => (
+            None,
+            ProbeReport::new(NAME, "failed", 0, format!("{other:?}")),
+        ),
     }
 }
 
@@ -365,7 +379,9 @@ mod tests {
         );
         let u = unit_env(UNIT);
         assert_eq!(u.ops.len(), 1);
-        let u = unit_env("[Service]\nEnvironment=\"HSA_OVERRIDE_GFX_VERSION=10.3.0\"\nEnvironment=\nEnvironment=OLLAMA_DEBUG=1 \\\n  OLLAMA_HOST=0.0.0.0\nEnvironmentFile=-/etc/ollama.env\n[Install]\nEnvironment=X=1\n");
+        let u = unit_env(
+            "[Service]\nEnvironment=\"HSA_OVERRIDE_GFX_VERSION=10.3.0\"\nEnvironment=\nEnvironment=OLLAMA_DEBUG=1 \\\n  OLLAMA_HOST=0.0.0.0\nEnvironmentFile=-/etc/ollama.env\n[Install]\nEnvironment=X=1\n",
+        );
         assert_eq!(
             u.ops,
             [
@@ -383,7 +399,10 @@ mod tests {
         let s = parse(
             "unit /etc/systemd/system/ollama.service\ndropin /etc/systemd/system/ollama.service.d/override.conf\nservice-env HSA_OVERRIDE_GFX_VERSION=10.3.0\nprocess 812\nprocess-env 812 OLLAMA_HOST=0.0.0.0\nprocess-env 9 X=1\n",
         );
-        assert_eq!(s.env.get("HSA_OVERRIDE_GFX_VERSION").map(String::as_str), Some("10.3.0"));
+        assert_eq!(
+            s.env.get("HSA_OVERRIDE_GFX_VERSION").map(String::as_str),
+            Some("10.3.0")
+        );
         assert_eq!(s.process_pid, Some(812));
         assert_eq!(s.process_env.as_ref().unwrap().len(), 1);
         assert!(!kept("HF_TOKEN", "x"), "secrets are never kept");
