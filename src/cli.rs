@@ -137,6 +137,10 @@ pub enum Command {
         /// advice; comma-separated) count and are shown.
         #[arg(long = "class", value_name = "CLASS,...", value_delimiter = ',', value_parser = parse_class)]
         classes: Vec<RuleClass>,
+        /// Leave out the findings of rule ID, a problem this site has accepted
+        /// (repeatable, or ID,ID); the summary names what was left out.
+        #[arg(long = "ignore", value_name = "ID", value_delimiter = ',')]
+        ignore: Vec<String>,
         /// Exit with 1 when a problem at or above this severity is found.
         #[arg(long, value_enum, default_value_t = FailOn::Error)]
         fail_on: FailOn,
@@ -470,6 +474,8 @@ pub enum Plan {
         textfile: Option<PathBuf>,
         /// `--class`: the classes kept; empty keeps all.
         classes: Vec<RuleClass>,
+        /// `--ignore`: rule ids (upper case) whose findings are left out.
+        ignore: Vec<String>,
         fail_on: Severity,
         quiet: bool,
         color: bool,
@@ -666,6 +672,7 @@ impl Cli {
                 format,
                 textfile,
                 classes,
+                ignore,
                 fail_on,
                 quiet,
                 color,
@@ -712,12 +719,20 @@ impl Cli {
                 let mut classes = classes;
                 classes.sort();
                 classes.dedup();
+                let mut ignore: Vec<String> = ignore
+                    .iter()
+                    .map(|i| i.trim().to_ascii_uppercase())
+                    .filter(|i| !i.is_empty())
+                    .collect();
+                ignore.sort();
+                ignore.dedup();
                 Ok(Plan::Check {
                     target,
                     probe,
                     format,
                     textfile,
                     classes,
+                    ignore,
                     fail_on: match fail_on {
                         FailOn::Error => Severity::Error,
                         FailOn::Warn => Severity::Warn,
@@ -776,6 +791,7 @@ mod tests {
             format,
             textfile,
             classes,
+            ignore,
             fail_on,
             quiet,
             color,
@@ -800,6 +816,23 @@ mod tests {
             (CheckFormat::Human, None, Severity::Error, false, true, None)
         );
         assert!(classes.is_empty(), "every class counts unless asked");
+        assert!(ignore.is_empty(), "nothing is ignored unless asked");
+        let ignored = match plan(
+            &[
+                "check",
+                "--ignore",
+                "pci-link-slot,VER-IPEX-EOL",
+                "--ignore",
+                " PCI-LINK-SLOT",
+            ],
+            TTY,
+        )
+        .unwrap()
+        {
+            Plan::Check { ignore, .. } => ignore,
+            _ => panic!(),
+        };
+        assert_eq!(ignored, ["PCI-LINK-SLOT", "VER-IPEX-EOL"]);
     }
 
     #[test]

@@ -35,6 +35,22 @@ fn emit(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
+/// `did you mean X? ` for an id close to one of `rules`' (else nothing).
+fn did_you_mean(id: &str, rules: &[Rule]) -> String {
+    let near = rigdoctor::diagnose::examples::similar(id, rules.iter().map(|r| r.spec.id.as_str()));
+    match near.as_slice() {
+        [] => String::new(),
+        [one] => format!("did you mean {one}? "),
+        many => format!("did you mean one of {}? ", many.join(", ")),
+    }
+}
+
+/// A `--python` that cannot be an interpreter, as a usage error (exit 2).
+fn python_problem(p: &rigdoctor::cli::ProbeOptionsPlan) -> Option<String> {
+    let value = p.python.as_deref()?;
+    rigdoctor::probe::python::interpreter_problem(value, std::env::var("PATH").ok().as_deref())
+}
+
 fn load_rules(dir: Option<&std::path::Path>) -> Result<Vec<Rule>, rules::RuleError> {
     rules::load(dir)
 }
@@ -58,6 +74,7 @@ fn main() -> ExitCode {
             format,
             textfile,
             classes,
+            ignore,
             fail_on,
             quiet,
             color,
@@ -76,6 +93,11 @@ fn main() -> ExitCode {
                 }
                 fail(msg)
             };
+            if matches!(target, Target::Live { .. })
+                && let Some(m) = python_problem(&probe)
+            {
+                return fail(m);
+            }
             let opts = probe.options_from(started);
             // The rules compile while the probes run (off the critical path).
             let load = || load_rules(rules.as_deref());
@@ -100,6 +122,28 @@ fn main() -> ExitCode {
             let report = match report {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),
+            };
+            // An --ignore that names no rule would leave everything in,
+            // silently: a typo is a usage error, with the id meant.
+            if !ignore.is_empty() {
+                let known = match load_rules(rules.as_deref()) {
+                    Ok(r) => r,
+                    Err(e) => return fail(format!("cannot load rules: {e}")),
+                };
+                if let Some(bad) = ignore
+                    .iter()
+                    .find(|i| !known.iter().any(|r| r.spec.id == **i))
+                {
+                    return fail(format!(
+                        "--ignore {bad}: no such rule; {}`rigdoctor rules` lists them",
+                        did_you_mean(bad, &known)
+                    ));
+                }
+            }
+            let report = if ignore.is_empty() {
+                report
+            } else {
+                rigdoctor::diagnose::report::ignore_ids(report, &ignore)
             };
             let report = if classes.is_empty() {
                 report
@@ -151,6 +195,9 @@ fn main() -> ExitCode {
             devfs,
             probe,
         } => {
+            if let Some(m) = python_problem(&probe) {
+                return fail(m);
+            }
             let rules = match load_rules(None) {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),
@@ -265,15 +312,7 @@ fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 None => {
-                    let near = rigdoctor::diagnose::examples::similar(
-                        &id,
-                        rules.iter().map(|r| r.spec.id.as_str()),
-                    );
-                    let hint = match near.as_slice() {
-                        [] => String::new(),
-                        [one] => format!("did you mean {one}? "),
-                        many => format!("did you mean one of {}? ", many.join(", ")),
-                    };
+                    let hint = did_you_mean(&id, &rules);
                     fail(format!(
                         "no rule {id:?}; {hint}`rigdoctor rules` lists them"
                     ))
@@ -291,6 +330,11 @@ fn run_fit(f: rigdoctor::cli::FitPlan, started: std::time::Instant) -> ExitCode 
         Ok(g) => g,
         Err(e) => return fail(format!("cannot read the model: {e}")),
     };
+    if matches!(f.target, Target::Live { .. })
+        && let Some(m) = python_problem(&f.probe)
+    {
+        return fail(m);
+    }
     let opts = f.probe.options_from(started);
     let (rig, probes, mode) = match &f.target {
         Target::Live {

@@ -344,3 +344,101 @@ fn a_closed_pipe_is_not_a_crash() {
     assert!(!err.contains("panicked"), "{err}");
     assert!(status.code().is_some(), "killed by a signal");
 }
+
+/// A `--python` that cannot be an interpreter is a usage error that names
+/// it (exit 2), not a page saying no Python was found.
+#[test]
+fn a_bad_python_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for (value, says) in [
+        (
+            "/nonexistent/python3",
+            "--python /nonexistent/python3: no such file",
+        ),
+        (dir.path().to_str().unwrap(), "is a directory"),
+        ("python-that-is-not-there", "not found on PATH"),
+    ] {
+        for cmd in ["check", "capture"] {
+            let mut args = vec![cmd, "--python", value];
+            let out = dir.path().join("cap");
+            if cmd == "capture" {
+                args.extend(["-o", out.to_str().unwrap()]);
+            }
+            let r = run(&args);
+            assert_eq!(r.code, 2, "{cmd} {value}: {}", r.stderr);
+            assert!(r.stderr.contains(says), "{cmd} {value}: {}", r.stderr);
+            assert!(r.stdout.is_empty(), "{}", r.stdout);
+            assert!(!out.exists());
+        }
+    }
+    // npd shows stdout only: the reason is there too.
+    let r = run(&[
+        "check",
+        "--python",
+        "/nonexistent/python3",
+        "--format",
+        "npd",
+    ]);
+    assert_eq!(r.code, 2);
+    assert!(r.stdout.contains("no such file"), "{}", r.stdout);
+}
+
+/// `--ignore ID` leaves a finding out of the page, the JSON, the verdict and
+/// the exit code, and says so; an id that names no rule is a usage error.
+#[test]
+fn ignore_leaves_a_finding_out_and_says_so() {
+    let r = replay("b580-x4-slot", &["--fail-on", "warn"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    let r = replay(
+        "b580-x4-slot",
+        &[
+            "--fail-on",
+            "warn",
+            "--ignore",
+            "pci-link-slot",
+            "--color",
+            "never",
+        ],
+    );
+    assert_eq!(r.code, 0, "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("! warning PCI-LINK-SLOT"),
+        "{}",
+        r.stdout
+    );
+    let words = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("ignored (--ignore): PCI-LINK-SLOT"),
+        "{}",
+        r.stdout
+    );
+    assert!(!words.contains("sits in an x4 slot"), "{}", r.stdout);
+    let r = replay(
+        "b580-x4-slot",
+        &[
+            "--format",
+            "json",
+            "--ignore",
+            "PCI-LINK-SLOT,SYCL-IGPU-VISIBLE",
+        ],
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["verdict"], "ok");
+    assert!(diagnosis_ids(&v).is_empty(), "{v}");
+    assert_eq!(
+        v["ignored"],
+        serde_json::json!(["PCI-LINK-SLOT", "SYCL-IGPU-VISIBLE"])
+    );
+    // Nothing ignored: no `ignored` key (the JSON of every other run is as before).
+    let r = replay("b580-x4-slot", &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(v.get("ignored").is_none());
+    let r = replay("b580-x4-slot", &["--ignore", "PCI-LINK-SLOTT"]);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("--ignore PCI-LINK-SLOTT: no such rule; did you mean PCI-LINK-SLOT?"),
+        "{}",
+        r.stderr
+    );
+}

@@ -127,3 +127,71 @@ fn rule_examples_are_in_sync() {
     }
     check_or_update("rules/examples.json", &to_json(&all));
 }
+
+/// Does `shown` (a README block, `...` lines marking what it leaves out)
+/// match `actual` line for line outside the gaps? The error names the first
+/// line that is not what the command prints.
+fn matches_with_gaps(shown: &[&str], actual: &[&str]) -> Result<(), String> {
+    let gap = |l: &str| l.trim() == "...";
+    let mut at = 0;
+    let mut skipping = false;
+    for line in shown {
+        if gap(line) {
+            skipping = true;
+            continue;
+        }
+        let found = if skipping {
+            actual[at..].iter().position(|a| a == line).map(|i| at + i)
+        } else {
+            (actual.get(at) == Some(line)).then_some(at)
+        };
+        match found {
+            Some(i) => at = i + 1,
+            None => return Err(format!("not printed here: {line:?}")),
+        }
+        skipping = false;
+    }
+    if at < actual.len() && !skipping {
+        return Err(format!("the command goes on: {:?}", actual[at]));
+    }
+    Ok(())
+}
+
+#[test]
+fn gaps_match_only_what_is_printed() {
+    let actual = ["a", "b", "c", "d"];
+    assert!(matches_with_gaps(&["a", "...", "d"], &actual).is_ok());
+    assert!(matches_with_gaps(&["a", "b", "...", "c", "d"], &actual).is_ok());
+    assert!(matches_with_gaps(&["a", "c", "..."], &actual).is_err());
+    assert!(matches_with_gaps(&["a", "b"], &actual).is_err());
+    assert!(matches_with_gaps(&["a", "...", "x"], &actual).is_err());
+}
+
+/// Issue 14: the README's example pages are what the commands print (at 80
+/// columns, piped), so they cannot drift from the tool.
+#[test]
+fn readme_examples_are_what_rigdoctor_prints() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut checked = 0;
+    for block in readme.split("```\n").skip(1).step_by(2) {
+        let mut lines = block.lines();
+        let Some(cmd) = lines.next().and_then(|l| l.strip_prefix("$ rigdoctor ")) else {
+            continue;
+        };
+        let args: Vec<&str> = cmd.split_whitespace().collect();
+        let r = run_with(&args, |c| {
+            c.current_dir(root());
+        });
+        assert!(r.code == 0 || r.code == 1, "{cmd}: {}", r.stderr);
+        let shown: Vec<&str> = lines.collect();
+        let actual: Vec<&str> = r.stdout.lines().collect();
+        if let Err(e) = matches_with_gaps(&shown, &actual) {
+            panic!(
+                "README's `$ rigdoctor {cmd}` is out of date: {e}\nit prints:\n{}",
+                r.stdout
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 1, "no `$ rigdoctor ...` example in the README");
+}

@@ -72,7 +72,14 @@ pub fn similar<'a>(id: &str, ids: impl Iterator<Item = &'a str>) -> Vec<&'a str>
         .filter(|(s, _)| *s >= 0.8)
         .collect();
     scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(b.1)));
-    scored.into_iter().take(3).map(|(_, c)| c).collect()
+    // A clear best (a one-letter typo) is named alone.
+    let best = scored.first().map_or(0.0, |b| b.0);
+    scored
+        .into_iter()
+        .take_while(|(s, _)| *s >= best - 0.05)
+        .take(3)
+        .map(|(_, c)| c)
+        .collect()
 }
 
 #[cfg(test)]
@@ -86,6 +93,10 @@ mod tests {
         assert_eq!(similar("PCI-REBAR", ids.into_iter())[0], "PCI-REBAR-OFF");
         assert_eq!(similar("REBAR", ids.into_iter()), ["PCI-REBAR-OFF"]);
         assert_eq!(similar("NV-SMI-HNAG", ids.into_iter())[0], "NV-SMI-HANG");
+        assert_eq!(
+            similar("PCI-LINK-SLOTT", ids.into_iter()),
+            ["PCI-LINK-SLOT"]
+        );
         assert!(similar("banana", ids.into_iter()).is_empty());
         assert!(similar("", ids.into_iter()).is_empty());
     }

@@ -49,6 +49,10 @@ pub struct Report {
     pub probes: Vec<ProbeReport>,
     /// Rules that failed to evaluate (a rule bug, never a finding).
     pub rule_errors: Vec<String>,
+    /// `--ignore ID`: the ids whose findings this run left out (a site has
+    /// accepted them), each once; absent when none were.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub ignored: Vec<String>,
 }
 
 impl Report {
@@ -85,6 +89,12 @@ impl Report {
             .collect();
         if !blind.is_empty() {
             line.push_str(&format!("; could not look: {}", blind.join(", ")));
+        }
+        if !self.ignored.is_empty() {
+            line.push_str(&format!(
+                "; ignored (--ignore): {}",
+                self.ignored.join(", ")
+            ));
         }
         format!(
             "{line} — verdict: {}",
@@ -345,7 +355,10 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
         None => python,
         Some(d) => {
             let kind = d.error_kind.as_deref();
+            let timed_out = probe_status(probes, "python-deep") == "timeout";
             let seen = match (&d.torch_version, d.xpu_available) {
+                // Killed at --deep-timeout: it may have been about to import.
+                (None, _) if timed_out => "importing torch did not finish (timeout)".to_string(),
                 (None, _) => match kind {
                     Some(k) => format!("torch does not import ({k})"),
                     None => "torch does not import".to_string(),
@@ -722,6 +735,7 @@ pub fn build(mode: Mode, rig: Rig, probes: Vec<ProbeReport>, ev: Evaluation) -> 
         facts: rig,
         probes,
         rule_errors: ev.rule_errors,
+        ignored: Vec::new(),
     }
 }
 
@@ -730,16 +744,40 @@ pub fn build(mode: Mode, rig: Rig, probes: Vec<ProbeReport>, ev: Evaluation) -> 
 /// Rules were evaluated together first, so a rule still yields to a more
 /// precise one of another class.
 pub fn keep_classes(r: Report, classes: &[RuleClass]) -> Report {
+    rebuild(r, |d| classes.contains(&d.class))
+}
+
+/// The report without the diagnoses of `ids` (`check --ignore`), rebuilt
+/// like [`keep_classes`]; the ids that had findings are named in `ignored`,
+/// so the page and the JSON say what was left out.
+pub fn ignore_ids(r: Report, ids: &[String]) -> Report {
+    let mut hit: Vec<String> = r
+        .diagnoses
+        .iter()
+        .filter(|d| ids.contains(&d.id))
+        .map(|d| d.id.clone())
+        .collect();
+    let mut out = rebuild(r, |d| !ids.contains(&d.id));
+    hit.dedup();
+    for id in hit {
+        if !out.ignored.contains(&id) {
+            out.ignored.push(id);
+        }
+    }
+    out
+}
+
+fn rebuild(r: Report, keep: impl Fn(&Diagnosis) -> bool) -> Report {
     let ev = Evaluation {
-        diagnoses: r
-            .diagnoses
-            .into_iter()
-            .filter(|d| classes.contains(&d.class))
-            .collect(),
+        diagnoses: r.diagnoses.into_iter().filter(|d| keep(d)).collect(),
         rule_errors: r.rule_errors,
         ..Evaluation::default()
     };
-    build(r.mode, r.facts, r.probes, ev)
+    let ignored = r.ignored;
+    Report {
+        ignored,
+        ..build(r.mode, r.facts, r.probes, ev)
+    }
 }
 
 /// A health hook's answer (node-problem-detector's custom plugin protocol:

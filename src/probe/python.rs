@@ -235,6 +235,52 @@ fn produce(src: &dyn Source, interpreter: Option<&str>, timeout: Duration) -> Cm
     last
 }
 
+/// Why `--python VALUE` cannot be an interpreter, said before any probe
+/// runs (else the page would only say "no Python interpreter"): a path that
+/// is not there, a directory (a venv's root), a file that is not
+/// executable, or a name that no absolute entry of `path` (PATH) holds.
+/// None when it may be one; running it is the probe's job.
+pub fn interpreter_problem(value: &str, path: Option<&str>) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let hint =
+        "give the interpreter itself, e.g. --python /usr/bin/python3 or --python ~/venv/bin/python";
+    if value.trim().is_empty() {
+        return Some(format!("--python is empty; {hint}"));
+    }
+    let shown = crate::text::escape_controls(value);
+    if !value.contains('/') {
+        let found = path
+            .unwrap_or_default()
+            .split(':')
+            .filter(|d| d.starts_with('/'))
+            .map(|d| std::path::Path::new(d).join(value))
+            .any(|p| {
+                std::fs::metadata(&p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            });
+        return (!found).then(|| format!("--python {shown}: not found on PATH; {hint}"));
+    }
+    match std::fs::metadata(value) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some(format!("--python {shown}: no such file; {hint}"))
+        }
+        Err(e) => Some(format!("--python {shown}: cannot be read ({e}); {hint}")),
+        Ok(m) if m.is_dir() => {
+            let bin = std::path::Path::new(value).join("bin/python");
+            let venv = if bin.exists() {
+                format!("; its interpreter is {}", bin.display())
+            } else {
+                String::new()
+            };
+            Some(format!("--python {shown} is a directory{venv}; {hint}"))
+        }
+        Ok(m) if m.permissions().mode() & 0o111 == 0 => {
+            Some(format!("--python {shown} is not executable; {hint}"))
+        }
+        Ok(_) => None,
+    }
+}
+
 pub fn probe(
     src: &dyn Source,
     interpreter: Option<&str>,
@@ -280,7 +326,13 @@ pub fn probe(
                 )
             }
         }
-        CmdStatus::Missing => ("missing", "no Python interpreter on PATH".to_string()),
+        CmdStatus::Missing => (
+            "missing",
+            match interpreter {
+                Some(p) => format!("the interpreter {p} (--python) is not there"),
+                None => "no Python interpreter on PATH".to_string(),
+            },
+        ),
         CmdStatus::Timeout => (
             "timeout",
             format!(
@@ -306,6 +358,52 @@ pub fn probe(
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_bad_python_is_named_before_the_probe_runs() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let exe = d.join("python3");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let plain = d.join("notes.txt");
+        std::fs::write(&plain, "x").unwrap();
+        let venv = d.join("venv");
+        std::fs::create_dir_all(venv.join("bin")).unwrap();
+        std::fs::write(venv.join("bin/python"), "").unwrap();
+        let s = |p: &std::path::Path| p.to_str().unwrap().to_string();
+        assert_eq!(interpreter_problem(&s(&exe), None), None);
+        let m = interpreter_problem("/nonexistent/python3", None).unwrap();
+        assert!(
+            m.starts_with("--python /nonexistent/python3: no such file;"),
+            "{m}"
+        );
+        let m = interpreter_problem(&s(&plain), None).unwrap();
+        assert!(m.contains("is not executable"), "{m}");
+        let m = interpreter_problem(&s(&venv), None).unwrap();
+        assert!(
+            m.contains("is a directory; its interpreter is") && m.contains("venv/bin/python"),
+            "{m}"
+        );
+        // A name is looked up on PATH's absolute entries only.
+        let path = format!(".:{}", s(d));
+        assert_eq!(interpreter_problem("python3", Some(&path)), None);
+        assert!(interpreter_problem("python3", Some(".:/nonexistent")).is_some());
+        assert!(
+            interpreter_problem("python9.99", Some(&path))
+                .unwrap()
+                .contains("not found on PATH")
+        );
+        assert!(interpreter_problem("", None).is_some());
+        // A name from the command line is shown escaped.
+        assert!(
+            interpreter_problem("/x\u{1b}[2J", None)
+                .unwrap()
+                .contains("\\e[2J")
+        );
+    }
+
     use super::*;
 
     #[test]
