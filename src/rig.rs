@@ -37,9 +37,47 @@ pub struct Rig {
     /// Is rigdoctor running inside a container, and what was not passed into
     /// it (probe::container, derive::container)?
     pub container: Container,
+    /// ollama's systemd service and the environment it runs with
+    /// (probe::ollama_service, derive::ollama); null when there is no unit.
+    pub ollama_service: Option<OllamaService>,
     /// Derived: the VRAM of the discrete compute GPUs on the bus, for rules
     /// that compare cards without comparing every pair.
     pub vram: VramSpread,
+}
+
+/// ollama's service: its unit, drop-ins, the allowlisted variables they
+/// set, and those of the running `ollama serve` when this user may read it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct OllamaService {
+    /// The unit file read, e.g. `/etc/systemd/system/ollama.service`.
+    pub unit: String,
+    /// Its drop-ins, in the order systemd applies them.
+    pub dropins: Vec<String>,
+    /// `EnvironmentFile=` paths (named, never read).
+    pub environment_files: Vec<String>,
+    /// Drop-ins this user may not read.
+    pub unreadable: Vec<String>,
+    /// The allowlisted variables the unit and drop-ins set.
+    pub env: BTreeMap<String, String>,
+    /// The running `ollama serve`, if any.
+    pub process_pid: Option<u32>,
+    /// Its allowlisted variables; null when not running or not readable.
+    pub process_env: Option<BTreeMap<String, String>>,
+    /// Derived: variables ollama's server reads that this shell sets and
+    /// the service runs without, or with another value.
+    #[serde(default)]
+    pub shell_only: Vec<ShellOnlyVar>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ShellOnlyVar {
+    pub name: String,
+    /// The value in this shell.
+    pub shell: String,
+    /// The service's value, null when it has none.
+    pub service: Option<String>,
+    /// `process` (the running server's environment) or `unit`.
+    pub seen_in: String,
 }
 
 /// The smallest and largest VRAM among the discrete compute GPUs whose VRAM

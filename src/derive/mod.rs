@@ -9,6 +9,7 @@ pub mod container;
 pub mod intel;
 pub mod link;
 pub mod nvidia;
+pub mod ollama;
 pub mod pins;
 pub mod runtimes;
 pub mod selector;
@@ -56,6 +57,7 @@ pub fn derive(rig: &mut Rig) {
     vulkan::derive(rig);
     access::derive(rig);
     container::derive(rig);
+    ollama::derive(rig);
     rig.vram = vram_spread(&rig.gpus);
     for d in &mut rig.sycl.devices {
         d.integrated = integrated(d);

@@ -30,6 +30,7 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "rules/container.toml",
         include_str!("../../rules/container.toml"),
     ),
+    ("rules/ollama.toml", include_str!("../../rules/ollama.toml")),
 ];
 
 pub const AREAS: &[&str] = &[

@@ -11,6 +11,7 @@ pub mod nvidia_container;
 pub mod nvidia_nvlink;
 pub mod nvidia_smi;
 pub mod nvidia_topo;
+pub mod ollama_service;
 pub mod oneapi;
 pub mod pci;
 pub mod python;
@@ -255,6 +256,9 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     reports.push(r);
     let (container, r) = timed(|| container::probe(src));
     rig.container = container;
+    reports.push(r);
+    let (svc, r) = timed(|| ollama_service::probe(src));
+    rig.ollama_service = svc;
     reports.push(r);
     // The toolkit's CLI asks the driver through NVML like nvidia-smi: it is
     // run only for a GPU nvidia drives, and not after nvidia-smi hung (it
