@@ -24,14 +24,8 @@ const GIB: u64 = 1 << 30;
 
 /// NAME.head grown to the model's length as a sparse file in `dir`.
 fn model(dir: &Path, name: &str) -> PathBuf {
-    let g = root().join("fixtures/gguf");
-    let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(g.join(format!("{name}.json"))).unwrap())
-            .unwrap();
     let path = dir.join(format!("{name}.gguf"));
-    std::fs::copy(g.join(format!("{name}.head")), &path).unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    f.set_len(meta["file_len"].as_u64().unwrap()).unwrap();
+    sparse_model(&path, name);
     path
 }
 

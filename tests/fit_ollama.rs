@@ -21,18 +21,6 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// NAME.head grown to the model's length as a sparse file at `path`.
-fn model_at(path: &Path, name: &str) -> u64 {
-    let g = root().join("fixtures/gguf");
-    let meta: Value =
-        serde_json::from_str(&std::fs::read_to_string(g.join(format!("{name}.json"))).unwrap())
-            .unwrap();
-    std::fs::copy(g.join(format!("{name}.head")), path).unwrap();
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.set_len(meta["file_len"].as_u64().unwrap()).unwrap();
-    meta["weights_bytes"].as_u64().unwrap()
-}
-
 const OLLAMA_VARS: &[&str] = &[
     "OLLAMA_MODELS",
     "OLLAMA_CONTEXT_LENGTH",
@@ -95,7 +83,7 @@ fn fix(v: &Value) -> String {
 
 fn seventy_b(dir: &Path) -> String {
     let p = dir.join("llama-70b-q4_k.gguf");
-    model_at(&p, "llama-70b-q4_k");
+    sparse_model(&p, "llama-70b-q4_k");
     p.display().to_string()
 }
 
@@ -242,7 +230,7 @@ fn store(root: &Path) -> u64 {
     std::fs::create_dir_all(&man).unwrap();
     std::fs::copy(root_fixture("gemma-2b.manifest"), man.join("2b")).unwrap();
     std::fs::create_dir_all(root.join("blobs")).unwrap();
-    model_at(
+    sparse_model(
         &root.join("blobs/sha256-c1864a5eb19305c40519da12cc543519e48a0697ecd30e15d5ac228644957d12"),
         "qwen2-q8_0",
     )

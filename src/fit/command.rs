@@ -298,24 +298,12 @@ pub fn build(
             }
         }
         // The largest context that fits with every layer on the GPUs.
-        let mut lo = 0u64;
-        let mut hi = llama_cpp::n_ctx(&s) / 256;
-        while lo < hi {
-            let mid = (lo + hi).div_ceil(2);
-            let t = Settings {
-                ctx: mid * 256,
-                ..s
-            };
-            if mid * 256 < llama_cpp::n_ctx(&s) && fits_all(&m, &t, &devs.visible, &req.split)? {
-                lo = mid;
-            } else {
-                hi = mid - 1;
-            }
-        }
-        if lo > 0 {
+        let best = largest_ctx(llama_cpp::n_ctx(&s), |c| {
+            fits_all(&m, &Settings { ctx: c, ..s }, &devs.visible, &req.split)
+        })?;
+        if best > 0 {
             fixes.push(format!(
-                "{full} -c {}    # the largest context that fits on the GPUs",
-                lo * 256
+                "{full} -c {best}    # the largest context that fits on the GPUs"
             ));
         }
         let most = split::max_ngl(&sizes, compute, &split_v, &free);
@@ -520,6 +508,24 @@ pub fn build(
     })
 }
 
+/// The largest multiple of 256 below `limit` for which `fits` holds (memory
+/// grows with the context, so a binary search), 0 when none does.
+fn largest_ctx(
+    limit: u64,
+    mut fits: impl FnMut(u64) -> Result<bool, String>,
+) -> Result<u64, String> {
+    let (mut lo, mut hi) = (0u64, limit / 256);
+    while lo < hi {
+        let mid = (lo + hi).div_ceil(2);
+        if mid * 256 < limit && fits(mid * 256)? {
+            lo = mid;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    Ok(lo * 256)
+}
+
 /// The llama.cpp settings ollama runs with: `-c num_ctx × parallel -np
 /// parallel`, its KV type; `num_ctx` from the flag or the variable, else
 /// its VRAM-based default, capped at the training context.
@@ -633,26 +639,17 @@ fn ollama_fixes(
             ));
         }
     }
-    // The largest num_ctx (per slot, a multiple of 256) with every layer on the GPUs.
-    let per_slot = s.ctx / s.parallel.max(1);
-    let (mut lo, mut hi) = (0u64, per_slot / 256);
-    while lo < hi {
-        let mid = (lo + hi).div_ceil(2);
+    // The largest num_ctx (per slot) with every layer on the GPUs.
+    let best = largest_ctx(s.ctx / s.parallel.max(1), |c| {
         let t = Settings {
-            ctx: mid * 256 * s.parallel,
+            ctx: c * s.parallel,
             ..*s
         };
-        if mid * 256 < per_slot && ollama_all(m, &t, &devs.visible, o)? {
-            lo = mid;
-        } else {
-            hi = mid - 1;
-        }
-    }
-    if lo > 0 {
+        ollama_all(m, &t, &devs.visible, o)
+    })?;
+    if best > 0 {
         env.push(format!(
-            "Environment=\"OLLAMA_CONTEXT_LENGTH={}\"    # the largest context that fits on the GPUs (per request: \"options\": {{\"num_ctx\": {}}})",
-            lo * 256,
-            lo * 256
+            "Environment=\"OLLAMA_CONTEXT_LENGTH={best}\"    # the largest context that fits on the GPUs (per request: \"options\": {{\"num_ctx\": {best}}})"
         ));
     }
     if devs.all.len() > devs.visible.len() && ollama_all(m, s, &devs.all, o)? {

@@ -70,7 +70,7 @@ impl OllamaSettings {
 /// unreadable value is ignored with a note, as ollama's `envconfig` does
 /// (it logs and keeps the default).
 pub fn from_env(s: &mut OllamaSettings, var: &dyn Fn(&str) -> Option<String>) {
-    let note = s_note;
+    let note = env_note;
     let mut notes = Vec::new();
     if s.num_ctx.is_none()
         && let Some(v) = var("OLLAMA_CONTEXT_LENGTH")
@@ -133,7 +133,8 @@ pub fn from_env(s: &mut OllamaSettings, var: &dyn Fn(&str) -> Option<String>) {
     s.notes.extend(notes);
 }
 
-fn s_note(k: &str, v: &str, used: bool) -> String {
+/// The note for a variable read from rigdoctor's own environment.
+fn env_note(k: &str, v: &str, used: bool) -> String {
     let short: String = v.chars().take(40).collect();
     let v = crate::text::escape_controls(&short);
     if used {

@@ -157,11 +157,12 @@ pub fn unit_env(text: &str) -> UnitEnv {
     u
 }
 
-/// One line per fact, values escaped as in the capture's `env` file.
+/// A variable the output may keep: allowlisted, never PATH, bounded.
 fn kept(name: &str, value: &str) -> bool {
     super::env::allowed(name) && name != "PATH" && value.len() <= 4096
 }
 
+/// One line per fact, values escaped as in the capture's `env` file.
 fn line(out: &mut String, kind: &str, rest: &str) {
     out.push_str(kind);
     out.push(' ');

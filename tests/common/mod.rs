@@ -91,3 +91,16 @@ pub fn fake_tools(dir: &Path, tools: &[(&str, &str)]) {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 }
+
+/// fixtures/gguf/NAME.head grown to the model's length as a sparse file at
+/// `path` (fit reads only the header); the model's weights bytes.
+pub fn sparse_model(path: &Path, name: &str) -> u64 {
+    let g = root().join("fixtures/gguf");
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(g.join(format!("{name}.json"))).unwrap())
+            .unwrap();
+    std::fs::copy(g.join(format!("{name}.head")), path).unwrap();
+    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.set_len(meta["file_len"].as_u64().unwrap()).unwrap();
+    meta["weights_bytes"].as_u64().unwrap()
+}
