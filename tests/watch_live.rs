@@ -817,6 +817,9 @@ fn issue12_the_exit_code_and_the_last_lines_are_never_lost() {
         );
         let s = summary(&lines);
         assert_eq!(s["exit"], 3, "run {i}: {s}");
+        // The command as typed: quoted where a shell needs it.
+        let target = s["facts"]["watch"]["target"].as_str().unwrap();
+        assert!(target.starts_with("`sh -c 'tail -n +4 '\\''/"), "{target}");
         assert_eq!(
             s["facts"]["watch"]["throughput"]["decode_tps"], 57.04,
             "run {i}: {}",

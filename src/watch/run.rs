@@ -709,10 +709,12 @@ fn live_pid(
     }
 }
 
+/// The command as the user typed it (quoted where a shell needs it, so it
+/// pastes back), cut at 120 characters.
 fn describe(argv: &[std::ffi::OsString]) -> String {
     let s = argv
         .iter()
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| crate::text::shell_quote(&a.to_string_lossy()).into_owned())
         .collect::<Vec<_>>()
         .join(" ");
     match s.char_indices().nth(120) {
