@@ -336,18 +336,16 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
         }
         other => format!("could not read the packages ({other})"),
     };
-    // Say why the Python probe was slow (issue 15: 193 ms through a pyenv shim).
+    // Why the Python probe was slow (issue 15: 193 ms through a pyenv shim);
+    // PY-SHIM says what to do about it.
     let python = match &py.shim {
         Some(shim) => {
-            let (kind, path) = shim.split_once(' ').unwrap_or((shim.as_str(), ""));
-            let who = if kind == "script" {
+            let who = if shim.kind == "script" {
                 "a wrapper script".to_string()
             } else {
-                format!("a {kind} shim")
+                format!("a {} shim", shim.kind)
             };
-            format!(
-                "{python}; python3 on PATH ({path}) is {who}: every start runs it before the interpreter, which makes this probe slow"
-            )
+            format!("{python}; python3 on PATH ({}) is {who}", shim.path)
         }
         None => python,
     };
