@@ -236,15 +236,25 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
         .collect();
     if discrete.len() >= 2 {
         let total: u64 = discrete.iter().sum();
+        let sizes: Vec<String> = if discrete.len() <= super::LIST_CAP {
+            discrete.iter().map(|b| human_bytes(*b as f64)).collect()
+        } else {
+            // Many cards: `60 x 24 GiB + 4 x 16 GiB`, sizes in bus order.
+            let mut groups: Vec<(u64, usize)> = Vec::new();
+            for b in &discrete {
+                match groups.iter_mut().find(|(size, _)| size == b) {
+                    Some((_, n)) => *n += 1,
+                    None => groups.push((*b, 1)),
+                }
+            }
+            groups
+                .iter()
+                .map(|(b, n)| format!("{n} x {}", human_bytes(*b as f64)))
+                .collect()
+        };
         gpus.push_str(&format!(
             " ({} of VRAM: {} separate pools, not one of {})",
-            super::capped(
-                &discrete
-                    .iter()
-                    .map(|b| human_bytes(*b as f64))
-                    .collect::<Vec<_>>(),
-                " + "
-            ),
+            super::capped(&sizes, " + "),
             discrete.len(),
             human_bytes(total as f64)
         ));
