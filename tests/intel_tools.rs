@@ -335,6 +335,32 @@ fn plain_sycl_ls_when_the_verbose_run_has_no_concise_head() {
             .len(),
         2
     );
+    // Without the plain run's files the listing is unknown, not empty.
+    for ext in ["out", "err", "status"] {
+        let _ = std::fs::remove_file(cap.join(format!("cmd/sycl-ls.{ext}")));
+    }
+    let v = json(
+        &[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &path,
+    );
+    let sycl_ls = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "sycl-ls")
+        .unwrap();
+    assert_eq!(sycl_ls["status"], "missing", "{sycl_ls:#}");
+    assert!(
+        sycl_ls["detail"].as_str().unwrap().contains("not recorded"),
+        "{sycl_ls:#}"
+    );
+    assert_eq!(v["facts"]["sycl"]["listed"], false);
 }
 
 #[test]

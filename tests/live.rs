@@ -394,10 +394,21 @@ fn a_pyenv_shim_is_named_on_the_page() {
     );
     // The fix as printed: no shim, no note.
     let v: serde_json::Value = serde_json::from_str(
-        &check(&["check", "--python", &behind.display().to_string(), "--format", "json"]).stdout,
+        &check(&[
+            "check",
+            "--python",
+            &behind.display().to_string(),
+            "--format",
+            "json",
+        ])
+        .stdout,
     )
     .unwrap();
-    assert!(v["facts"]["python"]["shim"].is_null(), "{:#}", v["facts"]["python"]);
+    assert!(
+        v["facts"]["python"]["shim"].is_null(),
+        "{:#}",
+        v["facts"]["python"]
+    );
     assert!(!diagnosis_ids(&v).contains(&"PY-SHIM".to_string()));
 }
 

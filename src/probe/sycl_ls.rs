@@ -245,6 +245,15 @@ pub fn probe(
         let recorded = src.run(&spec);
         return match (&recorded.status, head) {
             (CmdStatus::Missing, Some(head)) => (from_head(head), verbose),
+            // sycl-ls ran as --verbose only, and its output has no concise
+            // list to stand for plain sycl-ls: unknown, not "not on PATH".
+            (CmdStatus::Missing, None) if vout.status == CmdStatus::Exit(0) => {
+                let (sycl, mut report) = from_output(&recorded);
+                report.detail = "sycl-ls was not recorded, and the recorded sycl-ls --verbose \
+                                 has no concise list to read instead"
+                    .to_string();
+                ((sycl, report), verbose)
+            }
             _ => (from_output(&recorded), verbose),
         };
     }
