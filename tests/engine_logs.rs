@@ -80,6 +80,16 @@ const SPEEDS: &[SpeedRow] = &[
         2,
     ),
     (
+        // The real llama.cpp of fixtures/traces/real-llama-cpu.jsonl: its
+        // log lines carry a time prefix (`0.20.927.080 I common_perf_print:`).
+        "llama-cpp-real-cpu-watch.log",
+        "llama.cpp",
+        Some(8.12),
+        Some(30.21),
+        Some(159),
+        2,
+    ),
+    (
         "llama-cpp-common-perf-print-2025.log",
         "llama.cpp",
         Some(105.30),

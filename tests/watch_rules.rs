@@ -304,3 +304,54 @@ fn issue12_speed_and_energy_replay_exactly() {
     assert_eq!(e["joules_per_token"], 11.811);
     assert_eq!(e["per_token_of"], "gpus+cpu");
 }
+
+/// Issue 12, proof on a real engine: llama.cpp's CPU build (commit 0c1e570,
+/// from the llama-cpp-python 0.3.36 sdist) generated 160 tokens under
+/// `watch` on this loaded 2-core box, next to an idle amdgpu
+/// (fixtures/traces/record.sh real-llama-cpu). The speed rigdoctor reports
+/// is llama.cpp's own `eval time` line in the log it printed (read here with
+/// a regex of the test's own, not rigdoctor's parser); the run is CPU-bound
+/// the whole time however little of the CPU it got: never `idle`, never
+/// `partial-offload`, no flipping.
+#[test]
+fn issue12_a_real_llama_cpp_run_reads_as_its_own_log_says() {
+    let log = std::fs::read_to_string(fixture("logs/llama-cpp-real-cpu-watch.log")).unwrap();
+    let per_second = |what: &str| -> (f64, u64) {
+        let re = regex::Regex::new(&format!(
+            r"common_perf_print: +{what} += +[0-9.]+ ms / +([0-9]+) (?:runs|tokens) +\( *[0-9.]+ ms per token, +([0-9.]+) tokens per second\)"
+        ))
+        .unwrap();
+        let c = re
+            .captures(&log)
+            .unwrap_or_else(|| panic!("no {what} line"));
+        (c[2].parse().unwrap(), c[1].parse().unwrap())
+    };
+    let (decode, runs) = per_second("eval time");
+    let (prompt, _) = per_second("prompt eval time");
+    let s = replay("traces/real-llama-cpu.jsonl");
+    let w = &s["facts"]["watch"];
+    assert_eq!(w["throughput"]["decode_tps"], decode, "{}", w["throughput"]);
+    assert_eq!(w["throughput"]["prompt_tps"], prompt);
+    assert_eq!(w["throughput"]["decode_tokens"], runs);
+    assert_eq!(w["throughput"]["engine"], "llama.cpp");
+    let v = &w["verdicts"];
+    let judged: f64 = [
+        "gpu-bound",
+        "cpu-fallback",
+        "partial-offload",
+        "dispatch-bound",
+        "idle",
+        "loading",
+    ]
+    .iter()
+    .map(|k| v[*k].as_f64().unwrap())
+    .sum();
+    assert!(judged >= 10.0, "a run long enough to judge: {v}");
+    assert_eq!(v["idle"], 0.0, "{v}");
+    assert_eq!(v["partial-offload"], 0.0, "{v}");
+    assert_eq!(v["cpu-fallback"].as_f64().unwrap(), judged, "{v}");
+    assert!(
+        diagnosis_ids(&s).contains(&"WATCH-CPU-FALLBACK".to_string()),
+        "{s}"
+    );
+}
