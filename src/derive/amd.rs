@@ -396,6 +396,77 @@ pub fn derive(rig: &mut Rig) {
         a.visible = vis.contains(&a.index);
     }
     rig.amd.cards = cards(rig);
+    rig.amd.links = links(rig);
+}
+
+/// One end of a GPU pair: its name, model key (PCI device id) and whether it
+/// is an Instinct accelerator, from the bus first, then amd-smi.
+struct End {
+    name: String,
+    model: Option<String>,
+    instinct: Option<bool>,
+}
+
+const XGMI_TARGETS: [&str; 4] = ["gfx908", "gfx90a", "gfx942", "gfx950"];
+
+fn end(rig: &Rig, index: u32, pci: Option<&str>, bus_order: &[&crate::rig::Gpu]) -> End {
+    let smi = rig.amd.smi.gpus.iter().find(|g| g.index == index);
+    let pci = pci.or(smi.and_then(|g| g.pci.as_deref()));
+    let bus = match pci {
+        Some(p) => rig.gpus.iter().find(|g| g.pci == p),
+        // rocm-smi names GPUs by index only; with nothing else to go by, its
+        // indices follow the bus order of the AMD GPUs (KFD enumerates them so).
+        None => bus_order.get(index as usize).copied(),
+    };
+    let device_id = bus
+        .map(|g| g.device_id.clone())
+        .or_else(|| smi.and_then(|g| g.device_id.clone()));
+    let name = bus
+        .map(|g| g.name.clone())
+        .or_else(|| smi.and_then(|g| g.name.clone()))
+        .unwrap_or_else(|| format!("GPU {index}"));
+    let gfx = device_id
+        .as_deref()
+        .and_then(catalog::amd_gfx)
+        .or_else(|| smi.and_then(|g| g.gfx.clone()));
+    let named_instinct = name.contains("Instinct")
+        || smi
+            .and_then(|g| g.name.as_deref())
+            .is_some_and(|n| n.contains("Instinct"));
+    let cdna = device_id
+        .as_deref()
+        .and_then(catalog::amd_chip)
+        .is_some_and(|c| c.generation.starts_with("CDNA"));
+    let known = device_id.is_some() || gfx.is_some() || named_instinct;
+    let instinct =
+        named_instinct || cdna || gfx.as_deref().is_some_and(|g| XGMI_TARGETS.contains(&g));
+    End {
+        name,
+        model: device_id.or(gfx),
+        instinct: known.then_some(instinct),
+    }
+}
+
+/// The pairs with their GPUs' names and kinds, for the XGMI and P2P rules.
+fn links(rig: &Rig) -> Vec<crate::rig::AmdLink> {
+    let mut bus_order: Vec<&crate::rig::Gpu> = rig
+        .gpus
+        .iter()
+        .filter(|g| g.vendor == "amd" && g.compute && g.discrete != Some(false))
+        .collect();
+    bus_order.sort_by(|a, b| a.pci.cmp(&b.pci));
+    let mut out = rig.amd.links.clone();
+    for l in &mut out {
+        let a = end(rig, l.a, l.a_pci.as_deref(), &bus_order);
+        let b = end(rig, l.b, l.b_pci.as_deref(), &bus_order);
+        l.same_model = a.model.is_some() && a.model == b.model;
+        l.xgmi_capable = a.instinct == Some(true) && b.instinct == Some(true);
+        l.consumer = a.instinct == Some(false) && b.instinct == Some(false);
+        l.cross_socket = l.hops.is_some_and(|h| h >= 3);
+        l.a_name = a.name;
+        l.b_name = b.name;
+    }
+    out
 }
 
 /// Set an agent's own target from its PCI id (Chip ID, else the bus device

@@ -234,6 +234,13 @@ pub fn parse_static(text: &str) -> Vec<AmdSmiGpu> {
     let mut out = Vec::new();
     for o in gpu_objects(&v) {
         let Some(index) = index_of(o) else { continue };
+        // A GPU object of another subcommand (list, topology) is not a static one.
+        if !["asic", "bus", "vram", "driver"]
+            .iter()
+            .any(|k| o.contains_key(*k))
+        {
+            continue;
+        }
         out.push(AmdSmiGpu {
             index,
             pci: pci(text_at(o, &["bus", "bdf"])),
@@ -245,7 +252,11 @@ pub fn parse_static(text: &str) -> Vec<AmdSmiGpu> {
             compute_units: int_at(o, &[&["asic", "num_compute_units"]]),
             vram_bytes: quantity_at(
                 o,
-                &[&["vram", "size"], &["vram", "vram_size"], &["vram", "vram_size_mb"]],
+                &[
+                    &["vram", "size"],
+                    &["vram", "vram_size"],
+                    &["vram", "vram_size_mb"],
+                ],
             )
             .and_then(bytes),
             vram_type: text_at(o, &["vram", "type"]).or_else(|| text_at(o, &["vram", "vram_type"])),
@@ -377,10 +388,11 @@ fn pairs_from_json(v: &Value, out: &mut BTreeMap<(u32, u32), PairFacts>) {
                 };
                 e.a_pci = e.a_pci.take().or(pa);
                 e.b_pci = e.b_pci.take().or(pb);
-                e.kind = e
-                    .kind
-                    .take()
-                    .or_else(|| l.get("link_type").and_then(Value::as_str).and_then(link_kind));
+                e.kind = e.kind.take().or_else(|| {
+                    l.get("link_type")
+                        .and_then(Value::as_str)
+                        .and_then(link_kind)
+                });
                 e.hops = e.hops.or_else(|| l.get("num_hops").and_then(small));
                 e.weight = e.weight.or_else(|| l.get("weight").and_then(small));
             }
@@ -431,7 +443,8 @@ fn pairs_from_tables(text: &str, out: &mut BTreeMap<(u32, u32), PairFacts>) {
         let line = clean_line(raw);
         let t = line.trim();
         let upper = t.to_ascii_uppercase();
-        let title = t.ends_with("TABLE:") || t.starts_with('=') || upper.contains("BETWEEN TWO GPUS");
+        let title =
+            t.ends_with("TABLE:") || t.starts_with('=') || upper.contains("BETWEEN TWO GPUS");
         if title {
             table = if upper.contains("WEIGHT") {
                 Some(Table::Weight)
@@ -475,7 +488,9 @@ fn pairs_from_tables(text: &str, out: &mut BTreeMap<(u32, u32), PairFacts>) {
             continue;
         };
         for (col, cell) in columns.iter().zip(tokens[1..].iter()) {
-            let Some((c, col_pci)) = id(col) else { continue };
+            let Some((c, col_pci)) = id(col) else {
+                continue;
+            };
             if c <= row {
                 continue;
             }
@@ -569,7 +584,14 @@ pub fn probe(
     let mut report = super::rocm::report("amd-smi", &st, String::new());
     if st.status == CmdStatus::Exit(0) {
         let text = st.stdout_text();
-        smi.layout = Some(if json_value(&text).is_some() { "json" } else { "text" }.into());
+        smi.layout = Some(
+            if json_value(&text).is_some() {
+                "json"
+            } else {
+                "text"
+            }
+            .into(),
+        );
         smi.gpus = parse_static(&text);
         if smi.gpus.is_empty() {
             report.status = "unparsed".into();
@@ -705,7 +727,10 @@ mod tests {
             (Some("24.5.1+c5106a9".into()), Some("6.1.2".into()))
         );
         assert_eq!(
-            parse_version("AMDSMI Tool: 26.1.0+b5522cc8 | AMDSMI Library version: 26.1.0 | ROCm version: N/A").1,
+            parse_version(
+                "AMDSMI Tool: 26.1.0+b5522cc8 | AMDSMI Library version: 26.1.0 | ROCm version: N/A"
+            )
+            .1,
             None
         );
     }
@@ -715,7 +740,10 @@ mod tests {
         let old = "[{\"gpu\": 0, \"weight\": {\"gpu_0\": 0, \"gpu_1\": 40}, \"hops\": {\"gpu_0\": 0, \"gpu_1\": 2}, \"link_type\": {\"gpu_0\": \"SELF\", \"gpu_1\": \"PCIE\"}}, {\"gpu\": 1, \"link_type\": {\"gpu_0\": \"PCIE\", \"gpu_1\": \"SELF\"}}]";
         let l = parse_topology(old, "amd-smi-topology");
         assert_eq!(l.len(), 1);
-        assert_eq!((l[0].kind.as_deref(), l[0].hops, l[0].weight), (Some("PCIE"), Some(2), Some(40)));
+        assert_eq!(
+            (l[0].kind.as_deref(), l[0].hops, l[0].weight),
+            (Some("PCIE"), Some(2), Some(40))
+        );
         let new = "[{\"gpu\": 0, \"bdf\": \"0000:08:00.0\", \"links\": [{\"gpu\": 0, \"bdf\": \"0000:08:00.0\", \"link_type\": \"SELF\"}, {\"gpu\": 1, \"bdf\": \"0000:44:00.0\", \"link_status\": \"DISABLED\", \"link_type\": \"PCIE\"}]}]";
         let l = parse_topology(new, "amd-smi-topology");
         assert_eq!(l[0].b_pci.as_deref(), Some("0000:44:00.0"));
