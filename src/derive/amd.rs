@@ -403,6 +403,7 @@ pub fn derive(rig: &mut Rig) {
 /// is an Instinct accelerator, from the bus first, then amd-smi.
 struct End {
     name: String,
+    integrated: bool,
     model: Option<String>,
     instinct: Option<bool>,
 }
@@ -442,6 +443,7 @@ fn end(rig: &Rig, index: u32, pci: Option<&str>, bus_order: &[&crate::rig::Gpu])
         named_instinct || cdna || gfx.as_deref().is_some_and(|g| XGMI_TARGETS.contains(&g));
     End {
         name,
+        integrated: bus.is_some_and(|g| g.discrete == Some(false)),
         model: device_id.or(gfx),
         instinct: known.then_some(instinct),
     }
@@ -461,7 +463,10 @@ fn links(rig: &Rig) -> Vec<crate::rig::AmdLink> {
         let b = end(rig, l.b, l.b_pci.as_deref(), &bus_order);
         l.same_model = a.model.is_some() && a.model == b.model;
         l.xgmi_capable = a.instinct == Some(true) && b.instinct == Some(true);
-        l.consumer = a.instinct == Some(false) && b.instinct == Some(false);
+        l.consumer = a.instinct == Some(false)
+            && b.instinct == Some(false)
+            && !a.integrated
+            && !b.integrated;
         l.cross_socket = l.hops.is_some_and(|h| h >= 3);
         l.a_name = a.name;
         l.b_name = b.name;

@@ -530,6 +530,17 @@ pub fn parse_topology(text: &str, source: &str) -> Vec<AmdLink> {
         .collect()
 }
 
+/// A report named `name` whose words name the command (`amd-smi topology`)
+/// and, when it is missing, the program.
+fn named_report(name: &str, command: &str, program: &str, out: &CmdOutput) -> ProbeReport {
+    let mut r = super::rocm::report(command, out, String::new());
+    r.name = name.to_string();
+    if out.status == CmdStatus::Missing {
+        r.detail = format!("{program} is not on PATH");
+    }
+    r
+}
+
 /// The output says the release has no `--json` (argparse's usage error).
 fn json_refused(out: &CmdOutput) -> bool {
     matches!(out.status, CmdStatus::Exit(c) if c != 0) && {
@@ -650,7 +661,7 @@ pub fn probe(
     let mut reports = vec![report];
     let mut links = Vec::new();
     if let Some(t) = topo {
-        let mut r = super::rocm::report("amd-smi-topology", &t, String::new());
+        let mut r = named_report("amd-smi-topology", "amd-smi topology", "amd-smi", &t);
         if t.status == CmdStatus::Exit(0) {
             links = parse_topology(&t.stdout_text(), "amd-smi-topology");
             r.detail = format!("{} GPU pairs", links.len());
@@ -671,7 +682,7 @@ pub fn probe(
                 &["rocm-smi", "--showtopo"],
                 timeout,
             ));
-            let mut r = super::rocm::report("rocm-smi-showtopo", &t, String::new());
+            let mut r = named_report("rocm-smi-showtopo", "rocm-smi --showtopo", "rocm-smi", &t);
             if t.status == CmdStatus::Exit(0) {
                 links = parse_topology(&t.stdout_text(), "rocm-smi-showtopo");
                 r.detail = format!("{} GPU pairs", links.len());

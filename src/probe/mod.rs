@@ -260,10 +260,21 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         .iter()
         .filter(|g| g.vendor == "amd" && g.compute)
         .count();
+    // Pairs worth judging are between discrete GPUs; an APU's iGPU has no
+    // XGMI and no tensor-parallel partner.
+    let amd_discrete = rig
+        .gpus
+        .iter()
+        .filter(|g| g.vendor == "amd" && g.compute && !amd_integrated(&g.device_id))
+        .count();
     let amd_gpus = amd_on_bus.max(rig.amd.agents.len());
+    let pairs = if amd_on_bus > 0 {
+        amd_discrete >= 2
+    } else {
+        rig.amd.agents.len() >= 2
+    };
     if amd_gpus > 0 {
-        let ((smi, links, mut r), at) =
-            stamped(|| amd_smi::probe(src, opts.timeout, amd_gpus >= 2));
+        let ((smi, links, mut r), at) = stamped(|| amd_smi::probe(src, opts.timeout, pairs));
         mark_deadline(dl, at, &mut r);
         rig.amd.smi = smi;
         rig.amd.links = links;
@@ -298,6 +309,15 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         reports.push(r);
     }
     (rig, reports)
+}
+
+/// An APU's GPU by its PCI id (the bus's `discrete` is derived later).
+fn amd_integrated(device_id: &str) -> bool {
+    use crate::derive::catalog;
+    catalog::amd_chip(device_id)
+        .map(|c| c.kind == "integrated")
+        .or_else(|| catalog::lookup("0x1002", device_id).map(|c| c.kind == "integrated"))
+        .unwrap_or(false)
 }
 
 /// The `capture` probe: what a replay refused to read from its capture
