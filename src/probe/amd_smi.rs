@@ -769,6 +769,21 @@ mod tests {
     }
 
     #[test]
+    fn a_release_without_json_is_told_by_argparse() {
+        // Python argparse's own wording for an unknown flag (exit 2); any
+        // other failure is the command's answer, not a reason to retry.
+        let mut o = CmdOutput::with_status(CmdStatus::Exit(2));
+        o.stderr =
+            b"usage: amd-smi static [-h] ...\namd-smi: error: unrecognized arguments: --json\n"
+                .to_vec();
+        assert!(json_refused(&o));
+        o.stderr = b"ERROR:root:Unable to detect any GPU devices\n".to_vec();
+        assert!(!json_refused(&o));
+        let ok = CmdOutput::with_status(CmdStatus::Exit(0));
+        assert!(!json_refused(&ok));
+    }
+
+    #[test]
     fn garbage_does_not_panic() {
         for s in [
             "",
