@@ -402,6 +402,7 @@ pub fn derive(rig: &mut Rig) {
 /// One end of a GPU pair: its name, model key (PCI device id) and whether it
 /// is an Instinct accelerator, from the bus first, then amd-smi.
 struct End {
+    pci: Option<String>,
     name: String,
     integrated: bool,
     model: Option<String>,
@@ -415,10 +416,13 @@ fn end(rig: &Rig, index: u32, pci: Option<&str>, bus_order: &[&crate::rig::Gpu])
     let pci = pci.or(smi.and_then(|g| g.pci.as_deref()));
     let bus = match pci {
         Some(p) => rig.gpus.iter().find(|g| g.pci == p),
-        // rocm-smi names GPUs by index only; with nothing else to go by, its
-        // indices follow the bus order of the AMD GPUs (KFD enumerates them so).
+        // rocm-smi names GPUs by index only, and its order need not be the
+        // bus order (ROC-smi #100 lists an iGPU at 12:00.0 before a card at
+        // 03:00.0). Only when every AMD GPU is the same card does the index
+        // name it anyway (the address stays unknown).
         None => bus_order.get(index as usize).copied(),
     };
+    let pci = pci.map(str::to_string);
     let device_id = bus
         .map(|g| g.device_id.clone())
         .or_else(|| smi.and_then(|g| g.device_id.clone()));
@@ -442,6 +446,7 @@ fn end(rig: &Rig, index: u32, pci: Option<&str>, bus_order: &[&crate::rig::Gpu])
     let instinct =
         named_instinct || cdna || gfx.as_deref().is_some_and(|g| XGMI_TARGETS.contains(&g));
     End {
+        pci,
         name,
         integrated: bus.is_some_and(|g| g.discrete == Some(false)),
         model: device_id.or(gfx),
@@ -457,6 +462,15 @@ fn links(rig: &Rig) -> Vec<crate::rig::AmdLink> {
         .filter(|g| g.vendor == "amd" && g.compute && g.discrete != Some(false))
         .collect();
     bus_order.sort_by(|a, b| a.pci.cmp(&b.pci));
+    let all_amd: Vec<&crate::rig::Gpu> = rig
+        .gpus
+        .iter()
+        .filter(|g| g.vendor == "amd" && g.compute)
+        .collect();
+    let one_model = all_amd.windows(2).all(|w| w[0].device_id == w[1].device_id);
+    if !one_model || all_amd.len() != bus_order.len() {
+        bus_order.clear();
+    }
     let mut out = rig.amd.links.clone();
     for l in &mut out {
         let a = end(rig, l.a, l.a_pci.as_deref(), &bus_order);
@@ -468,6 +482,8 @@ fn links(rig: &Rig) -> Vec<crate::rig::AmdLink> {
             && !a.integrated
             && !b.integrated;
         l.cross_socket = l.hops.is_some_and(|h| h >= 3);
+        l.a_pci = l.a_pci.take().or(a.pci);
+        l.b_pci = l.b_pci.take().or(b.pci);
         l.a_name = a.name;
         l.b_name = b.name;
     }

@@ -626,11 +626,16 @@ fn amd_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
                     amd.smi
                         .gpus
                         .iter()
-                        .map(|g| format!(
-                            "{}: {}",
-                            g.index,
-                            g.name.as_deref().or(g.gfx.as_deref()).unwrap_or("GPU")
-                        ))
+                        .map(|g| {
+                            // amd-smi cuts long market names; the bus names the card whole.
+                            let bus = g
+                                .pci
+                                .as_deref()
+                                .and_then(|p| rig.gpus.iter().find(|b| b.pci == p))
+                                .map(|b| b.name.as_str());
+                            let name = bus.or(g.name.as_deref()).or(g.gfx.as_deref());
+                            format!("{}: {}", g.index, name.unwrap_or("GPU"))
+                        })
                         .collect::<Vec<_>>()
                         .join(", ")
                 )

@@ -530,6 +530,10 @@ pub fn parse_topology(text: &str, source: &str) -> Vec<AmdLink> {
         .collect()
 }
 
+fn pairs_detail(n: usize) -> String {
+    format!("{n} GPU pair{}", if n == 1 { "" } else { "s" })
+}
+
 /// A report named `name` whose words name the command (`amd-smi topology`)
 /// and, when it is missing, the program.
 fn named_report(name: &str, command: &str, program: &str, out: &CmdOutput) -> ProbeReport {
@@ -664,7 +668,7 @@ pub fn probe(
         let mut r = named_report("amd-smi-topology", "amd-smi topology", "amd-smi", &t);
         if t.status == CmdStatus::Exit(0) {
             links = parse_topology(&t.stdout_text(), "amd-smi-topology");
-            r.detail = format!("{} GPU pairs", links.len());
+            r.detail = pairs_detail(links.len());
             if links.is_empty() {
                 r.status = "unparsed".into();
                 r.detail = format!(
@@ -685,7 +689,7 @@ pub fn probe(
             let mut r = named_report("rocm-smi-showtopo", "rocm-smi --showtopo", "rocm-smi", &t);
             if t.status == CmdStatus::Exit(0) {
                 links = parse_topology(&t.stdout_text(), "rocm-smi-showtopo");
-                r.detail = format!("{} GPU pairs", links.len());
+                r.detail = pairs_detail(links.len());
                 if links.is_empty() {
                     r.status = "unparsed".into();
                     r.detail = format!(
