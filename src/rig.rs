@@ -825,7 +825,8 @@ pub struct Amd {
     pub runtime_version: Option<String>,
     /// `ROCk module version ... is loaded` (the amdgpu-dkms driver), if printed.
     pub kfd_version: Option<String>,
-    /// The installed ROCm release (`/opt/rocm/.info/version`).
+    /// The installed ROCm release (`/opt/rocm/.info/version`, else the one
+    /// `amd-smi version` names).
     pub rocm_version: Option<String>,
     /// GPU agents, in ROCr's order (the order of ROCR_VISIBLE_DEVICES / HIP indices).
     pub agents: Vec<AmdAgent>,

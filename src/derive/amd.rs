@@ -334,6 +334,19 @@ pub fn amd_visible(
 
 pub fn derive(rig: &mut Rig) {
     let amd = &mut rig.amd;
+    // Without /opt/rocm/.info/version (a ROCm from distribution packages),
+    // amd-smi's `ROCm version` names the release it came with.
+    if amd.rocm_version.is_none() {
+        amd.rocm_version = amd
+            .smi
+            .rocm_version
+            .as_deref()
+            .map(|v| v.split('-').next().unwrap_or(v).to_string())
+            .filter(|v| {
+                v.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            });
+    }
     amd.torch_rocm = rig
         .python
         .packages
@@ -701,6 +714,23 @@ mod tests {
         assert!(w.nightly);
         assert!(w.index_url.contains("/nightly/rocm"));
         assert_eq!(torch_fix("gfx1010", None, None), None);
+    }
+
+    #[test]
+    fn rocm_release_from_amd_smi_when_the_version_file_is_missing() {
+        let mut rig = Rig::default();
+        rig.amd.smi.rocm_version = Some("6.1.2".into());
+        derive(&mut rig);
+        assert_eq!(rig.amd.rocm_version.as_deref(), Some("6.1.2"));
+        let mut rig = Rig::default();
+        rig.amd.rocm_version = Some("6.3.1".into());
+        rig.amd.smi.rocm_version = Some("7.2.1".into());
+        derive(&mut rig);
+        assert_eq!(rig.amd.rocm_version.as_deref(), Some("6.3.1"), "the file wins");
+        let mut rig = Rig::default();
+        rig.amd.smi.rocm_version = Some("unknown".into());
+        derive(&mut rig);
+        assert_eq!(rig.amd.rocm_version, None);
     }
 
     #[test]
