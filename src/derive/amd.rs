@@ -726,7 +726,11 @@ mod tests {
         rig.amd.rocm_version = Some("6.3.1".into());
         rig.amd.smi.rocm_version = Some("7.2.1".into());
         derive(&mut rig);
-        assert_eq!(rig.amd.rocm_version.as_deref(), Some("6.3.1"), "the file wins");
+        assert_eq!(
+            rig.amd.rocm_version.as_deref(),
+            Some("6.3.1"),
+            "the file wins"
+        );
         let mut rig = Rig::default();
         rig.amd.smi.rocm_version = Some("unknown".into());
         derive(&mut rig);
