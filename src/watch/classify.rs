@@ -67,6 +67,9 @@ pub struct Thresholds {
     pub min_coverage: f64,
     /// A problem verdict must hold this many seconds to become a diagnosis.
     pub fault_seconds: f64,
+    /// A decode speed under this share of the memory-bandwidth bound, with
+    /// a GPU busy (≥ `gpu_busy_pct`), is `below-bound` (`watch.bound`).
+    pub below_bound_fraction: f64,
 }
 
 impl Default for Thresholds {
@@ -82,6 +85,7 @@ impl Default for Thresholds {
             engaged_mem_mib: 1024.0,
             min_coverage: 0.5,
             fault_seconds: 2.0,
+            below_bound_fraction: 0.25,
         }
     }
 }
@@ -104,8 +108,12 @@ impl Thresholds {
         }
         if !(0.0..=1.0).contains(&self.min_coverage)
             || !(0.0..=1.0).contains(&self.fallback_core_fraction)
+            || !(0.0..=1.0).contains(&self.below_bound_fraction)
         {
-            return Err("min_coverage and fallback_core_fraction are between 0 and 1".into());
+            return Err(
+                "min_coverage, fallback_core_fraction and below_bound_fraction are between 0 and 1"
+                    .into(),
+            );
         }
         for (n, v) in [
             ("fallback_cores", self.fallback_cores),

@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 
+use super::bound::{self, BoundFacts, BoundInputs};
 use super::classify::{self, Classification, Config, Verdict, WindowStats};
 use super::enginelog::{LogFacts, ThroughputFacts};
 use super::evidence;
@@ -165,6 +166,9 @@ pub struct Change {
 #[derive(Debug, Clone, Default)]
 struct GpuAcc {
     busy: Acc,
+    /// Busy while the run computed (a verdict other than idle, loading or
+    /// no telemetry was in force): what `watch.bound` calls busy.
+    busy_active: Acc,
     mem_max: Option<u64>,
     power: Acc,
     last_seen: Option<f64>,
@@ -196,6 +200,8 @@ pub struct Watcher {
     pub log: LogFacts,
     /// The engine's own speed reports.
     pub tput: ThroughputFacts,
+    /// What the log said that the decode bound needs.
+    pub bound_in: BoundInputs,
     pub timeline: Timeline,
     last_t: Option<f64>,
     gpus: Vec<GpuAcc>,
@@ -228,6 +234,7 @@ impl Watcher {
             warmup: 0.0,
             log: LogFacts::default(),
             tput: ThroughputFacts::default(),
+            bound_in: BoundInputs::default(),
             timeline: Timeline::new(width),
             last_t: None,
             gpus: vec![GpuAcc::default(); n],
@@ -296,6 +303,7 @@ impl Watcher {
         self.last_t = Some(s.t);
         self.samples += 1;
         for e in &s.log {
+            self.bound_in.add(&e.signal);
             if self.tput.add(&e.signal, &e.line) {
                 if let super::enginelog::Signal::Throughput {
                     decode_tps: Some(d),
@@ -373,6 +381,15 @@ impl Watcher {
             let acc = &mut self.gpus[i];
             if let Some((b, src)) = classify::effective_busy(&self.header.gpus[i], g) {
                 acc.busy.add(b);
+                let computing = self.current.is_some_and(|v| {
+                    !matches!(
+                        v,
+                        Verdict::Idle | Verdict::Loading | Verdict::NoGpuTelemetry
+                    )
+                });
+                if computing {
+                    acc.busy_active.add(b);
+                }
                 acc.last_seen = Some(s.t);
                 acc.src = src;
                 busy_now[i] = Some(b);
@@ -642,6 +659,33 @@ impl Watcher {
         }
     }
 
+    /// `watch.bound`: the decode speed limit and how the run compares. The
+    /// GPU counts as busy when its mean while the run computed is at least
+    /// `gpu_busy_pct` (integrated GPUs the tree left alone are not counted).
+    pub fn bound_facts(&self) -> BoundFacts {
+        let busy = self
+            .header
+            .gpus
+            .iter()
+            .zip(&self.gpus)
+            .filter(|(g, _)| !g.integrated)
+            .filter_map(|(g, a)| Some((g, a, a.busy_active.mean()?)))
+            .filter(|(_, _, m)| *m >= self.cfg.th.gpu_busy_pct)
+            .max_by(|x, y| x.2.total_cmp(&y.2))
+            .map(|(g, a, m)| bound::Busy {
+                label: g.label.clone(),
+                pct: m,
+                src: a.src.clone(),
+                vendor: g.vendor.clone(),
+            });
+        bound::compute(
+            &self.bound_in,
+            self.tput.decode_tps,
+            busy.as_ref(),
+            self.cfg.th.below_bound_fraction,
+        )
+    }
+
     /// The `watch` facts the rules see (docs/watch.md, "Facts").
     pub fn facts(&self) -> WatchFacts {
         let per = |v: Verdict| &self.per[v.index()];
@@ -759,6 +803,7 @@ impl Watcher {
             log,
             throughput: self.tput.clone(),
             energy: self.energy_facts(),
+            bound: self.bound_facts(),
             thresholds: self.cfg.th.clone(),
         }
     }
