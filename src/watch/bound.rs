@@ -204,6 +204,8 @@ pub struct BoundFacts {
     pub unknown_why: String,
     /// Likely causes of a run far below its bound, most likely first.
     pub causes: Vec<String>,
+    /// What to run for each cause, in the same order ("" unless below-bound).
+    pub fix: String,
 }
 
 const MIB: f64 = 1048576.0;
@@ -249,6 +251,7 @@ pub fn compute(
         arithmetic: String::new(),
         unknown_why: String::new(),
         causes: Vec::new(),
+        fix: String::new(),
     };
     if inp.model.is_empty() {
         out.unknown_why = "the engine printed no model buffer sizes (llama.cpp prints \
@@ -296,8 +299,12 @@ pub fn compute(
             model_bytes: model_b,
             kv_bytes: kv_b,
             counted: !embeddings_only,
-            gbps: bw.as_ref().map(|b| b.0),
-            gbps_source: bw.as_ref().map(|b| b.1.clone()).unwrap_or_default(),
+            gbps: bw.as_ref().filter(|_| !embeddings_only).map(|b| b.0),
+            gbps_source: bw
+                .as_ref()
+                .filter(|_| !embeddings_only)
+                .map(|b| b.1.clone())
+                .unwrap_or_default(),
             ms: None,
         };
         if embeddings_only {
@@ -384,27 +391,40 @@ pub fn compute(
     }
     .into();
     if out.verdict == "below-bound" {
-        out.causes = causes(&out, busy);
+        (out.causes, out.fix) = causes(&out, busy);
     }
     out
 }
 
-/// The likely causes, most likely first, each with what to look at.
-fn causes(f: &BoundFacts, busy: Option<&Busy>) -> Vec<String> {
+/// The likely causes, most likely first, and the commands that look at or
+/// fix each (a comment line naming the cause, then its commands).
+fn causes(f: &BoundFacts, busy: Option<&Busy>) -> (Vec<String>, String) {
     let mut c = Vec::new();
+    let mut fix: Vec<String> = Vec::new();
     let gpus: Vec<&BoundDevice> = f
         .devices
         .iter()
         .filter(|d| d.counted && is_gpu_buffer(&d.device))
         .collect();
-    let intel = gpus
-        .iter()
-        .any(|d| d.device.starts_with("SYCL") || fold(&d.name).contains("intel"))
-        || busy.is_some_and(|b| b.vendor == "intel");
+    let named = |p: &[&str], words: &[&str]| {
+        gpus.iter().any(|d| {
+            p.iter().any(|x| d.device.starts_with(x))
+                || words.iter().any(|w| fold(&d.name).contains(w))
+        })
+    };
+    let vendor = |v: &str| busy.is_some_and(|b| b.vendor == v);
+    let intel = named(&["SYCL"], &["intel"]) || vendor("intel");
+    let nvidia = named(&["CUDA"], &["nvidia"]) || vendor("nvidia");
+    let amd = named(&["ROCm", "HIP"], &["amd", "radeon"]) || vendor("amd");
     if intel {
         c.push(
-            "Level Zero launch overhead (the usual cause on Arc): every kernel launch costs CPU time and small decode kernels leave the GPU waiting; \
-             export UR_L0_USE_IMMEDIATE_COMMANDLISTS=1, or IPEX-LLM's llama.cpp build, or the Vulkan backend (-DGGML_VULKAN=ON) to compare"
+            "Level Zero launch overhead, the usual cause on Arc: each kernel launch costs CPU time, and decode's small kernels leave the GPU waiting between them"
+                .to_string(),
+        );
+        fix.push(
+            "# Level Zero launch overhead: immediate command lists, or compare another build on the same model\n\
+             export UR_L0_USE_IMMEDIATE_COMMANDLISTS=1    # older oneAPI: SYCL_PI_LEVEL_ZERO_USE_IMMEDIATE_COMMANDLISTS=1\n\
+             cmake -B build-vk -DGGML_VULKAN=ON && cmake --build build-vk -j   # the Vulkan backend, or IPEX-LLM's llama.cpp build"
                 .to_string(),
         );
     }
@@ -420,25 +440,43 @@ fn causes(f: &BoundFacts, busy: Option<&Busy>) -> Vec<String> {
             .map(|d| (d.model_bytes + d.kv_bytes) as f64 / MIB)
             .sum();
         c.push(format!(
-            "a CPU-side share: {mib:.0} MiB on the host take {ms:.1} ms of the {:.1} ms per token at host speed; \
-             llama-server -m model.gguf -ngl 99 (every layer, and the KV cache without -nkvo, on the GPU)",
+            "a CPU-side share: {mib:.0} MiB in host memory take {ms:.1} ms of the {:.1} ms a token needs at least, and the CPU computes that share",
             f.ms_per_token.unwrap_or(0.0)
         ));
+        fix.push(
+            "# a CPU-side share: every layer and the KV cache on the GPU (no -nkvo)\n\
+             llama-server -m model.gguf -ngl 99"
+                .to_string(),
+        );
     }
     if gpus.len() >= 2 {
         c.push(format!(
-            "PCIe traffic between the {} GPUs of the layer split: every token crosses each boundary; \
-             rigdoctor check (link width and speed of each slot), or -sm none -mg 0 when the model fits on one",
+            "PCIe traffic between the {} GPUs of the layer split: every token crosses each boundary between them",
             gpus.len()
         ));
+        fix.push(
+            "# PCIe between GPUs: the width and speed each slot negotiated; one GPU when the model fits\n\
+             rigdoctor check\n\
+             llama-server -m model.gguf -ngl 99 -sm none -mg 0"
+                .to_string(),
+        );
     }
     c.push(
-        "power or thermal limits: nvidia-smi -q -d PERFORMANCE (Clocks Event Reasons: SW Power Cap, HW Slowdown, Thermal); \
-         Intel xe: grep . /sys/class/drm/card*/device/tile*/gt*/freq0/throttle/*; i915: grep . /sys/class/drm/card*/gt/gt*/throttle_reason_*; \
-         AMD: rocm-smi --showperflevel --showtemp --showpower (rigdoctor did not read these during the run)"
+        "power or thermal limits: a card held at low clocks reads busy but moves fewer bytes (rigdoctor did not read the throttle reasons during the run)"
             .to_string(),
     );
-    c
+    let mut p = vec!["# power or thermal limits".to_string()];
+    if nvidia || !(intel || amd) {
+        p.push("nvidia-smi -q -d PERFORMANCE   # Clocks Event Reasons: SW Power Cap, HW Slowdown, SW/HW Thermal Slowdown".into());
+    }
+    if intel || !(nvidia || amd) {
+        p.push("grep . /sys/class/drm/card*/device/tile*/gt*/freq0/throttle/* /sys/class/drm/card*/gt/gt*/throttle_reason_* 2>/dev/null   # xe / i915: 1 = throttled".into());
+    }
+    if amd || !(intel || nvidia) {
+        p.push("rocm-smi --showperflevel --showtemp --showpower".into());
+    }
+    fix.push(p.join("\n"));
+    (c, fix.join("\n"))
 }
 
 #[cfg(test)]
@@ -608,6 +646,8 @@ mod tests {
         assert!(f.devices.iter().all(|d| d.counted));
         assert!(f.arithmetic.contains("host memory: dual-channel DDR4-3200"));
         let causes = f.causes.join("\n");
+        assert!(f.fix.contains("nvidia-smi -q -d PERFORMANCE"), "{}", f.fix);
+        assert!(!f.fix.contains("rocm-smi"), "{}", f.fix);
         assert!(causes.contains("CPU-side share"), "{causes}");
         assert!(
             causes.contains("PCIe traffic between the 2 GPUs"),
