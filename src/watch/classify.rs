@@ -46,6 +46,7 @@ use super::sample::{GpuInfo, GpuSample, Sample};
 /// The numbers behind the verdicts. Defaults are the documented ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(transform = optional_since_v1)]
 pub struct Thresholds {
     /// A GPU below this busy % is near idle.
     pub gpu_idle_pct: f64,
@@ -70,6 +71,14 @@ pub struct Thresholds {
     /// A decode speed under this share of the memory-bandwidth bound, with
     /// a GPU busy (≥ `gpu_busy_pct`), is `below-bound` (`watch.bound`).
     pub below_bound_fraction: f64,
+}
+
+/// Thresholds added after the first traces were recorded: a trace's start
+/// line may lack them (replay takes the default), so the schema must too.
+fn optional_since_v1(schema: &mut schemars::Schema) {
+    if let Some(req) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
+        req.retain(|v| v != "below_bound_fraction");
+    }
 }
 
 impl Default for Thresholds {
