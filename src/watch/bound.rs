@@ -25,6 +25,7 @@ use std::sync::LazyLock;
 use serde::{Deserialize, Serialize};
 
 use super::enginelog::{Signal, is_gpu_buffer};
+use super::sample::ModelFile;
 
 const TABLE_TOML: &str = include_str!("../../checks/bandwidth.toml");
 
@@ -183,7 +184,8 @@ pub struct BoundFacts {
     pub decode_tps: Option<f64>,
     /// Least milliseconds per token: the sum over the devices.
     pub ms_per_token: Option<f64>,
-    /// `engine-log` (buffer sizes the engine printed), "" if none.
+    /// `engine-log` (buffer sizes the engine printed), `gguf` (the model
+    /// file's header, every layer on the one GPU named), "" if none.
     pub bytes_source: String,
     pub devices: Vec<BoundDevice>,
     /// The engine's last decode figure (`watch.throughput.decode_tps`).
@@ -236,6 +238,20 @@ pub fn compute(
     busy: Option<&Busy>,
     fraction: f64,
 ) -> BoundFacts {
+    compute_with(inp, None, measured, busy, fraction)
+}
+
+/// [`compute`], with the model file the command line named and whether its
+/// GPU-layers flag covers every layer: the bytes when the engine printed no
+/// buffer sizes. Only a split that is certain is used: every layer on the
+/// one GPU the log named; anything else stays unknown.
+pub fn compute_with(
+    inp: &BoundInputs,
+    file: Option<(&ModelFile, bool)>,
+    measured: Option<f64>,
+    busy: Option<&Busy>,
+    fraction: f64,
+) -> BoundFacts {
     let mut out = BoundFacts {
         decode_tps: None,
         ms_per_token: None,
@@ -253,13 +269,55 @@ pub fn compute(
         causes: Vec::new(),
         fix: String::new(),
     };
-    if inp.model.is_empty() {
-        out.unknown_why = "the engine printed no model buffer sizes (llama.cpp prints \
-            `load_tensors: ... model buffer size` at -lv 4 / --verbose in current releases)"
-            .into();
-        return out;
-    }
-    out.bytes_source = "engine-log".into();
+    let mut from_file = BoundInputs::default();
+    let mut gguf_path: Option<String> = None;
+    let inp = if !inp.model.is_empty() {
+        out.bytes_source = "engine-log".into();
+        inp
+    } else {
+        let why_file = match file {
+            None => String::new(),
+            Some((m, _)) if !m.error.is_empty() => {
+                format!("; the model file {} could not be read: {}", m.path, m.error)
+            }
+            Some((m, false)) => format!(
+                "; the model file {} is known, but not its split without a GPU-layers flag covering every layer (-ngl 99)",
+                m.path
+            ),
+            Some((m, true)) if inp.names.len() != 1 => format!(
+                "; the model file {} is known, but the log named {} GPU(s), not one",
+                m.path,
+                inp.names.len()
+            ),
+            Some((m, true)) => {
+                let (dev, _) = &inp.names[0];
+                // A CUDA/HIP `Device N:` line: the buffers would be CUDA<N> or ROCm<N>.
+                let dev = if dev.chars().all(|c| c.is_ascii_digit()) {
+                    let amd = busy.is_some_and(|b| b.vendor == "amd");
+                    format!("{}{dev}", if amd { "ROCm" } else { "CUDA" })
+                } else {
+                    dev.clone()
+                };
+                let mib = |b: u64| b as f64 / MIB;
+                from_file.names = inp.names.clone();
+                from_file.offloaded = Some((m.n_layer as u32 + 1, m.n_layer as u32 + 1));
+                from_file.model.push(("CPU".into(), mib(m.input_bytes)));
+                from_file
+                    .model
+                    .push((dev, mib(m.blocks_bytes.saturating_add(m.output_bytes))));
+                out.bytes_source = "gguf".into();
+                gguf_path = Some(m.path.clone());
+                String::new()
+            }
+        };
+        if from_file.model.is_empty() {
+            out.unknown_why = format!(
+                "the engine printed no model buffer sizes (llama.cpp prints `load_tensors: ... model buffer size` at -lv 4 / --verbose in current releases){why_file}"
+            );
+            return out;
+        }
+        &from_file
+    };
     // Devices in the order the log named them, model and KV bytes summed.
     let mut order: Vec<String> = Vec::new();
     for (d, _) in inp.model.iter().chain(inp.kv.iter()) {
@@ -368,8 +426,14 @@ pub fn compute(
                 .unwrap_or_default()
         })
         .unwrap_or_default();
+    let kv_note = match &gguf_path {
+        Some(p) => format!(
+            " (bytes from the GGUF header of {p}, every layer on the GPU; the KV cache is not counted without the engine's KV buffer line: the bound at an empty context)"
+        ),
+        None => String::new(),
+    };
     out.arithmetic = format!(
-        "{}; devices in series: {total_ms:.2} ms per token, bound 1000 / {total_ms:.2} = {bound:.1} tok/s{host_note}",
+        "{}; devices in series: {total_ms:.2} ms per token, bound 1000 / {total_ms:.2} = {bound:.1} tok/s{host_note}{kv_note}",
         words.join("; ")
     );
     let Some(m) = measured else {
@@ -599,6 +663,49 @@ mod tests {
             f.unknown_why
                 .contains("no memory bandwidth is known for Intel(R) Arc(TM) A770M")
         );
+    }
+
+    /// Without buffer lines, the model file's bytes count only when the
+    /// split is certain: every layer (-ngl 99) on the one GPU the log named.
+    #[test]
+    fn the_model_file_only_with_a_certain_split() {
+        let m = ModelFile {
+            path: "m.gguf".into(),
+            blocks_bytes: 4_000_000_000,
+            output_bytes: 96_000_000,
+            input_bytes: 70_000_000,
+            n_layer: 32,
+            error: String::new(),
+        };
+        let mut named = BoundInputs::default();
+        named.add(&Signal::DeviceName {
+            device: "SYCL0".into(),
+            name: "Intel(R) Arc(TM) A770 Graphics".into(),
+        });
+        let f = compute_with(&named, Some((&m, true)), Some(5.0), Some(&busy()), 0.25);
+        assert_eq!(f.bytes_source, "gguf");
+        // 4.096 GB at 512 GB/s = 8.0 ms: 125 tok/s; token_embd not counted.
+        assert_eq!((f.ms_per_token, f.decode_tps), (Some(8.0), Some(125.0)));
+        assert_eq!(f.verdict, "below-bound");
+        assert!(!f.devices[0].counted);
+        let unknown = |inp: &BoundInputs, file: Option<(&ModelFile, bool)>| {
+            let f = compute_with(inp, file, Some(5.0), Some(&busy()), 0.25);
+            assert_eq!((f.decode_tps, f.verdict.as_str()), (None, "unknown"));
+            f.unknown_why
+        };
+        assert!(unknown(&named, Some((&m, false))).contains("-ngl 99"));
+        let mut two = named.clone();
+        two.add(&Signal::DeviceName {
+            device: "SYCL1".into(),
+            name: "Intel(R) Arc(TM) A770 Graphics".into(),
+        });
+        assert!(unknown(&two, Some((&m, true))).contains("named 2 GPU(s)"));
+        let bad = ModelFile {
+            error: "not a GGUF file".into(),
+            ..m.clone()
+        };
+        assert!(unknown(&named, Some((&bad, true))).contains("could not be read: not a GGUF file"));
+        assert!(unknown(&BoundInputs::default(), Some((&m, true))).contains("named 0 GPU(s)"));
     }
 
     /// A partial offload on two CUDA GPUs: the host share counts at the

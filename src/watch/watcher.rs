@@ -678,8 +678,15 @@ impl Watcher {
                 src: a.src.clone(),
                 vendor: g.vendor.clone(),
             });
-        bound::compute(
+        let ngl_all = self.tree_facts().ngl_all;
+        let file = self
+            .tree
+            .as_ref()
+            .and_then(|t| t.model.as_ref())
+            .map(|m| (m, ngl_all));
+        bound::compute_with(
             &self.bound_in,
+            file,
             self.tput.decode_tps,
             busy.as_ref(),
             self.cfg.th.below_bound_fraction,
