@@ -227,6 +227,16 @@ pub struct Busy {
     pub pct: f64,
     pub src: String,
     pub vendor: String,
+    /// Its throttle flags while the run computed, when readable.
+    pub throttle: Option<Throttle>,
+}
+
+/// Throttle readings of one GPU (xe / i915 sysfs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Throttle {
+    pub samples: u32,
+    pub throttled: u32,
+    pub reasons: Vec<String>,
 }
 
 /// The bound, and the verdict for a measured decode speed `measured` with
@@ -344,10 +354,7 @@ pub fn compute_with(
                 None => (String::new(), None),
             }
         } else {
-            (
-                "host memory".to_string(),
-                host_bandwidth().map(|(g, a)| (g, a)),
-            )
+            ("host memory".to_string(), host_bandwidth())
         };
         let model_b = bytes(model);
         let kv_b = bytes(kv);
@@ -416,16 +423,14 @@ pub fn compute_with(
     let bound = 1000.0 / total_ms;
     out.decode_tps = Some(r1(bound));
     out.ms_per_token = Some(r3(total_ms));
-    let host_note = out
+    let host_counted = out
         .devices
         .iter()
-        .any(|d| d.counted && d.name == "host memory")
-        .then(|| {
-            host_bandwidth()
-                .map(|(_, a)| format!(" (host memory: {a})"))
-                .unwrap_or_default()
-        })
-        .unwrap_or_default();
+        .any(|d| d.counted && d.name == "host memory");
+    let host_note = match host_bandwidth() {
+        Some((_, a)) if host_counted => format!(" (host memory: {a})"),
+        _ => String::new(),
+    };
     let kv_note = match &gguf_path {
         Some(p) => format!(
             " (bytes from the GGUF header of {p}, every layer on the GPU; the KV cache is not counted without the engine's KV buffer line: the bound at an empty context)"
@@ -525,10 +530,41 @@ fn causes(f: &BoundFacts, busy: Option<&Busy>) -> (Vec<String>, String) {
                 .to_string(),
         );
     }
-    c.push(
-        "power or thermal limits: a card held at low clocks reads busy but moves fewer bytes (rigdoctor did not read the throttle reasons during the run)"
-            .to_string(),
-    );
+    let read = busy.and_then(|b| Some((b, b.throttle.as_ref()?)));
+    let (power, often) = match read {
+        Some((b, t)) if t.throttled > 0 => (
+            format!(
+                "power or thermal limits: {} was throttled in {} of {} samples ({}): a card held at low clocks reads busy but moves fewer bytes",
+                b.label,
+                t.throttled,
+                t.samples,
+                if t.reasons.is_empty() {
+                    "no reason given".to_string()
+                } else {
+                    t.reasons.join(", ")
+                }
+            ),
+            t.throttled * 2 >= t.samples,
+        ),
+        Some((b, t)) => (
+            format!(
+                "power or thermal limits (unlikely: {} was not throttled in any of {} samples)",
+                b.label, t.samples
+            ),
+            false,
+        ),
+        None => (
+            "power or thermal limits: a card held at low clocks reads busy but moves fewer bytes (rigdoctor read no throttle flags for this GPU)"
+                .to_string(),
+            false,
+        ),
+    };
+    // Throttled most of the time: that explains it before anything else.
+    if often {
+        c.insert(0, power);
+    } else {
+        c.push(power);
+    }
     let mut p = vec!["# power or thermal limits".to_string()];
     if nvidia || !(intel || amd) {
         p.push("nvidia-smi -q -d PERFORMANCE   # Clocks Event Reasons: SW Power Cap, HW Slowdown, SW/HW Thermal Slowdown".into());
@@ -539,7 +575,11 @@ fn causes(f: &BoundFacts, busy: Option<&Busy>) -> (Vec<String>, String) {
     if amd || !(intel || nvidia) {
         p.push("rocm-smi --showperflevel --showtemp --showpower".into());
     }
-    fix.push(p.join("\n"));
+    if often {
+        fix.insert(0, p.join("\n"));
+    } else {
+        fix.push(p.join("\n"));
+    }
     (c, fix.join("\n"))
 }
 
@@ -582,7 +622,36 @@ mod tests {
             pct: 90.0,
             src: "gtidle".into(),
             vendor: "intel".into(),
+            throttle: None,
         }
+    }
+
+    /// Throttle flags read during the run move power/thermal first when the
+    /// card was throttled most of the time, and say so either way.
+    #[test]
+    fn throttle_readings_order_the_causes() {
+        let inp = a770();
+        let with = |samples, throttled, reasons: &[&str]| {
+            let b = Busy {
+                throttle: Some(Throttle {
+                    samples,
+                    throttled,
+                    reasons: reasons.iter().map(|r| r.to_string()).collect(),
+                }),
+                ..busy()
+            };
+            compute(&inp, Some(5.0), Some(&b), 0.25)
+        };
+        let f = with(20, 15, &["pl1", "thermal"]);
+        assert!(
+            f.causes[0].contains("card0 was throttled in 15 of 20 samples (pl1, thermal)"),
+            "{:?}",
+            f.causes
+        );
+        assert!(f.fix.starts_with("# power or thermal limits"), "{}", f.fix);
+        let f = with(20, 0, &[]);
+        assert!(f.causes[0].starts_with("Level Zero"));
+        assert!(f.causes[1].contains("not throttled in any of 20 samples"));
     }
 
     #[test]

@@ -178,6 +178,11 @@ pub struct GpuSample {
     /// for power-only sources (the summary integrates `power` over time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<f64>,
+    /// Frequency throttle reasons active at `t` (xe `freq0/throttle`, i915
+    /// `throttle_reason_*`): `[]` not throttled, `["pl1"]`, `["thermal"]`;
+    /// absent when the card has no readable throttle status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Vec<String>>,
 }
 
 /// A line of the watched program's output that tells where the work runs.

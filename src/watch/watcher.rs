@@ -169,6 +169,11 @@ struct GpuAcc {
     /// Busy while the run computed (a verdict other than idle, loading or
     /// no telemetry was in force): what `watch.bound` calls busy.
     busy_active: Acc,
+    /// Samples with a throttle reading while the run computed, those
+    /// throttled, and the reasons seen.
+    throttle_n: u32,
+    throttled_n: u32,
+    throttle_reasons: Vec<String>,
     mem_max: Option<u64>,
     power: Acc,
     last_seen: Option<f64>,
@@ -389,6 +394,18 @@ impl Watcher {
                 });
                 if computing {
                     acc.busy_active.add(b);
+                    if let Some(t) = &g.throttle {
+                        acc.throttle_n += 1;
+                        if !t.is_empty() {
+                            acc.throttled_n += 1;
+                        }
+                        for r in t.iter().take(16) {
+                            if acc.throttle_reasons.len() < 16 && !acc.throttle_reasons.contains(r)
+                            {
+                                acc.throttle_reasons.push(r.clone());
+                            }
+                        }
+                    }
                 }
                 acc.last_seen = Some(s.t);
                 acc.src = src;
@@ -677,6 +694,11 @@ impl Watcher {
                 pct: m,
                 src: a.src.clone(),
                 vendor: g.vendor.clone(),
+                throttle: (a.throttle_n > 0).then(|| bound::Throttle {
+                    samples: a.throttle_n,
+                    throttled: a.throttled_n,
+                    reasons: a.throttle_reasons.clone(),
+                }),
             });
         let ngl_all = self.tree_facts().ngl_all;
         let file = self
