@@ -310,7 +310,11 @@ pub fn compute_with(
                 };
                 let mib = |b: u64| b as f64 / MIB;
                 from_file.names = inp.names.clone();
-                from_file.offloaded = Some((m.n_layer as u32 + 1, m.n_layer as u32 + 1));
+                // A trace is outside input: no overflow on a hostile layer count.
+                let all = u32::try_from(m.n_layer)
+                    .unwrap_or(u32::MAX)
+                    .saturating_add(1);
+                from_file.offloaded = Some((all, all));
                 from_file.model.push(("CPU".into(), mib(m.input_bytes)));
                 from_file
                     .model
@@ -379,7 +383,7 @@ pub fn compute_with(
             out.devices.push(dev);
             continue;
         }
-        let counted = (model_b + kv_b) as f64;
+        let counted = model_b.saturating_add(kv_b) as f64;
         match &bw {
             Some((g, _)) if *g > 0.0 => {
                 let ms = counted / (g * 1e9) * 1e3;
@@ -506,7 +510,7 @@ fn causes(f: &BoundFacts, busy: Option<&Busy>) -> (Vec<String>, String) {
         let ms: f64 = host.iter().filter_map(|d| d.ms).sum();
         let mib: f64 = host
             .iter()
-            .map(|d| (d.model_bytes + d.kv_bytes) as f64 / MIB)
+            .map(|d| d.model_bytes.saturating_add(d.kv_bytes) as f64 / MIB)
             .sum();
         c.push(format!(
             "a CPU-side share: {mib:.0} MiB in host memory take {ms:.1} ms of the {:.1} ms a token needs at least, and the CPU computes that share",
@@ -775,6 +779,15 @@ mod tests {
         };
         assert!(unknown(&named, Some((&bad, true))).contains("could not be read: not a GGUF file"));
         assert!(unknown(&BoundInputs::default(), Some((&m, true))).contains("named 0 GPU(s)"));
+        // Hostile numbers from a trace: no overflow, no panic.
+        let huge = ModelFile {
+            blocks_bytes: u64::MAX,
+            output_bytes: u64::MAX,
+            n_layer: u64::MAX,
+            ..m.clone()
+        };
+        let f = compute_with(&named, Some((&huge, true)), Some(5.0), Some(&busy()), 0.25);
+        assert!(f.decode_tps.is_some_and(|b| b.is_finite() && b >= 0.0));
     }
 
     /// A partial offload on two CUDA GPUs: the host share counts at the
