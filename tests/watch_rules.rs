@@ -387,3 +387,35 @@ fn issue12_no_bound_without_a_known_bandwidth() {
     );
     assert!(!diagnosis_ids(&s).contains(&"WATCH-BELOW-BOUND".to_string()));
 }
+
+/// The human summary says the speed limit beside the engine's speed, or
+/// why it is unknown.
+#[test]
+fn issue12_the_human_summary_names_the_speed_limit() {
+    let human = |t: &str| {
+        let o = run(
+            &[
+                "watch",
+                "--replay",
+                fixture(t).to_str().unwrap(),
+                "--color",
+                "never",
+            ],
+            &path_with(None),
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let h = human("traces/below-bound.jsonl");
+    assert!(
+        h.contains("speed limit 115.6 tok/s (memory bandwidth, 8.649 ms per token at least): this run 3.8 % of it"),
+        "{h}"
+    );
+    let h = human("traces/speed-energy.jsonl");
+    assert!(
+        h.contains("speed limit unknown: the engine printed no model buffer sizes"),
+        "{h}"
+    );
+}
