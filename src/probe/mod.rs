@@ -2,6 +2,7 @@
 //! the [`Source`] and a pure `parse_*` tested on real outputs. A probe never
 //! fails the run: its [`ProbeReport`] carries a status and a short detail.
 
+pub mod amd_smi;
 pub mod clinfo;
 pub mod container;
 pub mod devnodes;
@@ -251,6 +252,34 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     }
     // After the bus is known: the nodes are judged against its GPUs. Only
     // stat and access(2), never an open, so a hung GPU cannot stall it.
+    // amd-smi where there is an AMD GPU to ask about (on the bus, or listed
+    // by rocminfo in a container without /sys); the topology only for two or
+    // more, where there is a pair to judge.
+    let amd_on_bus = rig
+        .gpus
+        .iter()
+        .filter(|g| g.vendor == "amd" && g.compute)
+        .count();
+    // Pairs worth judging are between discrete GPUs; an APU's iGPU has no
+    // XGMI and no tensor-parallel partner.
+    let amd_discrete = rig
+        .gpus
+        .iter()
+        .filter(|g| g.vendor == "amd" && g.compute && !amd_integrated(&g.device_id))
+        .count();
+    let amd_gpus = amd_on_bus.max(rig.amd.agents.len());
+    let pairs = if amd_on_bus > 0 {
+        amd_discrete >= 2
+    } else {
+        rig.amd.agents.len() >= 2
+    };
+    if amd_gpus > 0 {
+        let ((smi, links, mut r), at) = stamped(|| amd_smi::probe(src, opts.timeout, pairs));
+        mark_deadline(dl, at, &mut r);
+        rig.amd.smi = smi;
+        rig.amd.links = links;
+        reports.extend(r);
+    }
     let (access, r) = timed(|| devnodes::probe(src, &rig.gpus));
     rig.access = access;
     reports.push(r);
@@ -280,6 +309,15 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         reports.push(r);
     }
     (rig, reports)
+}
+
+/// An APU's GPU by its PCI id (the bus's `discrete` is derived later).
+fn amd_integrated(device_id: &str) -> bool {
+    use crate::derive::catalog;
+    catalog::amd_chip(device_id)
+        .map(|c| c.kind == "integrated")
+        .or_else(|| catalog::lookup("0x1002", device_id).map(|c| c.kind == "integrated"))
+        .unwrap_or(false)
 }
 
 /// The `capture` probe: what a replay refused to read from its capture
