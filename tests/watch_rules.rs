@@ -353,6 +353,8 @@ fn issue12_a_real_llama_cpp_run_reads_as_its_own_log_says() {
     assert!(
         diagnosis_ids(&s).contains(&"WATCH-CPU-FALLBACK".to_string()),
         "{s}"
+    );
+}
 
 /// Issue 12 item 2: the decode bound of a recorded run from the buffer
 /// sizes its (real) llama.cpp lines printed. (4095.05 + 128) MiB =
