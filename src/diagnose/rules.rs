@@ -430,21 +430,55 @@ pub fn load_builtin_where(
     Ok(rules)
 }
 
-/// Fact lists that grow with the rig: a GPU list, or the pairs of GPUs.
-/// A rule that scans one of them inside a scan of one of them does work
-/// quadratic (or cubic) in the GPUs; what it wants belongs in derive
-/// (issue 15: `NV-NVLINK-MISSING` once took 97 s on 256 GPUs).
-pub const RIG_SIZED: &[&str] = &["gpus", "nvidia.gpus", "nvidia.links"];
+/// Fact lists that grow with the rig: one item per GPU (as the bus, a
+/// vendor tool or a runtime lists them, or per device node), or per pair
+/// of GPUs. A rule that scans one of them inside a scan of one of them
+/// does work quadratic (or cubic) in the GPUs; what it wants belongs in
+/// derive (issue 15: `NV-NVLINK-MISSING` once took 97 s on 256 GPUs). A
+/// list that is not here (probes, packages, releases) is bounded by
+/// rigdoctor or the installation, not by the GPUs.
+pub const RIG_SIZED: &[&str] = &[
+    "gpus",
+    "nvidia.gpus",
+    "nvidia.links",
+    "nvidia.lost",
+    "nvidia.sound",
+    "nvidia.visible.indices",
+    "amd.agents",
+    "amd.cards",
+    "amd.smi_devices",
+    "amd.visible.indices",
+    "sycl.devices",
+    "sycl.visible",
+    "sycl.mask.kept",
+    "sycl.verbose.platforms",
+    "xpu_smi.devices",
+    "vulkan.devices",
+    "vulkan.missing",
+    "vulkan.mesa_too_old",
+    "vulkan.discrete_indices",
+    "vulkan.ggml_visible_indices",
+    "vulkan.ggml_visible_integrated",
+    "intel_runtime.unlisted",
+    "intel_runtime.generic_names",
+    "python.deep.xpu_devices",
+    "container.gpus_without_nodes",
+    "access.nodes",
+    "access.blocked",
+    "access.missing",
+];
 
 /// The places where `rule` scans a rig-sized list inside a scan of one:
-/// a comprehension over one in the body of another, or in `when` or a
-/// template of a rule whose `each` ranges over one (those run per item).
+/// a comprehension over one (or an `x in list`, a scan too) in the body of
+/// another, or in `when` or a template of a rule whose `each` ranges over
+/// one (those run per item).
 /// Empty for a rule whose cost is linear in the GPUs.
 pub fn nested_scans(rule: &Rule) -> Vec<String> {
     use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 
-    fn mentions_rig_sized(e: &IdedExpr) -> bool {
-        let mut found = false;
+    /// The first rig-sized list `e` reads, if any.
+    fn mentions_rig_sized(e: &IdedExpr) -> Option<&'static str> {
+        let mut found = None;
         visit(e, &mut |x| {
             let mut segs = Vec::new();
             let mut cur = x;
@@ -464,9 +498,12 @@ pub fn nested_scans(rule: &Rule) -> Vec<String> {
             segs.reverse();
             // `nvidia.links` and anything below it (`nvidia.links.x`) counts.
             let name = segs.join(".");
-            found |= RIG_SIZED
-                .iter()
-                .any(|r| name == *r || name.starts_with(&format!("{r}.")));
+            if found.is_none() {
+                found = RIG_SIZED
+                    .iter()
+                    .find(|r| name == **r || name.starts_with(&format!("{r}.")))
+                    .copied();
+            }
         });
         found
     }
@@ -513,21 +550,33 @@ pub fn nested_scans(rule: &Rule) -> Vec<String> {
         }
     }
 
-    /// Comprehensions over rig-sized lists met while already inside one.
-    fn walk(e: &IdedExpr, inside: bool, out: &mut usize) {
+    /// Scans of rig-sized lists met while already inside a scan of one
+    /// (`inside`: the outer list), as (inner, outer).
+    fn walk(
+        e: &IdedExpr,
+        inside: Option<&'static str>,
+        out: &mut Vec<(&'static str, &'static str)>,
+    ) {
         match &e.expr {
             Expr::Comprehension(c) => {
                 let over = mentions_rig_sized(&c.iter_range);
-                if over && inside {
-                    *out += 1;
+                if let (Some(inner), Some(outer)) = (over, inside) {
+                    out.push((inner, outer));
                 }
                 walk(&c.iter_range, inside, out);
                 walk(&c.accu_init, inside, out);
                 for x in [&c.loop_cond, &c.loop_step, &c.result] {
-                    walk(x, inside || over, out);
+                    walk(x, inside.or(over), out);
                 }
             }
             Expr::Call(c) => {
+                // `x in list` scans the list.
+                if c.func_name == cel::common::ast::operators::IN
+                    && let Some(outer) = inside
+                    && let Some(inner) = c.args.get(1).and_then(mentions_rig_sized)
+                {
+                    out.push((inner, outer));
+                }
                 if let Some(t) = &c.target {
                     walk(t, inside, out);
                 }
@@ -550,22 +599,22 @@ pub fn nested_scans(rule: &Rule) -> Vec<String> {
     let per_item = rule
         .each
         .as_ref()
-        .is_some_and(|p| mentions_rig_sized(p.expression()));
+        .and_then(|p| mentions_rig_sized(p.expression()));
     let mut found = Vec::new();
-    let mut check = |what: &str, e: &IdedExpr, inside: bool| {
-        let mut n = 0;
-        walk(e, inside, &mut n);
-        if n > 0 {
+    let mut check = |what: &str, e: &IdedExpr, inside: Option<&'static str>| {
+        let mut pairs = Vec::new();
+        walk(e, inside, &mut pairs);
+        pairs.dedup();
+        for (inner, outer) in pairs {
             found.push(format!(
-                "{}: `{what}` scans {} inside a scan of {}",
+                "{}: `{what}` scans {inner} inside a scan of {outer}{}",
                 rule.spec.id,
-                RIG_SIZED.join(" / "),
-                if inside { "`each`" } else { "one" }
+                if inside.is_some() { " (`each`)" } else { "" }
             ));
         }
     };
     if let Some(p) = &rule.each {
-        check("each", p.expression(), false);
+        check("each", p.expression(), None);
     }
     check("when", rule.when.expression(), per_item);
     for (field, t) in [
@@ -580,6 +629,7 @@ pub fn nested_scans(rule: &Rule) -> Vec<String> {
             }
         }
     }
+    found.dedup();
     found
 }
 
@@ -828,6 +878,30 @@ mod tests {
             0
         );
         assert_eq!(rule("", "sycl.devices.exists(d, gpus.size() > 0)", "t"), 0);
+        // `in` scans its list; per-GPU lists of other vendors and runtimes count.
+        assert_eq!(rule("", "gpus.exists(g, g.pci in nvidia.lost)", "t"), 1);
+        assert_eq!(
+            rule(
+                "",
+                "amd.agents.exists(a, a.integrated && amd.agents.exists(b, b.visible))",
+                "t"
+            ),
+            1
+        );
+        assert_eq!(
+            rule(
+                "each='vulkan.missing'\n",
+                "true",
+                "{{ vulkan.devices.map(d, d.name).join(', ') }}"
+            ),
+            1
+        );
+        // A membership test in a literal or a map, and a scan per probe, are not.
+        assert_eq!(
+            rule("", "gpus.exists(g, g.vendor in ['amd', 'intel'])", "t"),
+            0
+        );
+        assert_eq!(rule("each='probe_list'\n", "true", "{{ gpus.size() }}"), 0);
     }
 
     #[test]
