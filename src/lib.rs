@@ -32,12 +32,14 @@ pub fn check(src: &dyn Source, opts: &ProbeOptions, rules: &[Rule]) -> Report {
 /// probes run. Compiling about a hundred CEL rules costs about what a
 /// replay's probes do (issue 15: 17-22 ms of a 33-51 ms replay), and a live
 /// check paid it before its first tool started. A rule that does not
-/// compile is still an error (exit 2), only found after the probes.
+/// compile is still an error (exit 2), found after the probes (the caller
+/// checks site rules first: only those can be broken). The rules come back
+/// with the report, for `--ignore`.
 pub fn check_compiling<E: Send>(
     src: &dyn Source,
     opts: &ProbeOptions,
     load: impl FnOnce() -> Result<Vec<Rule>, E> + Send,
-) -> Result<Report, E> {
+) -> Result<(Report, Vec<Rule>), E> {
     std::thread::scope(|s| {
         let compiling = s.spawn(load);
         let (rig, probes, facts) = look(src, opts);
@@ -45,7 +47,8 @@ pub fn check_compiling<E: Send>(
             Ok(rules) => rules?,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        Ok(judge(src, rig, probes, &facts, &rules))
+        let report = judge(src, rig, probes, &facts, &rules);
+        Ok((report, rules))
     })
 }
 
