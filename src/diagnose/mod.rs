@@ -393,6 +393,33 @@ fix = "enable it"
         assert_eq!(ev.diagnoses[0].class, RuleClass::Hardware);
     }
 
+    /// `in` over a fact list is a scan and is counted as one; over a map
+    /// it is a lookup. Both answer as CEL's own list and map do.
+    #[test]
+    fn membership_in_shared_facts_is_counted_for_lists() {
+        let rules = rules_from(
+            r#"
+[[rule]]
+id = "T-IN"
+severity = "info"
+area = "env"
+class = "advice"
+when = "'c' in xs && !('z' in xs) && 'k' in m && !('q' in m) && 2 in ns && !(2.5 in ns)"
+title = "t"
+explain = "x"
+fix = "f"
+"#,
+        );
+        let ev = evaluate(
+            &rules,
+            &json!({"xs": ["a", "b", "c", "d"], "m": {"k": 1}, "ns": [1, 2]}),
+        );
+        assert!(ev.rule_errors.is_empty(), "{:?}", ev.rule_errors);
+        assert_eq!(ev.diagnoses.len(), 1);
+        // 'c': three compared; 'z': all four; 2: two; 2.5: both.
+        assert_eq!(ev.work.visited, 3 + 4 + 2 + 2);
+    }
+
     #[test]
     fn failing_rules_are_recorded_and_others_still_run() {
         let rules = rules_from(
