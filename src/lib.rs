@@ -31,7 +31,9 @@ pub fn check(src: &dyn Source, opts: &ProbeOptions, rules: &[Rule]) -> Report {
 /// [`check`], compiling the rules (`load`) on a second thread while the
 /// probes run. Compiling about a hundred CEL rules costs about what a
 /// replay's probes do (issue 15: 17-22 ms of a 33-51 ms replay), and a live
-/// check paid it before its first tool started. A rule that does not
+/// check paid it before its first tool started (`load` is best
+/// [`rules::load_for_check`](diagnose::rules::load_for_check), which leaves
+/// the templates of the rules that do not fire uncompiled). A rule that does not
 /// compile is still an error (exit 2), found after the probes (the caller
 /// checks site rules first: only those can be broken). The rules come back
 /// with the report, for `--ignore`.
