@@ -92,6 +92,19 @@ fn stamped<T>(f: impl FnOnce() -> T) -> (T, Instant) {
 /// Run every probe. Commands run in parallel so that one hung tool costs
 /// its timeout once, not once per tool.
 pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>) {
+    let (rig, reports, _) = collect_beside(src, opts, || ());
+    (rig, reports)
+}
+
+/// [`collect`], running `beside` on a thread of its own once every probe's
+/// thread has started: work that must not delay the first tool (on a
+/// loaded 2-core machine a thread started first pushed the tools' start
+/// back by ~10 ms; `check` compiles its rules here, issue 15).
+pub fn collect_beside<T: Send>(
+    src: &dyn Source,
+    opts: &ProbeOptions,
+    beside: impl FnOnce() -> T + Send,
+) -> (Rig, Vec<ProbeReport>, std::thread::Result<T>) {
     let mut rig = Rig::default();
     let (env, env_report) = env::probe(src);
     rig.env = env;
@@ -102,7 +115,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     let dl = opts.deadline;
     // Every probe notes when it returned, so that mark_deadline can tell a
     // probe the run's deadline stopped from one that timed out on its own.
-    let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd, vk, container, svc) =
+    let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd, vk, container, svc, beside) =
         std::thread::scope(|s| {
             let host = s.spawn(|| timed(|| host::probe(src)));
             // The device nodes are judged against the bus's GPUs: right after
@@ -173,6 +186,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
                 mark_deadline(dl, t, std::slice::from_mut(&mut r));
                 (v, r)
             });
+            let beside = s.spawn(beside);
             let oneapi = timed(|| oneapi::probe(src, env_ref));
             (
                 host.join(),
@@ -187,6 +201,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
                 vk.join(),
                 container.join(),
                 svc.join(),
+                beside.join(),
             )
         });
     let mut reports = vec![env_report];
@@ -308,7 +323,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     if let Some(r) = refusals_report(src) {
         reports.push(r);
     }
-    (rig, reports)
+    (rig, reports, beside)
 }
 
 /// The `capture` probe: what a replay refused to read from its capture
