@@ -101,6 +101,15 @@ pub enum FailOn {
     Info,
 }
 
+/// `check`'s site config: the default file (live checks only), a file
+/// named with `--config`, or none (`--no-config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChoice {
+    Default,
+    File(PathBuf),
+    None,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct ProbeArgs {
     /// Seconds each probe command may take before it is killed.
@@ -147,11 +156,23 @@ pub enum Command {
         /// Print only the problems and the summary line.
         #[arg(long, short)]
         quiet: bool,
+        /// Also print what each area saw, every GPU's facts (driver, VRAM,
+        /// PCIe link, Resizable BAR) and each probe with its status and time.
+        #[arg(long, short, conflicts_with = "quiet")]
+        verbose: bool,
         #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
         color: ColorChoice,
         /// Add site rules from DIR/*.toml (a rule with a built-in id replaces it).
         #[arg(long, value_name = "DIR")]
         rules: Option<PathBuf>,
+        /// The site config to read (accepted findings, site rules) [default:
+        /// /etc/rigdoctor/config.toml for a live check; a replay reads none
+        /// unless given one].
+        #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
+        config: Option<PathBuf>,
+        /// Read no site config: every finding, as the rules give it.
+        #[arg(long)]
+        no_config: bool,
         #[command(flatten)]
         probe: ProbeArgs,
     },
@@ -478,8 +499,12 @@ pub enum Plan {
         ignore: Vec<String>,
         fail_on: Severity,
         quiet: bool,
+        /// `--verbose`: the human page also shows facts and probe times.
+        verbose: bool,
         color: bool,
         rules: Option<PathBuf>,
+        /// Which site config to read.
+        config: ConfigChoice,
     },
     Capture {
         output: PathBuf,
@@ -675,8 +700,11 @@ impl Cli {
                 ignore,
                 fail_on,
                 quiet,
+                verbose,
                 color,
                 rules,
+                config,
+                no_config,
                 probe,
             } => {
                 let target = match replay {
@@ -739,8 +767,14 @@ impl Cli {
                         FailOn::Info => Severity::Info,
                     },
                     quiet,
+                    verbose,
                     color,
                     rules,
+                    config: match (config, no_config) {
+                        (Some(f), _) => ConfigChoice::File(f),
+                        (None, true) => ConfigChoice::None,
+                        (None, false) => ConfigChoice::Default,
+                    },
                 })
             }
             Command::Capture { output, probe } => Ok(Plan::Capture {
@@ -794,8 +828,10 @@ mod tests {
             ignore,
             fail_on,
             quiet,
+            verbose,
             color,
             rules,
+            config,
         } = plan(&["check"], TTY).unwrap()
         else {
             panic!()
@@ -815,6 +851,24 @@ mod tests {
             (format, textfile, fail_on, quiet, color, rules),
             (CheckFormat::Human, None, Severity::Error, false, true, None)
         );
+        assert!(!verbose, "the page is not verbose unless asked");
+        assert_eq!(config, ConfigChoice::Default);
+        assert!(matches!(
+            plan(&["check", "--no-config"], TTY).unwrap(),
+            Plan::Check {
+                config: ConfigChoice::None,
+                ..
+            }
+        ));
+        assert!(plan(&["check", "--no-config", "--config", "/x"], TTY).is_err());
+        assert!(
+            plan(&["check", "-q", "-v"], TTY).is_err(),
+            "quiet and verbose contradict each other"
+        );
+        assert!(matches!(
+            plan(&["check", "-v"], TTY).unwrap(),
+            Plan::Check { verbose: true, .. }
+        ));
         assert!(classes.is_empty(), "every class counts unless asked");
         assert!(ignore.is_empty(), "nothing is ignored unless asked");
         let ignored = match plan(

@@ -13,6 +13,7 @@ pub mod progress;
 pub mod render;
 pub mod rig;
 pub mod schema;
+pub mod site;
 pub mod source;
 pub mod text;
 pub mod watch;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use rigdoctor::cli::{
-    CheckFormat, Cli, CompletionShell, Format, Plan, SchemaOutput, Target, Terminal,
+    CheckFormat, Cli, CompletionShell, ConfigChoice, Format, Plan, SchemaOutput, Target, Terminal,
 };
 use rigdoctor::diagnose::RuleClass;
 use rigdoctor::diagnose::rules::{self, Rule};
@@ -77,8 +77,10 @@ fn main() -> ExitCode {
             ignore,
             fail_on,
             quiet,
+            verbose,
             color,
             rules,
+            config,
         } => {
             // NPD shows stdout, not stderr: there, say it on stdout too (exit 2 = Unknown).
             let fail = |msg: String| {
@@ -98,6 +100,24 @@ fn main() -> ExitCode {
             {
                 return fail(m);
             }
+            // The site config: read before the probes, so a broken one
+            // costs nothing and says so (exit 2).
+            let site = match &config {
+                ConfigChoice::File(f) => rigdoctor::site::load(Some(f), false),
+                ConfigChoice::Default => {
+                    rigdoctor::site::load(None, matches!(target, Target::Live { .. }))
+                }
+                ConfigChoice::None => Ok(None),
+            };
+            let site = match site {
+                Ok(s) => s,
+                Err(e) => return fail(e),
+            };
+            let rules = rules.or_else(|| site.as_ref().and_then(|s| s.config.rules.clone()));
+            let reasons = site
+                .as_ref()
+                .map(|s| s.config.ignore.clone())
+                .unwrap_or_default();
             let opts = probe.options_from(started);
             // A person waiting at a terminal sees which probe is slow.
             let progress = rigdoctor::progress::report(
@@ -140,19 +160,32 @@ fn main() -> ExitCode {
             };
             // An --ignore that names no rule would leave everything in,
             // silently: a typo is a usage error, with the id meant.
-            if let Some(bad) = ignore
-                .iter()
-                .find(|i| !known.iter().any(|r| r.spec.id == **i))
-            {
+            let unknown = |i: &String| !known.iter().any(|r| r.spec.id == *i);
+            if let Some(bad) = ignore.iter().find(|i| unknown(i)) {
                 return fail(format!(
                     "--ignore {bad}: no such rule; {}`rigdoctor rules` lists them",
                     did_you_mean(bad, &known)
                 ));
             }
+            if let (Some(bad), Some(s)) = (reasons.keys().find(|i| unknown(i)), &site) {
+                return fail(format!(
+                    "site config {}: [ignore] {bad}: no such rule; {}`rigdoctor rules` lists them",
+                    s.path.display(),
+                    did_you_mean(bad, &known)
+                ));
+            }
+            let mut ignore = ignore;
+            ignore.extend(
+                reasons
+                    .keys()
+                    .filter(|k| !ignore.contains(k))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            );
             let report = if ignore.is_empty() {
                 report
             } else {
-                rigdoctor::diagnose::report::ignore_ids(report, &ignore)
+                rigdoctor::diagnose::report::ignore_ids_with(report, &ignore, &reasons)
             };
             let report = if classes.is_empty() {
                 report
@@ -181,13 +214,17 @@ fn main() -> ExitCode {
                 CheckFormat::Prometheus => render::prometheus::render(&report, now),
                 CheckFormat::Markdown => render::markdown::render(&report),
                 CheckFormat::Npd => String::new(), // answered above
-                CheckFormat::Human => render::human::render(
+                CheckFormat::Human => render::human::page(
                     &report,
                     render::human::Style {
                         color,
                         width: render::human::terminal_width(std::io::stdout()),
                     },
-                    quiet,
+                    match (quiet, verbose) {
+                        (true, _) => render::human::Detail::Quiet,
+                        (false, true) => render::human::Detail::Verbose,
+                        (false, false) => render::human::Detail::Normal,
+                    },
                 ),
             };
             emit(&text);

@@ -165,7 +165,8 @@ pub struct Gpu {
     pub subsystem_vendor_id: Option<String>,
     pub subsystem_device_id: Option<String>,
     pub class: String,
-    /// Catalog name, or a generic `vendor device` string.
+    /// The catalog's name (checks/devices.toml), else the PCI ID Repository's
+    /// (pci.ids, embedded at build time), else a generic `vendor device` string.
     pub name: String,
     /// Kernel driver bound, if any.
     pub driver: Option<String>,

@@ -40,6 +40,21 @@ fn acts_on_terminal(c: char) -> bool {
 /// Newlines and tabs stay. Every human renderer passes the text it did not
 /// write itself through here (style.md habit 13); JSON needs no such step
 /// (serde escapes control characters).
+/// One argument as a POSIX shell reads it back: bare when it holds only
+/// characters no shell treats specially, else in single quotes (a quote
+/// inside as `'\''`). So a command line shown to a person pastes as typed.
+pub fn shell_quote(arg: &str) -> std::borrow::Cow<'_, str> {
+    let bare = !arg.is_empty()
+        && arg
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_@%+=:,./-".contains(c));
+    if bare {
+        arg.into()
+    } else {
+        format!("'{}'", arg.replace('\'', "'\\''")).into()
+    }
+}
+
 pub fn escape_controls(s: &str) -> std::borrow::Cow<'_, str> {
     if !s.chars().any(acts_on_terminal) {
         return std::borrow::Cow::Borrowed(s);
@@ -86,6 +101,17 @@ pub fn excerpt(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shell_quote_pastes_back_as_typed() {
+        assert_eq!(shell_quote("llama-server"), "llama-server");
+        assert_eq!(shell_quote("-ngl"), "-ngl");
+        assert_eq!(shell_quote("/models/a b.gguf"), "'/models/a b.gguf'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("$HOME"), "'$HOME'");
+        assert_eq!(shell_quote("a*"), "'a*'");
+    }
 
     #[test]
     fn excerpts_are_short_escaped_and_quoted() {

@@ -484,3 +484,112 @@ fn a_slow_probe_is_named_on_a_terminal_only() {
     assert!(!piped.stderr.contains("(up to"), "{}", piped.stderr);
     assert!(!piped.stdout.contains("(up to"), "{}", piped.stdout);
 }
+
+/// Issue 14: a site accepts a finding once, in its config file, with the
+/// reason the next reader sees; a config that is wrong, or that another
+/// user could have written, stops the check (exit 2) instead of being
+/// half-read.
+#[test]
+fn site_config_accepts_findings_with_a_reason() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let rules_dir = dir.path().join("rules.d");
+    std::fs::create_dir(&rules_dir).unwrap();
+    std::fs::write(
+        rules_dir.join("site.toml"),
+        r#"
+[[rule]]
+id = "SITE-NEEDS-THREE-GPUS"
+severity = "warn"
+area = "gpus"
+class = "hardware"
+when = "gpus.filter(g, g.compute).size() < 3"
+title = "This node needs three GPUs"
+explain = "Our layout."
+fix = "Add one."
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("config.toml");
+    let write = |text: String| {
+        std::fs::write(&config, text).unwrap();
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+    };
+    write(format!(
+        "rules = {:?}\n\n[ignore]\npci-link-slot = \"slots 1 and 2 are split x8/x8 by design (OPS-1234)\"\n",
+        rules_dir.to_str().unwrap()
+    ));
+    let cfg = config.to_str().unwrap();
+    let r = replay(
+        "nv-2x2060-bus-only",
+        &["--config", cfg, "--fail-on", "warn", "--color", "never"],
+    );
+    // The accepted finding is gone; the site's own rule (from its rules
+    // directory) still counts.
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        !r.stdout.contains("! warning PCI-LINK-SLOT"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("SITE-NEEDS-THREE-GPUS"), "{}", r.stdout);
+    let words = r.stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("accepted by the site config: PCI-LINK-SLOT"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        words
+            .contains("accepted PCI-LINK-SLOT: slots 1 and 2 are split x8/x8 by design (OPS-1234)"),
+        "{}",
+        r.stdout
+    );
+    let r = replay("nv-2x2060-bus-only", &["--config", cfg, "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["ignored"], serde_json::json!(["PCI-LINK-SLOT"]));
+    assert_eq!(
+        v["ignored_reasons"]["PCI-LINK-SLOT"],
+        "slots 1 and 2 are split x8/x8 by design (OPS-1234)"
+    );
+    // A replay reads no site config unless given one: the capture's
+    // findings as the rules give them.
+    let r = replay("nv-2x2060-bus-only", &["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert!(
+        v.get("ignored").is_none() && v.get("ignored_reasons").is_none(),
+        "{v}"
+    );
+    assert!(diagnosis_ids(&v).contains(&"PCI-LINK-SLOT".to_string()));
+
+    // Refused, each naming the file and the reason.
+    for (text, why) in [
+        (
+            "[ignore]\nPCI-LINK-SLOTT = \"x\"\n",
+            "did you mean PCI-LINK-SLOT?",
+        ),
+        ("[ignore]\nPCI-LINK-SLOT = \"\"\n", "needs a reason"),
+        ("ignore_all = true\n", "ignore_all"),
+        ("rules = \"rules.d\"\n", "absolute path"),
+    ] {
+        write(text.to_string());
+        let r = replay("nv-2x2060-bus-only", &["--config", cfg]);
+        assert_eq!(r.code, 2, "{text}: {}", r.stdout);
+        assert!(
+            r.stderr.contains(cfg) && r.stderr.contains(why),
+            "{text}: {}",
+            r.stderr
+        );
+    }
+    write("[ignore]\nPCI-LINK-SLOT = \"by design\"\n".into());
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o664)).unwrap();
+    let r = replay("nv-2x2060-bus-only", &["--config", cfg]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("chmod go-w"), "{}", r.stderr);
+    let r = replay(
+        "nv-2x2060-bus-only",
+        &["--config", dir.path().join("absent.toml").to_str().unwrap()],
+    );
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("absent.toml"), "{}", r.stderr);
+}

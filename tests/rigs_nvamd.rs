@@ -247,3 +247,28 @@ fn a_crashed_gpu_among_working_ones_gets_hardware_advice_naming_both() {
     }
     assert_eq!(r["facts"]["nvidia"]["driver_version"], "525.125.06");
 }
+
+#[test]
+fn a_card_the_hand_list_lacks_is_named_from_the_pci_id_repository() {
+    // Issue 14: an uncatalogued card read "NVIDIA GPU 0x1f08". pci.ids names
+    // it; what only the hand list knows (VRAM, NVLink) stays unknown.
+    let r = replay_json("nv-2x2060-bus-only");
+    for g in r["facts"]["gpus"].as_array().unwrap() {
+        assert_eq!(g["name"], "NVIDIA GeForce RTX 2060 Rev. A", "{g}");
+        assert!(g["catalog"].is_null(), "{g}");
+        assert!(g["vram_bytes"].is_null(), "no VRAM from a name: {g}");
+    }
+    let gpus = r["areas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["area"] == "gpus")
+        .unwrap();
+    assert!(
+        !gpus["summary"].as_str().unwrap().contains("0x1f08"),
+        "{gpus}"
+    );
+    // A catalogued card keeps the hand list's name (with its VRAM).
+    let r = replay_json("nv-2x3090-nvlink");
+    assert_eq!(r["facts"]["gpus"][0]["name"], "NVIDIA GeForce RTX 3090");
+}

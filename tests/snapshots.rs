@@ -107,15 +107,19 @@ fn assert_fits(what: &str, page: &str, width: usize) {
 }
 
 fn page_at(rig: &str, width: usize) -> String {
+    page_with(rig, width, rigdoctor::render::human::Detail::Normal)
+}
+
+fn page_with(rig: &str, width: usize, detail: rigdoctor::render::human::Detail) -> String {
     static RULES: std::sync::OnceLock<Vec<rigdoctor::diagnose::rules::Rule>> =
         std::sync::OnceLock::new();
     let rules = RULES.get_or_init(|| rigdoctor::diagnose::rules::load(None).unwrap());
     let src = rigdoctor::source::replay::Replay::open(&rigs_dir().join(rig)).unwrap();
     let report = rigdoctor::check(&src, &rigdoctor::probe::ProbeOptions::default(), rules);
-    rigdoctor::render::human::render(
+    rigdoctor::render::human::page(
         &report,
         rigdoctor::render::human::Style::plain(width),
-        false,
+        detail,
     )
     .replace(
         concat!("rigdoctor ", env!("CARGO_PKG_VERSION")),
@@ -222,4 +226,39 @@ fn explain_fits_80_columns() {
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert_fits(&r.spec.id, &out.stdout, 80);
     }
+}
+
+/// A probe's time in the verbose page's fixed column (`   17 ms`): measured
+/// at replay time for what the capture did not record, so not asserted.
+fn without_times(page: &str) -> String {
+    let re = regex::Regex::new(r"[ 0-9]{5} ms").unwrap();
+    let page = re.replace_all(page, "    N ms");
+    regex::Regex::new(r"\(slowest: [^)]*\)")
+        .unwrap()
+        .replace_all(&page, "(slowest: ...)")
+        .into_owned()
+}
+
+/// Issue 14: `-v` adds what each area saw, every GPU's facts and the probes
+/// with their times, and still fits the terminal.
+#[test]
+fn verbose_pages() {
+    use rigdoctor::render::human::Detail;
+    for rig in rigs() {
+        assert_fits(&rig, &page_with(&rig, 80, Detail::Verbose), 80);
+    }
+    for rig in ["nv-2x2060-bus-only", "nv-smi-timeout"] {
+        let dir = rigs_dir().join(rig);
+        let r = run(&["check", "--replay", dir.to_str().unwrap(), "-v"]);
+        assert!(r.code == 0 || r.code == 1, "{rig}: {}", r.stderr);
+        let page = r.stdout.replace(
+            concat!("rigdoctor ", env!("CARGO_PKG_VERSION")),
+            "rigdoctor [version]",
+        );
+        insta::assert_snapshot!(format!("verbose__{rig}"), without_times(&page));
+    }
+    insta::assert_snapshot!(
+        "verbose120__nv-2x2060-bus-only",
+        without_times(&page_with("nv-2x2060-bus-only", 120, Detail::Verbose))
+    );
 }

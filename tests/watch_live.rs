@@ -788,3 +788,42 @@ fn issue12_no_energy_source_and_no_speed_are_null_not_zero() {
     assert_eq!(w["energy"]["cpu_joules"], serde_json::Value::Null);
     assert_eq!(w["energy"]["joules_per_token"], serde_json::Value::Null);
 }
+
+/// Issue 12 ("say only what was seen"): the summary's `exit` was null in
+/// about 1 run in 20, and the program's last lines could miss the summary,
+/// when the sampler saw the program gone before its parent had reaped it.
+/// llama.cpp prints its timings as it exits, so those last lines are the
+/// speed. Each run here prints real llama.cpp timings and exits at once;
+/// every one must carry the exit code and the speed. Deterministic: the
+/// watcher waits for the exit code instead of peeking for it.
+#[test]
+fn issue12_the_exit_code_and_the_last_lines_are_never_lost() {
+    let d = tempfile::tempdir().unwrap();
+    let sys = FakeSys::new(d.path());
+    sys.amdgpu("card0", "0000:03:00.0", 0, 8);
+    let th = test_thresholds(d.path());
+    let log = fixture("logs/llama-cpp-perf-context-print-i5-13400f.log");
+    let cmd = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        format!("tail -n +4 '{}' >&2; exit 3", log.display()),
+    ];
+    for i in 0..12 {
+        let out = d.path().join(format!("out{i}.jsonl"));
+        let (code, lines) = watch_cmd(&sys, &th, &out, &[], &cmd, &path_with(None));
+        assert_eq!(
+            code, 3,
+            "run {i}: rigdoctor exits with the program's status"
+        );
+        let s = summary(&lines);
+        assert_eq!(s["exit"], 3, "run {i}: {s}");
+        // The command as typed: quoted where a shell needs it.
+        let target = s["facts"]["watch"]["target"].as_str().unwrap();
+        assert!(target.starts_with("`sh -c 'tail -n +4 '\\''/"), "{target}");
+        assert_eq!(
+            s["facts"]["watch"]["throughput"]["decode_tps"], 57.04,
+            "run {i}: {}",
+            s["facts"]["watch"]["throughput"]
+        );
+    }
+}

@@ -10,6 +10,7 @@ pub mod intel;
 pub mod link;
 pub mod nvidia;
 pub mod ollama;
+pub mod pci_names;
 pub mod pins;
 pub mod runtimes;
 pub mod selector;
@@ -28,6 +29,13 @@ pub fn derive(rig: &mut Rig) {
         g.catalog = catalog::lookup(&g.vendor_id, &g.device_id);
         if let Some(c) = &g.catalog {
             g.name = c.name.clone();
+        } else if let Some(n) = pci_names::lookup(
+            &g.vendor_id,
+            &g.device_id,
+            g.subsystem_vendor_id.as_deref(),
+            g.subsystem_device_id.as_deref(),
+        ) {
+            g.name = n;
         } else if g.vendor != "other" {
             g.name = format!("{} GPU {}", vendor_label(&g.vendor), g.device_id);
         } else {

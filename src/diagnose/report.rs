@@ -53,6 +53,10 @@ pub struct Report {
     /// accepted them), each once; absent when none were.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ignored: Vec<String>,
+    /// Of `ignored`, those the site config accepts: id → the reason it gives
+    /// (the page shows it); absent when none.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ignored_reasons: BTreeMap<String, String>,
 }
 
 impl Report {
@@ -90,11 +94,21 @@ impl Report {
         if !blind.is_empty() {
             line.push_str(&format!("; could not look: {}", blind.join(", ")));
         }
-        if !self.ignored.is_empty() {
-            line.push_str(&format!(
-                "; ignored (--ignore): {}",
-                self.ignored.join(", ")
-            ));
+        let (site, flag): (Vec<&String>, Vec<&String>) = self
+            .ignored
+            .iter()
+            .partition(|id| self.ignored_reasons.contains_key(*id));
+        let list = |ids: &[&String]| {
+            ids.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if !flag.is_empty() {
+            line.push_str(&format!("; ignored (--ignore): {}", list(&flag)));
+        }
+        if !site.is_empty() {
+            line.push_str(&format!("; accepted by the site config: {}", list(&site)));
         }
         format!(
             "{line} — verdict: {}",
@@ -736,6 +750,7 @@ pub fn build(mode: Mode, rig: Rig, probes: Vec<ProbeReport>, ev: Evaluation) -> 
         probes,
         rule_errors: ev.rule_errors,
         ignored: Vec::new(),
+        ignored_reasons: BTreeMap::new(),
     }
 }
 
@@ -751,6 +766,12 @@ pub fn keep_classes(r: Report, classes: &[RuleClass]) -> Report {
 /// like [`keep_classes`]; the ids that had findings are named in `ignored`,
 /// so the page and the JSON say what was left out.
 pub fn ignore_ids(r: Report, ids: &[String]) -> Report {
+    ignore_ids_with(r, ids, &BTreeMap::new())
+}
+
+/// [`ignore_ids`], with the site config's reason for the ids it accepts
+/// (`reasons`: id → why), kept for those that had findings.
+pub fn ignore_ids_with(r: Report, ids: &[String], reasons: &BTreeMap<String, String>) -> Report {
     let mut hit: Vec<String> = r
         .diagnoses
         .iter()
@@ -760,6 +781,9 @@ pub fn ignore_ids(r: Report, ids: &[String]) -> Report {
     let mut out = rebuild(r, |d| !ids.contains(&d.id));
     hit.dedup();
     for id in hit {
+        if let Some(why) = reasons.get(&id) {
+            out.ignored_reasons.insert(id.clone(), why.clone());
+        }
         if !out.ignored.contains(&id) {
             out.ignored.push(id);
         }
@@ -773,9 +797,10 @@ fn rebuild(r: Report, keep: impl Fn(&Diagnosis) -> bool) -> Report {
         rule_errors: r.rule_errors,
         ..Evaluation::default()
     };
-    let ignored = r.ignored;
+    let (ignored, ignored_reasons) = (r.ignored, r.ignored_reasons);
     Report {
         ignored,
+        ignored_reasons,
         ..build(r.mode, r.facts, r.probes, ev)
     }
 }

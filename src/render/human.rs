@@ -339,7 +339,27 @@ pub fn diagnoses(ds: &[Diagnosis], style: Style, quiet: bool) -> String {
     out
 }
 
+/// How much of the report the page shows: `--quiet` (the problems and the
+/// summary), the default, or `--verbose` (also what each area saw, every
+/// GPU's facts, and each probe with its status and time).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Detail {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
 pub fn render(report: &Report, style: Style, quiet: bool) -> String {
+    page(
+        report,
+        style,
+        if quiet { Detail::Quiet } else { Detail::Normal },
+    )
+}
+
+pub fn page(report: &Report, style: Style, detail: Detail) -> String {
+    let quiet = detail == Detail::Quiet;
+    let verbose = detail == Detail::Verbose;
     let mut out = String::new();
     if !quiet {
         let mode = match report.mode {
@@ -368,9 +388,22 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
                 style.bold(&label)
             );
             let summary = area_line(report, a);
-            out.push_str(&style.hang(&head, 2 + 1 + 1 + width + 2, &summary, |s| s.to_string()));
+            let indent = 2 + 1 + 1 + width + 2;
+            out.push_str(&style.hang(&head, indent, &summary, |s| s.to_string()));
+            // The line names the cause; verbose also says what was seen there.
+            if verbose && summary != a.summary && !a.summary.is_empty() {
+                let pad = " ".repeat(indent);
+                out.push_str(
+                    &style.hang(&pad, indent, &format!("seen: {}", a.summary), |s| {
+                        style.dim(s)
+                    }),
+                );
+            }
         }
         out.push('\n');
+        if verbose {
+            out.push_str(&gpu_facts(report, style));
+        }
     }
     if !report.diagnoses.is_empty() {
         if !quiet {
@@ -393,12 +426,27 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
         }
         out.push('\n');
     }
+    if verbose {
+        out.push_str(&probe_times(report, style));
+    }
     out.push_str(&style.hang(
         &format!("{} ", style.bold("Summary:")),
         "Summary: ".len(),
         &report.summary_line(),
         |s| s.to_string(),
     ));
+    // What the site accepted, with its reason: the next person to read
+    // the page sees why a finding is not there.
+    if !quiet {
+        for (id, why) in &report.ignored_reasons {
+            out.push_str(&style.hang(
+                "accepted ",
+                "accepted ".len(),
+                &format!("{id}: {why}"),
+                |s| style.dim(s),
+            ));
+        }
+    }
     if let (Some(first), false) = (report.diagnoses.first(), quiet) {
         let more = if report.diagnoses.iter().any(|d| d.id != first.id) {
             " (or another ID above)"
@@ -412,6 +460,154 @@ pub fn render(report: &Report, style: Style, quiet: bool) -> String {
             |s| s.to_string(),
         ));
     }
+    out
+}
+
+/// `--verbose`: each GPU on the bus with the facts its rules judge (driver,
+/// VRAM, the link that limits it, Resizable BAR), unknown said as unknown.
+fn gpu_facts(report: &Report, style: Style) -> String {
+    let gpus = &report.facts.gpus;
+    if gpus.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("{}\n", style.bold("GPUs on the bus"));
+    for g in gpus {
+        let mut facts = vec![g.driver.clone().unwrap_or_else(|| "no driver".into())];
+        if !g.compute {
+            facts.push("display only".into());
+        }
+        facts.push(match g.vram_bytes {
+            Some(b) => format!("{} VRAM", crate::diagnose::human_bytes(b as f64)),
+            None => "VRAM unknown".into(),
+        });
+        facts.push(link_words(g));
+        facts.push(
+            match g.rebar {
+                Some(true) => "Resizable BAR on",
+                Some(false) => "Resizable BAR off",
+                None => "Resizable BAR unknown",
+            }
+            .into(),
+        );
+        if let Some(n) = g.numa_node.filter(|n| *n >= 0) {
+            facts.push(format!("NUMA node {n}"));
+        }
+        let head = format!("  {}  ", g.pci);
+        let indent = width_of(&head);
+        out.push_str(&style.hang(
+            &head,
+            indent,
+            &format!("{}: {}", g.name, facts.join(", ")),
+            |s| s.to_string(),
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+/// `PCIe 8 GT/s x8 (card: 8 GT/s x16)`, from the link that limits the card.
+fn link_words(g: &crate::rig::Gpu) -> String {
+    let (speed, width, max_speed, max_width) = match &g.effective_link {
+        Some(e) => (e.speed_gts, e.width, e.max_speed_gts, e.max_width),
+        None => (
+            g.link.speed_gts,
+            g.link.width,
+            g.link.max_speed_gts,
+            g.link.max_width,
+        ),
+    };
+    let part = |s: Option<f64>, w: Option<u32>| match (s, w) {
+        // As lspci writes it (`8GT/s`): a unit that never wraps apart.
+        (Some(s), Some(w)) => format!("{s}GT/s x{w}"),
+        (Some(s), None) => format!("{s}GT/s, width unknown"),
+        (None, Some(w)) => format!("x{w}, speed unknown"),
+        (None, None) => "unknown".into(),
+    };
+    let now = part(speed, width);
+    if now == "unknown" {
+        return "PCIe link unknown".into();
+    }
+    let max = part(max_speed, max_width);
+    if max == now || max == "unknown" {
+        format!("PCIe {now}")
+    } else {
+        format!("PCIe {now} (card: {max})")
+    }
+}
+
+/// `--verbose`: every probe in the order it ran, with its status and how
+/// long it took, so a slow or blind check says where its time went.
+fn probe_times(report: &Report, style: Style) -> String {
+    let probes = &report.probes;
+    if probes.is_empty() {
+        return String::new();
+    }
+    let slowest = probes
+        .iter()
+        .max_by_key(|p| p.duration_ms)
+        .filter(|p| p.duration_ms > 0)
+        .map(|p| format!(" (slowest: {}, {} ms)", p.name, p.duration_ms))
+        .unwrap_or_default();
+    let mut out = style.hang(
+        "",
+        2,
+        &format!("Probes, in the order they ran{slowest}"),
+        |s| style.bold(s),
+    );
+    let name_w = probes
+        .iter()
+        .map(|p| width_of(&escape_controls(&p.name)))
+        .max()
+        .unwrap_or(0);
+    // Up to 99999 ms in a fixed column: the layout does not move with the
+    // times (a page that is diffed, a snapshot).
+    let ms_w = probes
+        .iter()
+        .map(|p| p.duration_ms.to_string().len())
+        .max()
+        .unwrap_or(1)
+        .max(5);
+    for p in probes {
+        let mark = match p.status.as_str() {
+            "ok" => "ok",
+            // Not there, or not run: nothing was lost by not looking.
+            "skipped" | "missing" => "skip",
+            _ => "unknown",
+        };
+        let name = escape_controls(&p.name);
+        let head = format!(
+            "  {} {}{}  {:>ms_w$} ms  ",
+            style.status(mark),
+            name,
+            " ".repeat(name_w.saturating_sub(width_of(&name))),
+            p.duration_ms
+        );
+        let indent = 2 + 1 + 1 + name_w + 2 + ms_w + 3 + 2;
+        // The mark says ok; any other status is named.
+        let text = match (p.status.as_str(), p.detail.is_empty()) {
+            ("ok", true) => String::new(),
+            // A skipped probe's detail says why it did not run.
+            ("ok" | "skipped", false) => p.detail.clone(),
+            (_, true) => p.status.clone(),
+            (_, false) => format!("{}: {}", p.status, p.detail),
+        };
+        if text.is_empty() {
+            out.push_str(head.trim_end());
+            out.push('\n');
+        } else {
+            out.push_str(&style.hang(&head, indent, &text, |s| s.to_string()));
+        }
+    }
+    if report.mode == crate::source::Mode::Replay {
+        out.push_str(&style.hang(
+            "  ",
+            2,
+            "(a replay: the times of commands are the ones recorded in the capture, \
+             where it has them; the rest is the time to read the capture)",
+            |s| style.dim(s),
+        ));
+    }
+    out.push('\n');
     out
 }
 

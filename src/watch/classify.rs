@@ -260,6 +260,12 @@ pub struct WindowStats {
     pub gpu_runtime: Option<bool>,
     pub read_mib_s: Option<f64>,
     pub rss_growth_mib_s: Option<f64>,
+    /// Reading or RSS growth over the last interval only, MiB/s: a load
+    /// that ended seconds ago still lifts the window's mean, so `loading`
+    /// also needs this (None with a single sample).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub recent_load_mib_s: Option<f64>,
     pub rss: Option<u64>,
     pub gpus: Vec<GpuWindow>,
 }
@@ -337,6 +343,23 @@ pub fn window_stats(samples: &[&Sample], gpus: &[GpuInfo], cfg: &Config) -> Opti
         }
         _ => None,
     };
+    let recent_load_mib_s = match samples {
+        [.., a, b] => {
+            let read = b.proc.as_ref().and_then(|p| p.read_bps).map(|r| r / MIB);
+            let grow = match (
+                a.proc.as_ref().and_then(|p| p.rss),
+                b.proc.as_ref().and_then(|p| p.rss),
+            ) {
+                (Some(x), Some(y)) if b.t > a.t => Some((y as f64 - x as f64) / MIB / (b.t - a.t)),
+                _ => None,
+            };
+            match (read, grow) {
+                (None, None) => None,
+                (r, g) => Some(r.unwrap_or(0.0).max(g.unwrap_or(0.0))),
+            }
+        }
+        _ => None,
+    };
     let mut out = Vec::with_capacity(gpus.len());
     for info in gpus {
         let mut vals = Vec::new();
@@ -389,6 +412,7 @@ pub fn window_stats(samples: &[&Sample], gpus: &[GpuInfo], cfg: &Config) -> Opti
         gpu_runtime: None,
         read_mib_s,
         rss_growth_mib_s,
+        recent_load_mib_s,
         rss: last.proc.as_ref().and_then(|p| p.rss),
         gpus: out,
     })
@@ -484,7 +508,13 @@ pub fn classify(stats: WindowStats, log: &LogFacts, cfg: &Config) -> Classificat
             .filter_map(|g| g.busy)
             .fold(f64::MAX, f64::min);
         let gl = gpu_list(&known);
-        if loading_rate >= th.loading_mib_s && max < th.gpu_busy_pct {
+        // Still reading now, not only earlier in the window: after a fast
+        // load (a model in the page cache maps in a second) the program is
+        // already generating while the window's mean still says "reading".
+        let still = stats
+            .recent_load_mib_s
+            .is_none_or(|r| r >= th.loading_mib_s);
+        if loading_rate >= th.loading_mib_s && still && max < th.gpu_busy_pct {
             mk(
                 Verdict::Loading,
                 format!("reading {loading_rate:.0} MiB/s, {cores_txt}, GPUs not busy yet ({gl})"),
@@ -682,6 +712,27 @@ mod tests {
             x.proc.as_mut().unwrap().rss = Some((i as u64) * 200 * (1 << 20));
         }
         assert_eq!(verdict_of(&s, &g, 2.0), Some(Verdict::Loading));
+    }
+
+    /// Issue 12: a model that loaded in the first second of the window (page
+    /// cache, 2 GiB read at once) is not `loading` while the program already
+    /// computes: the window's mean still says 400 MiB/s, the last interval 0.
+    #[test]
+    fn a_load_that_ended_is_not_loading() {
+        let g = [gpu("a", "amdgpu")];
+        let mut s = samples(5, Some(3.0), &[("a", Some(0.0))]);
+        s[0].proc.as_mut().unwrap().read_bps = Some(2000.0 * MIB);
+        assert_eq!(verdict_of(&s, &g, 4.0), Some(Verdict::CpuFallback));
+        // The same through RSS (mmap): it grew 2 GiB, then stopped.
+        let mut s = samples(5, Some(3.0), &[("a", Some(0.0))]);
+        for (i, x) in s.iter_mut().enumerate() {
+            x.proc.as_mut().unwrap().rss = Some(if i == 0 { 1 << 20 } else { 2 << 30 });
+        }
+        assert_eq!(verdict_of(&s, &g, 4.0), Some(Verdict::CpuFallback));
+        // Still reading in the last interval: loading.
+        let mut s = samples(5, Some(3.0), &[("a", Some(0.0))]);
+        s[4].proc.as_mut().unwrap().read_bps = Some(2000.0 * MIB);
+        assert_eq!(verdict_of(&s, &g, 4.0), Some(Verdict::Loading));
     }
 
     #[test]

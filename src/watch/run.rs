@@ -450,6 +450,9 @@ struct LiveCtx {
     duration: Option<f64>,
     th: Thresholds,
     engine_log: bool,
+    /// rigdoctor started the program: when it ends, its exit code follows
+    /// on the stop channel (after its pipes drained).
+    exit_follows: bool,
 }
 
 fn cores() -> f64 {
@@ -503,6 +506,7 @@ fn watch_loop(
     let mut w = Watcher::new(header, cfg);
     let mut exit: Option<i32> = None;
     let mut k: u64 = 0;
+    let mut ended = false;
     loop {
         let (mut s, alive) = sampler.sample();
         while let Ok(e) = logs.try_recv() {
@@ -532,6 +536,7 @@ fn watch_loop(
         }
         sink.draw_status(&w);
         if !alive {
+            ended = true;
             break;
         }
         if ctx
@@ -555,6 +560,17 @@ fn watch_loop(
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    // The sampler saw the program gone before its parent reaped it: the
+    // exit code (and the end of its output: llama.cpp prints its timings as
+    // it exits) is on the way. Waiting for it here, not peeking, is what
+    // keeps the summary's `exit` from being null when the program exited.
+    // Bounded: the main thread sends it once the pipes drain (at most
+    // 500 ms after the exit), so 10 s only guards against a bug.
+    if ended && exit.is_none() && ctx.exit_follows {
+        if let Ok(Stop::Ended(code)) = stop.recv_timeout(Duration::from_secs(10)) {
+            exit = code;
         }
     }
     // The program's last words, read after the last sample.
@@ -674,6 +690,7 @@ fn live_pid(
         duration: plan.duration,
         th: p.th,
         engine_log: false,
+        exit_follows: false,
     };
     let _keep = stop_tx;
     let out = match thread::Builder::new()
@@ -692,10 +709,12 @@ fn live_pid(
     }
 }
 
+/// The command as the user typed it (quoted where a shell needs it, so it
+/// pastes back), cut at 120 characters.
 fn describe(argv: &[std::ffi::OsString]) -> String {
     let s = argv
         .iter()
-        .map(|a| a.to_string_lossy().into_owned())
+        .map(|a| crate::text::shell_quote(&a.to_string_lossy()).into_owned())
         .collect::<Vec<_>>()
         .join(" ");
     match s.char_indices().nth(120) {
@@ -760,6 +779,7 @@ fn live_command(
         duration: plan.duration,
         th: p.th,
         engine_log: true,
+        exit_follows: true,
     };
     let (sink, rec) = (p.sink, p.rec);
     let (out_tx, out_rx) = mpsc::channel();
