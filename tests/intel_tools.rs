@@ -281,6 +281,88 @@ fn plain_sycl_ls_when_the_verbose_run_fails() {
     );
 }
 
+/// A verbose listing without the concise head (sycl-ls before 2023 printed
+/// `Platforms: N` first in verbose mode) is no `sycl-ls` listing: the plain
+/// run follows, rather than a SYCL area with no devices.
+#[test]
+fn plain_sycl_ls_when_the_verbose_run_has_no_concise_head() {
+    let tmp = tempfile::tempdir().unwrap();
+    // The oracle's 2026.2.0 verbose run from its `Platforms:` line on: the
+    // fixture's 3 header lines, then 2 device lines and a blank line.
+    let verbose = format!(
+        "tail -n +7 '{}'",
+        corpus(
+            "sycl-ls-verbose",
+            "oracle-2026.2.0-pocl-intel-cpu-baseline.txt"
+        )
+    );
+    let (path, log) = logging_sycl_ls(tmp.path(), &verbose);
+    let sys = rigs_dir().join("dual-a770/root/sys").display().to_string();
+    let cap = tmp.path().join("cap");
+    let r = run_with(
+        &["--sysfs", &sys, "capture", "-o", cap.to_str().unwrap()],
+        |c| {
+            c.env("PATH", &path);
+        },
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "run --verbose\nrun \n"
+    );
+    assert!(cap.join("cmd/sycl-ls.out").exists());
+    let v = json(
+        &[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &path,
+    );
+    // The plain run's devices (the concise corpus list), and the verbose
+    // sections still read.
+    let devices = names(&v["facts"]["sycl"]["devices"]);
+    assert!(
+        devices.iter().any(|d| d.contains("level_zero")),
+        "{devices:?}"
+    );
+    assert_eq!(
+        v["facts"]["sycl"]["verbose"]["platforms"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    // Without the plain run's files the listing is unknown, not empty.
+    for ext in ["out", "err", "status"] {
+        let _ = std::fs::remove_file(cap.join(format!("cmd/sycl-ls.{ext}")));
+    }
+    let v = json(
+        &[
+            "check",
+            "--replay",
+            cap.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &path,
+    );
+    let sycl_ls = v["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "sycl-ls")
+        .unwrap();
+    assert_eq!(sycl_ls["status"], "missing", "{sycl_ls:#}");
+    assert!(
+        sycl_ls["detail"].as_str().unwrap().contains("not recorded"),
+        "{sycl_ls:#}"
+    );
+    assert_eq!(v["facts"]["sycl"]["listed"], false);
+}
+
 #[test]
 fn one_attempt_when_sycl_ls_is_missing() {
     let tmp = tempfile::tempdir().unwrap();

@@ -293,34 +293,123 @@ fn non_utf8_environment_values_do_not_crash() {
     assert!(!r.stderr.contains("panicked"));
 }
 
+/// The first `python3` on PATH that is a program, not a script (a shim).
+fn real_python3() -> Option<std::path::PathBuf> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    path.split(':')
+        .chain(["/usr/bin", "/bin"])
+        .map(|d| Path::new(d).join("python3"))
+        .find(|p| {
+            std::fs::read(p)
+                .map(|b| b.starts_with(b"\x7fELF"))
+                .unwrap_or(false)
+        })
+}
+
+/// A pyenv root as pyenv lays it out, in `root`: `shims/python3` is the
+/// script pyenv's `libexec/pyenv-rehash` writes (create_prototype_shim,
+/// pyenv/pyenv at f6a5b409, byte for byte but for PYENV_ROOT and the path
+/// of `pyenv`); `libexec/pyenv` is a stand-in for `pyenv exec` that keeps
+/// what `libexec/pyenv-exec` does with a global version (version from
+/// `$PYENV_ROOT/version`, that version's bin/ in front of PATH, exec);
+/// `versions/3.11/bin/python3` links to `python`. Returns the shim and the
+/// interpreter path behind it.
+fn pyenv_root(root: &Path, python: &Path) -> (std::path::PathBuf, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let r = root.display().to_string();
+    let write = |p: std::path::PathBuf, text: String| {
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, text).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    };
+    let shim = write(
+        root.join("shims/python3"),
+        format!(
+            "#!/usr/bin/env bash\nset -e\n[ -n \"$PYENV_DEBUG\" ] && set -x\n\nprogram=\"${{0##*/}}\"\n\n\
+             export PYENV_ROOT=\"{r}\"\nSHIM_PATH=${{0%/*}}\nif [[ $SHIM_PATH != \"{r}/shims\" ]]; then\n  \
+             export _PYENV_SHIM_PATH=\"$SHIM_PATH\"\nfi\nexec \"{r}/libexec/pyenv\" exec \"$program\" \"$@\"\n"
+        ),
+    );
+    write(
+        root.join("libexec/pyenv"),
+        "#!/usr/bin/env bash\nset -e\n[ \"$1\" = exec ] || exit 1\nshift\n\
+         PYENV_VERSION=\"$(cat \"$PYENV_ROOT/version\")\"\nPYENV_COMMAND=\"$1\"\n\
+         PYENV_COMMAND_PATH=\"$PYENV_ROOT/versions/$PYENV_VERSION/bin/$PYENV_COMMAND\"\n\
+         PYENV_BIN_PATH=\"${PYENV_COMMAND_PATH%/*}\"\nexport PYENV_VERSION\nshift 1\n\
+         export PATH=\"${PYENV_BIN_PATH}:${PATH}\"\nexec \"$PYENV_COMMAND_PATH\" \"$@\"\n"
+            .to_string(),
+    );
+    std::fs::write(root.join("version"), "3.11\n").unwrap();
+    let bin = root.join("versions/3.11/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(python, bin.join("python3")).unwrap();
+    (shim, bin.join("python3"))
+}
+
 /// Issue 15, item 5: a `python3` on PATH that is a pyenv shim is named on
-/// the page, so a slow Python probe is explained.
+/// the page with the interpreter behind it, and the `--python` that skips
+/// it; that `--python` is then taken without a note.
 #[test]
 fn a_pyenv_shim_is_named_on_the_page() {
+    let Some(python) = real_python3() else {
+        eprintln!("no python3 program on PATH: skipped");
+        return;
+    };
     let tmp = tempfile::tempdir().unwrap();
-    let shims = tmp.path().join(".pyenv/shims");
-    // The shape of pyenv's shim (libexec/pyenv-rehash), exec'ing the real interpreter.
-    fake_tools(
-        &shims,
-        &[(
-            "python3",
-            "set -e\nprogram=\"${0##*/}\"\nexport PYENV_ROOT=\"$HOME/.pyenv\"\n# exec \"/usr/lib/pyenv/libexec/pyenv\" exec \"$program\" \"$@\"\nexec /usr/bin/python3 \"$@\"",
-        )],
-    );
-    let r = run_with(&["check", "--format", "json"], |c| {
-        c.env("PATH", path_with(&shims));
-    });
+    let (shim, behind) = pyenv_root(&tmp.path().join(".pyenv"), &python);
+    let path = format!("{}:/usr/bin:/bin", shim.parent().unwrap().display());
+    let check = |args: &[&str]| {
+        run_with(args, |c| {
+            c.env("PATH", &path);
+        })
+    };
+    let r = check(&["check", "--format", "json"]);
     assert!(r.code == 0 || r.code == 1, "{}", r.stderr);
     let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
-    let shim = v["facts"]["python"]["shim"].as_str().unwrap_or_default();
+    let py = &v["facts"]["python"];
+    assert_eq!(py["shim"]["kind"], "pyenv", "{py:#}");
+    assert_eq!(py["shim"]["path"], shim.display().to_string());
+    // What the interpreter said it is, through the shim and pyenv exec.
+    assert_eq!(py["interpreter"], behind.display().to_string(), "{py:#}");
+    let note = v["diagnoses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["id"] == "PY-SHIM")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(note["severity"], "info", "{v:#}");
+    let fix = note["fix"].as_str().unwrap_or_default();
     assert!(
-        shim.starts_with("pyenv ") && shim.ends_with("/.pyenv/shims/python3"),
-        "{shim}"
+        fix.contains(&format!("rigdoctor check --python {}", behind.display())),
+        "{fix}"
     );
-    let page = run_with(&["check"], |c| {
-        c.env("PATH", path_with(&shims));
-    });
-    assert!(page.stdout.contains("is a pyenv shim"), "{}", page.stdout);
+    let page = check(&["check"]).stdout;
+    let flat = page.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("i note PY-SHIM"), "{page}");
+    assert!(
+        flat.contains(&format!("{} is pyenv's shim script", shim.display())),
+        "{page}"
+    );
+    // The fix as printed: no shim, no note.
+    let v: serde_json::Value = serde_json::from_str(
+        &check(&[
+            "check",
+            "--python",
+            &behind.display().to_string(),
+            "--format",
+            "json",
+        ])
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        v["facts"]["python"]["shim"].is_null(),
+        "{:#}",
+        v["facts"]["python"]
+    );
+    assert!(!diagnosis_ids(&v).contains(&"PY-SHIM".to_string()));
 }
 
 /// The fifth field of a mountinfo line (the mount point), as the kernel

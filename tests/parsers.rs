@@ -118,6 +118,24 @@ fn sycl_ls_every_corpus_file() {
             Some("2024.1+"),
         ),
         (
+            "oracle-2025.0.4-pocl-intel-cpu-baseline.txt",
+            2,
+            0,
+            Some("2024.1+"),
+        ),
+        (
+            "oracle-2026.1.2-pocl-intel-cpu-baseline.txt",
+            2,
+            0,
+            Some("2024.1+"),
+        ),
+        (
+            "oracle-2026.2.0-pocl-intel-cpu-baseline.txt",
+            2,
+            0,
+            Some("2024.1+"),
+        ),
+        (
             "torchxpuops5164-dual-arc-pro-b70-l0v2-20.2.0.txt",
             5,
             4,
@@ -523,6 +541,49 @@ fn sycl_ls_verbose_every_corpus_file() {
             v.messages
         );
         mangle(text, |t| sycl_ls_verbose::parse(t, ""));
+    }
+}
+
+/// Issue 15, item 3: the check reads the `sycl-ls` facts from the head of
+/// `sycl-ls --verbose`. For every release the oracle ran upstream sycl-ls
+/// against (2025.0.4, 2026.1.2, 2026.2.0; 2024.2.1 wheels ship no headers
+/// to build it), the head gives the same devices -- backend, type, index,
+/// platform, name, version, driver -- and format generation as the plain
+/// run of the same runtime; 2025.0.4 aborts inside the sections, after a
+/// complete head. Without its head (sycl-ls before 2023 printed no concise
+/// list in verbose mode) the output is not taken as a listing.
+#[test]
+fn the_verbose_head_of_each_release_is_its_concise_listing() {
+    for rel in ["2025.0.4", "2026.1.2", "2026.2.0"] {
+        let file = format!("oracle-{rel}-pocl-intel-cpu-baseline.txt");
+        let plain = sycl_ls::parse(
+            &body(&root().join("fixtures/outputs/sycl-ls").join(&file)),
+            "",
+        );
+        let text = body(&root().join("fixtures/outputs/sycl-ls-verbose").join(&file));
+        let v = sycl_ls_verbose::parse(&text, "");
+        let head = sycl_ls_verbose::concise_head(&text).unwrap();
+        assert!(sycl_ls::head_lists_every_device(head, &v), "{rel}");
+        let from_head = sycl_ls::parse(head, "");
+        assert_eq!(plain.devices.len(), 2, "{rel}");
+        assert_eq!(from_head.devices, plain.devices, "{rel}");
+        assert_eq!(from_head.generation, plain.generation, "{rel}");
+        // The sections name the same devices, in the same order.
+        let names: Vec<&str> = v
+            .platforms
+            .iter()
+            .flat_map(|p| &p.devices)
+            .map(|d| d.name.as_str())
+            .collect();
+        assert!(
+            plain.devices.iter().zip(&names).all(|(c, n)| c.name == *n),
+            "{rel}: {names:?}"
+        );
+        let sections = &text[head.len()..];
+        let v = sycl_ls_verbose::parse(sections, "");
+        let head = sycl_ls_verbose::concise_head(sections).unwrap_or_default();
+        assert!(head.trim().is_empty(), "{rel}");
+        assert!(!sycl_ls::head_lists_every_device(head, &v), "{rel}");
     }
 }
 

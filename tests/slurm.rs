@@ -346,6 +346,12 @@ fn healthcheck_drains_a_broken_node_and_resumes_it() {
     let line = c.wait_for("resumed by rigdoctor", 120, |l| !state(l).contains("DRAIN"));
     assert!(state(&line).starts_with("IDLE"), "{line}");
 
+    // Issue 12: `watch` inside a Slurm job. scancel signals every process of
+    // the step, so the program got SIGTERM from slurmstepd already:
+    // rigdoctor must not send it a second one (llama-server would answer
+    // "Received second interrupt" and exit 1).
+    signal_from_slurm_reaches_the_program_once(&c);
+
     // An admin's drain is never undone, though the check is clean.
     c.scontrol(&[
         "update",
@@ -376,4 +382,109 @@ fn healthcheck_drains_a_broken_node_and_resumes_it() {
         c.checks_run()
     );
     drop(c);
+}
+
+fn signal_from_slurm_reaches_the_program_once(c: &Cluster) {
+    let d = c.dir.join("sig");
+    std::fs::create_dir_all(&d).unwrap();
+    // The program counts the TERMs it gets and who sent each (sigwaitinfo:
+    // the sender's pid, its comm read at once); it ends 2 s after the first
+    // one, and after 60 s in any case: nothing outlives the test.
+    let program = format!(
+        r#"import os, signal, time
+signal.pthread_sigmask(signal.SIG_BLOCK, {{signal.SIGTERM}})
+open("{ready}", "w").write("up")
+end = time.time() + 60
+while time.time() < end:
+    info = signal.sigtimedwait({{signal.SIGTERM}}, 0.1)
+    if info is None:
+        continue
+    try:
+        comm = open("/proc/%d/comm" % info.si_pid).read().strip()
+    except OSError:
+        comm = "?"
+    open("{terms}", "a").write("TERM from %s\n" % comm)
+    end = min(end, time.time() + 2)
+"#,
+        terms = d.join("terms").display(),
+        ready = d.join("ready").display(),
+    );
+    std::fs::write(d.join("program.py"), program).unwrap();
+    write_exec(
+        &d.join("job.sh"),
+        &format!(
+            "#!/bin/sh\nexec {rd} watch --interval 0.5 --format json --output {out} -- python3 {prog}\n",
+            rd = bin(),
+            out = d.join("watch.jsonl").display(),
+            prog = d.join("program.py").display(),
+        ),
+    );
+    let sbatch = Command::new("/usr/bin/sbatch")
+        .args(["--parsable", "-o"])
+        .arg(d.join("job.out"))
+        .arg(d.join("job.sh"))
+        .env("SLURM_CONF", c.dir.join("slurm.conf"))
+        .current_dir(&d)
+        .output()
+        .unwrap();
+    let job = String::from_utf8_lossy(&sbatch.stdout).trim().to_string();
+    assert!(
+        sbatch.status.success() && !job.is_empty(),
+        "sbatch: {}{}",
+        String::from_utf8_lossy(&sbatch.stderr),
+        c.logs()
+    );
+    let end = Instant::now() + Duration::from_secs(120);
+    while !d.join("ready").exists() {
+        assert!(
+            Instant::now() < end,
+            "the job did not start in 120 s\n{}",
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    // Both rigdoctor and the program are processes of the batch step.
+    let st = Command::new("/usr/bin/scancel")
+        .args(["--signal=TERM", "--full", &job])
+        .env("SLURM_CONF", c.dir.join("slurm.conf"))
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "scancel {job}: {}\njob output:\n{}\n{}",
+        String::from_utf8_lossy(&st.stderr),
+        std::fs::read_to_string(d.join("job.out")).unwrap_or_default(),
+        c.logs()
+    );
+    // The job ends 2 s after the first TERM; its watch summary is the end.
+    let end = Instant::now() + Duration::from_secs(120);
+    let summary = loop {
+        let text = std::fs::read_to_string(d.join("watch.jsonl")).unwrap_or_default();
+        if let Some(l) = text.lines().find(|l| l.contains("\"type\":\"summary\"")) {
+            break l.to_string();
+        }
+        assert!(
+            Instant::now() < end,
+            "no watch summary in 120 s\n{}\n{}",
+            std::fs::read_to_string(d.join("job.out")).unwrap_or_default(),
+            c.logs()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let terms = std::fs::read_to_string(d.join("terms")).unwrap_or_default();
+    let out = std::fs::read_to_string(d.join("job.out")).unwrap_or_default();
+    assert_eq!(
+        terms.lines().collect::<Vec<_>>(),
+        ["TERM from slurmstepd"],
+        "the program gets SIGTERM once, from Slurm\njob output:\n{out}"
+    );
+    assert!(
+        out.contains("not forwarded: slurmstepd"),
+        "rigdoctor says why it did not forward: {out}"
+    );
+    let v: serde_json::Value = serde_json::from_str(&summary).unwrap();
+    assert_eq!(
+        v["exit"], 0,
+        "the program ended on its own terms: {summary}"
+    );
 }

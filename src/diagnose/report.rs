@@ -250,15 +250,25 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
         .collect();
     if discrete.len() >= 2 {
         let total: u64 = discrete.iter().sum();
+        let sizes: Vec<String> = if discrete.len() <= super::LIST_CAP {
+            discrete.iter().map(|b| human_bytes(*b as f64)).collect()
+        } else {
+            // Many cards: `60 x 24 GiB + 4 x 16 GiB`, sizes in bus order.
+            let mut groups: Vec<(u64, usize)> = Vec::new();
+            for b in &discrete {
+                match groups.iter_mut().find(|(size, _)| size == b) {
+                    Some((_, n)) => *n += 1,
+                    None => groups.push((*b, 1)),
+                }
+            }
+            groups
+                .iter()
+                .map(|(b, n)| format!("{n} x {}", human_bytes(*b as f64)))
+                .collect()
+        };
         gpus.push_str(&format!(
             " ({} of VRAM: {} separate pools, not one of {})",
-            super::capped(
-                &discrete
-                    .iter()
-                    .map(|b| human_bytes(*b as f64))
-                    .collect::<Vec<_>>(),
-                " + "
-            ),
+            super::capped(&sizes, " + "),
             discrete.len(),
             human_bytes(total as f64)
         ));
@@ -350,18 +360,16 @@ fn area_summaries(rig: &Rig, probes: &[ProbeReport]) -> Vec<AreaLine> {
         }
         other => format!("could not read the packages ({other})"),
     };
-    // Say why the Python probe was slow (issue 15: 193 ms through a pyenv shim).
+    // Why the Python probe was slow (issue 15: 193 ms through a pyenv shim);
+    // PY-SHIM says what to do about it.
     let python = match &py.shim {
         Some(shim) => {
-            let (kind, path) = shim.split_once(' ').unwrap_or((shim.as_str(), ""));
-            let who = if kind == "script" {
+            let who = if shim.kind == "script" {
                 "a wrapper script".to_string()
             } else {
-                format!("a {kind} shim")
+                format!("a {} shim", shim.kind)
             };
-            format!(
-                "{python}; python3 on PATH ({path}) is {who}: every start runs it before the interpreter, which makes this probe slow"
-            )
+            format!("{python}; python3 on PATH ({}) is {who}", shim.path)
         }
         None => python,
     };

@@ -19,7 +19,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::rig::{ProbeReport, Python};
+use crate::rig::{ProbeReport, Python, PythonShim};
 use crate::source::{CmdOutput, CmdSpec, CmdStatus, Listing, Read, Source};
 use crate::text::excerpt;
 
@@ -305,7 +305,12 @@ pub fn probe(
                 } else if let Some(v) = line.strip_prefix("version=") {
                     py.version = Some(v.to_string());
                 } else if let Some(v) = line.strip_prefix("shim=") {
-                    py.shim = Some(v.to_string());
+                    // `kind path`; the path may hold spaces.
+                    let (kind, path) = v.split_once(' ').unwrap_or(("script", v));
+                    py.shim = Some(PythonShim {
+                        kind: kind.to_string(),
+                        path: path.to_string(),
+                    });
                 }
             }
             let text = out.stdout_text();

@@ -220,9 +220,11 @@ pub fn probe(
 ) -> ((Sycl, ProbeReport), (Option<SyclVerbose>, ProbeReport)) {
     let vout = src.run(&sycl_ls_verbose::spec(timeout));
     let verbose = sycl_ls_verbose::from_output(&vout);
-    let head = match vout.status {
-        CmdStatus::Exit(0) if verbose.1.status == "ok" => {
-            sycl_ls_verbose::concise_head(&vout.stdout_text()).map(str::to_string)
+    let head = match (&vout.status, &verbose) {
+        (CmdStatus::Exit(0), (Some(v), r)) if r.status == "ok" => {
+            sycl_ls_verbose::concise_head(&vout.stdout_text())
+                .filter(|h| head_lists_every_device(h, v))
+                .map(str::to_string)
         }
         _ => None,
     };
@@ -243,6 +245,15 @@ pub fn probe(
         let recorded = src.run(&spec);
         return match (&recorded.status, head) {
             (CmdStatus::Missing, Some(head)) => (from_head(head), verbose),
+            // sycl-ls ran as --verbose only, and its output has no concise
+            // list to stand for plain sycl-ls: unknown, not "not on PATH".
+            (CmdStatus::Missing, None) if vout.status == CmdStatus::Exit(0) => {
+                let (sycl, mut report) = from_output(&recorded);
+                report.detail = "sycl-ls was not recorded, and the recorded sycl-ls --verbose \
+                                 has no concise list to read instead"
+                    .to_string();
+                ((sycl, report), verbose)
+            }
             _ => (from_output(&recorded), verbose),
         };
     }
@@ -258,6 +269,26 @@ pub fn probe(
         _ => from_output(&src.run(&spec)),
     };
     (concise, verbose)
+}
+
+/// Does the concise head of a verbose run list what the verbose section
+/// does? sycl-ls before 2023 printed `Platforms: N` first, with no concise
+/// list in verbose mode (intel/llvm sycl-ls.cpp of 2021-22: the `[backend:
+/// type:N]` lines only `if (!verbose)`): an empty head there is no listing,
+/// not "no devices". A head that names fewer devices than the sections is
+/// not the whole list either. The 2025.0.4 runtime aborts inside the
+/// sections (oracle corpus) after a complete head: more in the head is fine.
+pub fn head_lists_every_device(head: &str, v: &SyclVerbose) -> bool {
+    let listed = parse(head, "").devices.len();
+    let sections = sycl_ls_verbose::device_count(v);
+    if listed == 0 {
+        // Nothing in the head: only a runtime with nothing to list.
+        return sections == 0
+            && (v.declared_platforms == Some(0)
+                || (!v.platforms.is_empty()
+                    && v.platforms.iter().all(|p| p.declared_devices == Some(0))));
+    }
+    listed >= sections
 }
 
 /// Read a concise `sycl-ls` run (or the head of a verbose one).

@@ -759,9 +759,24 @@ fn live_command(
             let (sig_tx, sig_rx) = mpsc::channel::<child::Received>();
             child::signal_thread(sfd, sig_tx);
             let done = started.done.clone();
+            let term = p.term.clone();
             thread::spawn(move || {
                 while let Ok(r) = sig_rx.recv() {
-                    child::forward(pid, r, &done);
+                    if let Some(why) = child::forward(pid, r, &done) {
+                        // On stderr, after the program's open line if any.
+                        let mut e = std::io::stderr().lock();
+                        if let Ok(mut t) = term.lock() {
+                            if t.status_visible {
+                                let _ = e.write_all(child::CLEAR);
+                                t.status_visible = false;
+                            }
+                            if t.midline_err {
+                                let _ = e.write_all(b"\n");
+                                t.midline_err = false;
+                            }
+                        }
+                        let _ = writeln!(e, "rigdoctor: signal {} not forwarded: {why}", r.signo);
+                    }
                 }
             });
         }
