@@ -856,7 +856,8 @@ pub struct Amd {
     pub runtime_version: Option<String>,
     /// `ROCk module version ... is loaded` (the amdgpu-dkms driver), if printed.
     pub kfd_version: Option<String>,
-    /// The installed ROCm release (`/opt/rocm/.info/version`).
+    /// The installed ROCm release (`/opt/rocm/.info/version`, else the one
+    /// `amd-smi version` names).
     pub rocm_version: Option<String>,
     /// GPU agents, in ROCr's order (the order of ROCR_VISIBLE_DEVICES / HIP indices).
     pub agents: Vec<AmdAgent>,
@@ -878,6 +879,88 @@ pub struct Amd {
     /// agents (or from the agents alone when the bus is not visible), so
     /// rules can reason when rocminfo is missing or failed.
     pub cards: Vec<AmdCard>,
+    /// What `amd-smi` (ROCm 6+, rocm-smi's successor) says about the GPUs.
+    #[serde(default)]
+    pub smi: AmdSmi,
+    /// How each GPU pair is connected (XGMI or PCIe), from `amd-smi topology`
+    /// or, where amd-smi is missing, `rocm-smi --showtopo`; one entry per
+    /// pair, `a < b`.
+    #[serde(default)]
+    pub links: Vec<AmdLink>,
+}
+
+/// `amd-smi static`, `list`, `metric` and `version`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct AmdSmi {
+    /// amd-smi answered and its output parsed.
+    pub listed: bool,
+    /// `json`, or `text` for a release without `--json`.
+    pub layout: Option<String>,
+    /// `AMDSMI Tool` version (`24.5.1+c5106a9`).
+    pub tool_version: Option<String>,
+    /// `ROCm version` as amd-smi reports it (None when it says N/A).
+    pub rocm_version: Option<String>,
+    /// In amd-smi's order (by PCI address since ROCm 6.0).
+    pub gpus: Vec<AmdSmiGpu>,
+}
+
+/// One GPU as amd-smi reports it; values it prints as N/A are None.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct AmdSmiGpu {
+    pub index: u32,
+    pub pci: Option<String>,
+    pub uuid: Option<String>,
+    /// `asic.market_name`.
+    pub name: Option<String>,
+    pub device_id: Option<String>,
+    /// `asic.target_graphics_version` (`gfx90a`); absent before ROCm 6.1.
+    pub gfx: Option<String>,
+    pub compute_units: Option<u32>,
+    pub vram_bytes: Option<u64>,
+    pub vram_used_bytes: Option<u64>,
+    pub vram_type: Option<String>,
+    /// `amdgpu` and its version (the kernel's, or the DKMS driver's).
+    pub driver: Option<String>,
+    pub driver_version: Option<String>,
+    /// The link as negotiated now (`metric`).
+    pub pcie_width: Option<u32>,
+    pub pcie_speed_gts: Option<f64>,
+    /// What the card supports (`static`).
+    pub pcie_max_width: Option<u32>,
+    pub pcie_max_speed_gts: Option<f64>,
+    /// `CEM` (a card in a slot), `OAM` (an accelerator module on a baseboard).
+    pub slot_type: Option<String>,
+    pub numa_node: Option<i64>,
+}
+
+/// One GPU pair of the topology, `a < b` (GPU indices of the tool).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct AmdLink {
+    pub a: u32,
+    pub b: u32,
+    pub a_pci: Option<String>,
+    pub b_pci: Option<String>,
+    /// `XGMI` or `PCIE` as the tool prints it.
+    pub kind: Option<String>,
+    /// 1: XGMI; 2: through one CPU socket; 3: across two sockets (AMD's
+    /// definition; rocm-systems #5763).
+    pub hops: Option<u32>,
+    /// The driver's cost of the path (15 per XGMI hop, 20 per PCIe segment).
+    pub weight: Option<u32>,
+    /// `amd-smi-topology` or `rocm-smi-showtopo`.
+    pub source: String,
+    /// Derived: the GPU names, from the bus or amd-smi.
+    pub a_name: String,
+    pub b_name: String,
+    pub same_model: bool,
+    /// Derived: both are Instinct accelerators (MI50 onwards) made to be
+    /// joined by XGMI / Infinity Fabric links.
+    pub xgmi_capable: bool,
+    /// Derived: both are Radeon (consumer or workstation) cards: no XGMI,
+    /// peer-to-peer goes over PCIe through the host.
+    pub consumer: bool,
+    /// Derived: the path crosses from one CPU socket to the other (hops 3).
+    pub cross_socket: bool,
 }
 
 /// One AMD GPU: its own gfx target (from the PCI id) and what the installed

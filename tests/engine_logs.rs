@@ -685,3 +685,66 @@ fn ollama_names_the_skipped_gfx_target_and_what_its_build_lists() {
     );
     assert!(!f.fix.contains("HSA_OVERRIDE_GFX_VERSION=11"), "{}", f.fix);
 }
+
+/// Issue 12 item 2: the GPU behind each backend device, as the engine
+/// names it, and the decode bound from the buffer sizes the same real log
+/// printed (the arithmetic is in `src/watch/bound.rs`'s tests).
+#[test]
+fn issue12_device_names_and_the_bound_from_real_logs() {
+    use rigdoctor::watch::bound::{BoundInputs, compute};
+    let inputs = |rel: &str| {
+        let mut b = BoundInputs::default();
+        for l in log_lines(rel) {
+            if let Some(s) = classify(&l) {
+                b.add(&s);
+            }
+        }
+        b
+    };
+    let names = |b: &BoundInputs| b.names.clone();
+    let s = |a: &str, b: &str| (a.to_string(), b.to_string());
+    let a770 = inputs("ipex-llm-llama-cpp-sycl-a770-quickstart.log");
+    assert_eq!(
+        names(&a770),
+        vec![s("SYCL0", "Intel(R) Arc(TM) A770 Graphics")]
+    );
+    // SYCL0 4095.05 MiB + KV 128 MiB at 512 GB/s; CPU_Mapped 70.31 MiB is the
+    // token embeddings of a 33/33 offload.
+    let f = compute(&a770, None, None, 0.25);
+    assert_eq!(f.decode_tps, Some(115.6), "{}", f.arithmetic);
+    assert_eq!(f.bytes_source, "engine-log");
+    let two = inputs("llama-cpp-cuda-old-full-offload-kv.log");
+    assert_eq!(
+        names(&two),
+        vec![
+            s("0", "NVIDIA GeForce RTX 4070 Ti"),
+            s("1", "NVIDIA GeForce RTX 3090 Ti")
+        ]
+    );
+    // (5434.38 + 1536) MiB at 504 GB/s + (13989.53 + 3584) MiB at 1008 GB/s
+    // = 14.50 + 18.28 ms; the CPU buffer (token embeddings) is not counted.
+    let f = compute(&two, None, None, 0.25);
+    assert_eq!(f.ms_per_token, Some(32.783), "{}", f.arithmetic);
+    assert_eq!(f.decode_tps, Some(30.5));
+    let rocm = inputs("llama-cpp-rocm-invalid-device-function-igpu.log");
+    assert_eq!(
+        names(&rocm),
+        vec![
+            s("0", "AMD Radeon RX 9070"),
+            s("1", "AMD Radeon 740M Graphics")
+        ]
+    );
+    // A log with buffers but no device name: unknown, never guessed.
+    let f = compute(
+        &inputs("llama-cpp-cuda-new-full-offload-kv.log"),
+        Some(50.0),
+        None,
+        0.25,
+    );
+    assert_eq!((f.decode_tps, f.verdict.as_str()), (None, "unknown"));
+    assert!(
+        f.unknown_why.contains("did not name the GPU behind CUDA0"),
+        "{}",
+        f.unknown_why
+    );
+}

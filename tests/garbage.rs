@@ -163,6 +163,12 @@ fn check(src: &dyn Source) -> serde_json::Value {
 }
 
 fn status_of(report: &serde_json::Value, probe: &str) -> String {
+    // `amd-smi static` is the command behind the amd-smi probe's report.
+    let probe = if probe == "amd-smi-static" {
+        "amd-smi"
+    } else {
+        probe
+    };
     report["probes"]
         .as_array()
         .unwrap()
@@ -285,6 +291,16 @@ fn amd_intel_and_python_outputs_replaced_by_garbage_are_never_ok() {
         ("deep-ok", "python-deep", true),
     ];
     assert!(run_all(&pairs) >= 140);
+}
+
+#[test]
+fn amd_smi_outputs_replaced_by_garbage_are_never_ok() {
+    let pairs = [
+        ("amd-2xrx6600-tp-p2p-off", "amd-smi-static", true),
+        ("amd-2xrx6600-tp-p2p-off", "amd-smi-topology", true),
+        ("amd-8xmi308x-xgmi", "rocm-smi-showtopo", true),
+    ];
+    assert!(run_all(&pairs) >= 40);
 }
 
 #[test]

@@ -14,7 +14,7 @@ mod common;
 use std::path::Path;
 
 use common::*;
-use rigdoctor::probe::{nvidia_nvlink, nvidia_smi, nvidia_topo, rocm};
+use rigdoctor::probe::{amd_smi, nvidia_nvlink, nvidia_smi, nvidia_topo, rocm};
 
 /// A corpus file without its 3-line header (`# source`, `# context`, `# ---`).
 fn body(path: &Path) -> String {
@@ -513,6 +513,163 @@ fn rocm_smi_every_output() {
 }
 
 #[test]
+fn amd_smi_every_output() {
+    // file -> (GPUs from static, pairs from topology)
+    let want: &[(&str, usize, usize)] = &[
+        // The tool refuses without a listed GPU: nothing read, and the probe says unparsed.
+        ("amdsmi-172-builtin-amdgpu-not-found-errors.txt", 0, 0),
+        ("amdsmi-changelog-610-topology-text-8gpu-xgmi.txt", 0, 28),
+        (
+            "amdsmi-changelog-611-topology-json-links-2gpu-pcie.txt",
+            0,
+            1,
+        ),
+        ("amdsmi-changelog-611-topology-json-old-2gpu-pcie.txt", 0, 1),
+        // Truncated inside the JSON: unreadable, not guessed at.
+        ("ajean-39-rx7800xt-static-json-gpu-data-truncated.txt", 0, 0),
+        ("gpunotes-rx6600-metric-json-x8-trimmed.txt", 0, 0),
+        ("gpunotes-rx6600-static-json-no-gfx.txt", 1, 0),
+        // One GPU: only its SELF entry, no pair.
+        ("gpunotes-rx6600-topology-json-single-gpu.txt", 0, 0),
+        ("oci-hpc-oke-8xmi300x-amd-smi-version-and-list.txt", 0, 0),
+        ("rocm-systems-2987-mi350x-static-text-gpu0.txt", 1, 0),
+    ];
+    let names: Vec<&str> = want.iter().map(|w| w.0).collect();
+    for (file, text) in files("amd-smi", &names) {
+        let (_, gpus, pairs) = want.iter().find(|w| w.0 == file).unwrap();
+        let g = amd_smi::parse_static(&text);
+        assert_eq!(g.len(), *gpus, "{file}: {g:#?}");
+        let l = amd_smi::parse_topology(&text, "t");
+        assert_eq!(l.len(), *pairs, "{file}: {l:#?}");
+    }
+    let dir = root().join("fixtures/outputs/amd-smi");
+    let read = |f: &str| body(&dir.join(f));
+    let g = amd_smi::parse_static(&read("gpunotes-rx6600-static-json-no-gfx.txt"));
+    assert_eq!(g[0].pci.as_deref(), Some("0000:0b:00.0"));
+    assert_eq!(g[0].device_id.as_deref(), Some("0x73ff"));
+    assert_eq!(
+        g[0].gfx, None,
+        "this release prints no target_graphics_version"
+    );
+    assert_eq!(g[0].vram_bytes, Some(8176 << 20));
+    assert_eq!(
+        (g[0].pcie_max_width, g[0].pcie_max_speed_gts),
+        (Some(16), Some(16.0))
+    );
+    assert_eq!(g[0].driver_version.as_deref(), Some("7.0.0-3-pve"));
+    assert_eq!(g[0].slot_type.as_deref(), Some("CEM"));
+    assert_eq!(g[0].numa_node, Some(0));
+    let m = amd_smi::parse_metric(&read("gpunotes-rx6600-metric-json-x8-trimmed.txt"));
+    assert_eq!(
+        (m[0].pcie_width, m[0].pcie_speed_gts),
+        (Some(8), Some(16.0))
+    );
+    assert_eq!(m[0].vram_used_bytes, Some(202 << 20));
+    let g = amd_smi::parse_static(&read("rocm-systems-2987-mi350x-static-text-gpu0.txt"));
+    assert_eq!(g[0].gfx.as_deref(), Some("gfx950"));
+    assert_eq!(g[0].slot_type.as_deref(), Some("OAM"));
+    assert_eq!(g[0].pcie_max_speed_gts, Some(32.0));
+    let text = read("oci-hpc-oke-8xmi300x-amd-smi-version-and-list.txt");
+    let l = amd_smi::parse_list(&text);
+    assert_eq!(l.len(), 8);
+    assert_eq!(l[7].1.as_deref(), Some("0000:da:00.0"));
+    assert_eq!(
+        l[0].2.as_deref(),
+        Some("d4ff74a1-0000-1000-80b1-dbb1e6a69543")
+    );
+    assert_eq!(amd_smi::parse_version(&text).1.as_deref(), Some("6.1.2"));
+    let v = amd_smi::parse_version(&read("amdsmi-172-builtin-amdgpu-not-found-errors.txt"));
+    assert_eq!(v, (Some("26.1.0+b5522cc8".into()), None));
+    let t = amd_smi::parse_topology(
+        &read("amdsmi-changelog-610-topology-text-8gpu-xgmi.txt"),
+        "t",
+    );
+    assert!(
+        t.iter().all(|p| p.kind.as_deref() == Some("XGMI")
+            && p.hops == Some(1)
+            && p.weight == Some(15))
+    );
+    assert_eq!(t[0].a_pci.as_deref(), Some("0000:0c:00.0"));
+    assert_eq!(t[27].b_pci.as_deref(), Some("0000:df:00.0"));
+    let t = amd_smi::parse_topology(
+        &read("amdsmi-changelog-611-topology-json-old-2gpu-pcie.txt"),
+        "t",
+    );
+    assert_eq!(
+        (t[0].kind.as_deref(), t[0].hops, t[0].weight),
+        (Some("PCIE"), Some(2), Some(40))
+    );
+    let t = amd_smi::parse_topology(
+        &read("amdsmi-changelog-611-topology-json-links-2gpu-pcie.txt"),
+        "t",
+    );
+    assert_eq!((t[0].kind.as_deref(), t[0].hops), (Some("PCIE"), None));
+    assert_eq!(t[0].b_pci.as_deref(), Some("0000:44:00.0"));
+}
+
+#[test]
+fn rocm_smi_showtopo_pairs() {
+    // file -> (pairs, link type of every pair, hops of every pair)
+    let want: &[(&str, usize, Option<&str>, Option<u32>)] = &[
+        (
+            "hpc-docs-4gpu-xgmi-showtopo-old-gpu-space-format.txt",
+            6,
+            Some("XGMI"),
+            Some(1),
+        ),
+        (
+            "ms-swift-8gpu-showtopo-xgmi-lowpower-warning.txt",
+            28,
+            Some("XGMI"),
+            Some(1),
+        ),
+        // Whitespace collapsed by the paste; only the link-type matrix.
+        (
+            "rocm-1503-2xmi100-link-type-collapsed-whitespace.txt",
+            1,
+            Some("PCIE"),
+            None,
+        ),
+        (
+            "rocm-smi-lib-108-4gpu-showtopo-pcie-hops3.txt",
+            6,
+            Some("PCIE"),
+            Some(3),
+        ),
+        // One GPU: a 1x1 matrix, no pair.
+        (
+            "sglang-env-rocm-single-gpu-amd-topology-kvm.txt",
+            0,
+            None,
+            None,
+        ),
+        // Device tables, not topology.
+        (
+            "thamada-4xmi300x-concise-info-partitions.txt",
+            0,
+            None,
+            None,
+        ),
+        (
+            "legacy-rocm-build-4740-8gpu-showtoponuma.txt",
+            0,
+            None,
+            None,
+        ),
+    ];
+    let dir = root().join("fixtures/outputs/rocm-smi");
+    for (file, n, kind, hops) in want {
+        let t = amd_smi::parse_topology(&body(&dir.join(file)), "rocm-smi-showtopo");
+        assert_eq!(t.len(), *n, "{file}: {t:#?}");
+        assert!(
+            t.iter()
+                .all(|p| p.kind.as_deref() == *kind && p.hops == *hops),
+            "{file}: {t:#?}"
+        );
+    }
+}
+
+#[test]
 fn every_parser_survives_mangled_input() {
     for tool in [
         "nvidia-smi-table",
@@ -522,6 +679,7 @@ fn every_parser_survives_mangled_input() {
         "nvidia-smi-nvlink",
         "rocminfo",
         "rocm-smi",
+        "amd-smi",
     ] {
         let dir = root().join("fixtures/outputs").join(tool);
         for e in std::fs::read_dir(&dir).unwrap() {
@@ -534,6 +692,11 @@ fn every_parser_survives_mangled_input() {
                 let _ = nvidia_nvlink::parse(s);
                 let _ = rocm::parse_rocminfo(s);
                 let _ = rocm::parse_rocm_smi(s);
+                let _ = amd_smi::parse_static(s);
+                let _ = amd_smi::parse_list(s);
+                let _ = amd_smi::parse_metric(s);
+                let _ = amd_smi::parse_version(s);
+                let _ = amd_smi::parse_topology(s, "t");
             };
             // Cut at ~50 points (every parser on every tool's output).
             for cut in (0..text.len()).step_by((text.len() / 50).max(7)) {
@@ -556,6 +719,16 @@ fn every_parser_survives_mangled_input() {
             assert_eq!(
                 rocm::parse_rocminfo(&crlf).agents.len(),
                 rocm::parse_rocminfo(&text).agents.len(),
+                "{tool}"
+            );
+            assert_eq!(
+                amd_smi::parse_static(&crlf),
+                amd_smi::parse_static(&text),
+                "{tool}"
+            );
+            assert_eq!(
+                amd_smi::parse_topology(&crlf, "t"),
+                amd_smi::parse_topology(&text, "t"),
                 "{tool}"
             );
         }

@@ -249,6 +249,48 @@ fn a_crashed_gpu_among_working_ones_gets_hardware_advice_naming_both() {
 }
 
 #[test]
+fn live_fake_amd_smi_with_a_hung_topology_falls_back_to_rocm_smi() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tools = tmp.path().join("bin");
+    let outputs = root().join("fixtures/outputs");
+    let body = |p: &str| format!("sed '1,/^# ---$/d' '{}'", outputs.join(p).display());
+    // Real outputs (their corpus header stripped); `list` and `topology` hang.
+    let amd_smi = format!(
+        "case \"$*\" in\n  'static --json') {};;\n  'metric --json') {};;\n  'list --json'|'topology --json') sleep 60;;\n  *) exit 1;;\nesac",
+        body("amd-smi/gpunotes-rx6600-static-json-no-gfx.txt"),
+        body("amd-smi/gpunotes-rx6600-metric-json-x8-trimmed.txt"),
+    );
+    let rocm_smi = format!(
+        "case \"$*\" in\n  '--showtopo') {};;\n  *) exit 1;;\nesac",
+        body("rocm-smi/rocm-1503-2xmi100-link-type-collapsed-whitespace.txt"),
+    );
+    fake_tools(&tools, &[("amd-smi", &amd_smi), ("rocm-smi", &rocm_smi)]);
+    let v = live_json(&tools, "amd-2xrx6600-tp");
+    assert_eq!(status_of(&v, "amd-smi"), "ok");
+    assert_eq!(status_of(&v, "amd-smi-topology"), "timeout");
+    assert_eq!(status_of(&v, "rocm-smi-showtopo"), "ok");
+    let amd = &v["facts"]["amd"];
+    assert_eq!(amd["smi"]["layout"], "json");
+    let g = &amd["smi"]["gpus"][0];
+    assert_eq!(g["pci"], "0000:0b:00.0");
+    assert_eq!(
+        (g["pcie_width"].clone(), g["pcie_max_width"].clone()),
+        (8.into(), 16.into())
+    );
+    assert_eq!(g["vram_used_bytes"], 202u64 << 20);
+    // The list timed out: its UUIDs are unknown, the rest stands.
+    assert_eq!(g["uuid"], serde_json::Value::Null);
+    let l = &amd["links"][0];
+    assert_eq!(
+        (l["a"].clone(), l["b"].clone(), l["kind"].clone()),
+        (0.into(), 1.into(), "PCIE".into())
+    );
+    assert_eq!(l["source"], "rocm-smi-showtopo");
+    assert_eq!(l["consumer"], true);
+    assert!(diagnosis_ids(&v).contains(&"PROBE-TIMEOUT".to_string()));
+}
+
+#[test]
 fn a_card_the_hand_list_lacks_is_named_from_the_pci_id_repository() {
     // Issue 14: an uncatalogued card read "NVIDIA GPU 0x1f08". pci.ids names
     // it; what only the hand list knows (VRAM, NVLink) stays unknown.

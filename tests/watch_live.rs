@@ -789,6 +789,102 @@ fn issue12_no_energy_source_and_no_speed_are_null_not_zero() {
     assert_eq!(w["energy"]["joules_per_token"], serde_json::Value::Null);
 }
 
+/// Issue 12 item 2, without buffer lines (llama.cpp's default verbosity):
+/// the command line names the model file (`-m model.gguf -ngl 99`), the
+/// log names the one GPU (the real `using device SYCL0 (Intel(R) Arc(TM)
+/// A770 Graphics)` line), so every layer's bytes from the GGUF header are on
+/// the A770: bound = 1000 / (bytes / 512 GB/s). The trace carries the
+/// header's numbers, so a replay reads no model file and gives the same bound.
+#[test]
+fn issue12_the_bound_from_the_model_file_the_command_line_names() {
+    let d = tempfile::tempdir().unwrap();
+    let mut sys = FakeSys::new(d.path());
+    sys.xe("card0", "0000:03:00.0", 90.0);
+    let model = d.path().join("model.gguf");
+    // fixtures/gguf's header grown to the model's length (a sparse file).
+    let meta: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(fixture("gguf/llama-gqa-q4_0.json")).unwrap(),
+    )
+    .unwrap();
+    std::fs::copy(fixture("gguf/llama-gqa-q4_0.head"), &model).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&model)
+        .unwrap()
+        .set_len(meta["file_len"].as_u64().unwrap())
+        .unwrap();
+    let g = rigdoctor::model::gguf::read_file(&model).unwrap();
+    let n = g.arch_get("block_count").unwrap().as_u64().unwrap() as usize;
+    let sizes = rigdoctor::fit::split::layer_sizes(&g, &vec![0; n]);
+    let on_gpu: u64 = sizes.blocks.iter().sum::<u64>() + sizes.output + sizes.tied_output;
+    let th = test_thresholds(d.path());
+    let a770 = fixture("logs/ipex-llm-llama-cpp-sycl-a770-quickstart.log");
+    let timings = fixture("logs/llama-cpp-print-timings-xeon-2023.log");
+    let rec = d.path().join("rec.jsonl");
+    let cmd: Vec<String> = [
+        "sh",
+        "-c",
+        &format!(
+            "grep 'using device' '{}' >&2; sleep 2; tail -n +4 '{}' >&2",
+            a770.display(),
+            timings.display()
+        ),
+        "sh",
+        "-m",
+        model.to_str().unwrap(),
+        "-ngl",
+        "99",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let (code, lines) = watch_cmd(
+        &sys,
+        &th,
+        &d.path().join("out.jsonl"),
+        &["--record", rec.to_str().unwrap()],
+        &cmd,
+        &path_with(None),
+    );
+    assert_eq!(code, 0);
+    let b = summary(&lines)["facts"]["watch"]["bound"].clone();
+    assert_eq!(b["bytes_source"], "gguf", "{b}");
+    assert_eq!(b["devices"][1]["device"], "SYCL0");
+    assert_eq!(b["devices"][1]["model_bytes"], on_gpu, "{b}");
+    assert_eq!(
+        b["devices"][0]["counted"], false,
+        "token_embd stays on the CPU"
+    );
+    let ms = on_gpu as f64 / 512e9 * 1e3;
+    assert_eq!(
+        b["decode_tps"],
+        ((1000.0 / ms) * 10.0).round() / 10.0,
+        "{b}"
+    );
+    assert_eq!(b["measured_tps"], 4.43);
+    assert_eq!(b["verdict"], "below-bound", "{b}");
+    assert!(
+        b["arithmetic"]
+            .as_str()
+            .unwrap()
+            .contains("KV cache is not counted")
+    );
+    // Replayed from the trace alone, after the model file is gone.
+    std::fs::remove_file(&model).unwrap();
+    let o = run(
+        &[
+            "watch",
+            "--replay",
+            rec.to_str().unwrap(),
+            "--format",
+            "json",
+        ],
+        &path_with(None),
+    );
+    let r = summary(&json_lines(&String::from_utf8_lossy(&o.stdout)));
+    assert_eq!(r["facts"]["watch"]["bound"], b);
+}
+
 /// Issue 12 ("say only what was seen"): the summary's `exit` was null in
 /// about 1 run in 20, and the program's last lines could miss the summary,
 /// when the sampler saw the program gone before its parent had reaped it.

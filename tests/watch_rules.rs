@@ -304,3 +304,118 @@ fn issue12_speed_and_energy_replay_exactly() {
     assert_eq!(e["joules_per_token"], 11.811);
     assert_eq!(e["per_token_of"], "gpus+cpu");
 }
+
+/// Issue 12 item 2: the decode bound of a recorded run from the buffer
+/// sizes its (real) llama.cpp lines printed. (4095.05 + 128) MiB =
+/// 4,428,188,877 B on an Arc A770 at 512 GB/s = 8.649 ms per token, bound
+/// 1000 / 8.649 = 115.6 tok/s: 4.43 tok/s with the GPU 90 % busy is 3.8 %
+/// of it (below-bound), 57.04 tok/s is 49.3 % (not).
+#[test]
+fn issue12_below_bound_replays_with_its_arithmetic() {
+    let s = replay("traces/below-bound.jsonl");
+    let b = &s["facts"]["watch"]["bound"];
+    assert_eq!(b["decode_tps"], 115.6, "{b}");
+    assert_eq!(b["ms_per_token"], 8.649);
+    assert_eq!(b["bytes_source"], "engine-log");
+    assert_eq!(b["devices"][1]["device"], "SYCL0");
+    assert_eq!(b["devices"][1]["model_bytes"], 4293971149u64);
+    assert_eq!(b["devices"][1]["kv_bytes"], 134217728u64);
+    assert_eq!(b["devices"][1]["gbps"], 512.0);
+    assert_eq!(
+        b["devices"][0]["counted"], false,
+        "CPU_Mapped: the token embeddings"
+    );
+    assert_eq!(
+        (b["measured_tps"].clone(), b["percent"].clone()),
+        (4.43.into(), 3.8.into())
+    );
+    assert_eq!(b["verdict"], "below-bound");
+    assert!(
+        b["causes"][0].as_str().unwrap().starts_with("Level Zero"),
+        "{b}"
+    );
+    assert!(diagnosis_ids(&s).contains(&"WATCH-BELOW-BOUND".to_string()));
+    let s = replay("traces/near-bound.jsonl");
+    let b = &s["facts"]["watch"]["bound"];
+    assert_eq!(
+        (b["percent"].clone(), b["verdict"].clone()),
+        (49.3.into(), "near-bound".into())
+    );
+    assert!(!diagnosis_ids(&s).contains(&"WATCH-BELOW-BOUND".to_string()));
+}
+
+/// Unknown stays unknown: the same slow run without the line that names
+/// the GPU (so no bandwidth) has no bound and no below-bound.
+#[test]
+fn issue12_no_bound_without_a_known_bandwidth() {
+    let d = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixture("traces/below-bound.jsonl")).unwrap();
+    let out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            if let Some(log) = v.get_mut("log").and_then(|x| x.as_array_mut()) {
+                log.retain(|e| e["kind"] != "device-name");
+            }
+            v.to_string()
+        })
+        .collect();
+    assert_ne!(
+        out.join("\n"),
+        text.trim_end(),
+        "the trace names its device"
+    );
+    let p = d.path().join("no-name.jsonl");
+    std::fs::write(&p, out.join("\n") + "\n").unwrap();
+    let o = run(
+        &["watch", "--replay", p.to_str().unwrap(), "--format", "json"],
+        &path_with(None),
+    );
+    assert!(o.status.success());
+    let s = summary(&json_lines(&String::from_utf8_lossy(&o.stdout)));
+    let b = &s["facts"]["watch"]["bound"];
+    assert_eq!(
+        (b["decode_tps"].clone(), b["verdict"].clone()),
+        (serde_json::Value::Null, "unknown".into())
+    );
+    assert!(
+        b["unknown_why"]
+            .as_str()
+            .unwrap()
+            .contains("did not name the GPU behind SYCL0"),
+        "{b}"
+    );
+    assert!(!diagnosis_ids(&s).contains(&"WATCH-BELOW-BOUND".to_string()));
+}
+
+/// The human summary says the speed limit beside the engine's speed, or
+/// why it is unknown.
+#[test]
+fn issue12_the_human_summary_names_the_speed_limit() {
+    let human = |t: &str| {
+        let o = run(
+            &[
+                "watch",
+                "--replay",
+                fixture(t).to_str().unwrap(),
+                "--color",
+                "never",
+            ],
+            &path_with(None),
+        );
+        String::from_utf8_lossy(&o.stdout)
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let h = human("traces/below-bound.jsonl");
+    assert!(
+        h.contains("speed limit 115.6 tok/s (memory bandwidth, 8.649 ms per token at least): this run 3.8 % of it"),
+        "{h}"
+    );
+    let h = human("traces/speed-energy.jsonl");
+    assert!(
+        h.contains("speed limit unknown: the engine printed no model buffer sizes"),
+        "{h}"
+    );
+}

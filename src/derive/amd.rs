@@ -334,6 +334,19 @@ pub fn amd_visible(
 
 pub fn derive(rig: &mut Rig) {
     let amd = &mut rig.amd;
+    // Without /opt/rocm/.info/version (a ROCm from distribution packages),
+    // amd-smi's `ROCm version` names the release it came with.
+    if amd.rocm_version.is_none() {
+        amd.rocm_version = amd
+            .smi
+            .rocm_version
+            .as_deref()
+            .map(|v| v.split('-').next().unwrap_or(v).to_string())
+            .filter(|v| {
+                v.split('.')
+                    .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            });
+    }
     amd.torch_rocm = rig
         .python
         .packages
@@ -411,6 +424,98 @@ pub fn derive(rig: &mut Rig) {
     for c in &mut amd.cards {
         c.igpu_beside_discrete = c.integrated == Some(true) && discrete_card;
     }
+    rig.amd.links = links(rig);
+}
+
+/// One end of a GPU pair: its name, model key (PCI device id) and whether it
+/// is an Instinct accelerator, from the bus first, then amd-smi.
+struct End {
+    pci: Option<String>,
+    name: String,
+    integrated: bool,
+    model: Option<String>,
+    instinct: Option<bool>,
+}
+
+const XGMI_TARGETS: [&str; 4] = ["gfx908", "gfx90a", "gfx942", "gfx950"];
+
+fn end(rig: &Rig, index: u32, pci: Option<&str>, bus_order: &[&crate::rig::Gpu]) -> End {
+    let smi = rig.amd.smi.gpus.iter().find(|g| g.index == index);
+    let pci = pci.or(smi.and_then(|g| g.pci.as_deref()));
+    let bus = match pci {
+        Some(p) => rig.gpus.iter().find(|g| g.pci == p),
+        // rocm-smi names GPUs by index only, and its order need not be the
+        // bus order (ROC-smi #100 lists an iGPU at 12:00.0 before a card at
+        // 03:00.0). Only when every AMD GPU is the same card does the index
+        // name it anyway (the address stays unknown).
+        None => bus_order.get(index as usize).copied(),
+    };
+    let pci = pci.map(str::to_string);
+    let device_id = bus
+        .map(|g| g.device_id.clone())
+        .or_else(|| smi.and_then(|g| g.device_id.clone()));
+    let name = bus
+        .map(|g| g.name.clone())
+        .or_else(|| smi.and_then(|g| g.name.clone()))
+        .unwrap_or_else(|| format!("GPU {index}"));
+    let gfx = device_id
+        .as_deref()
+        .and_then(catalog::amd_gfx)
+        .or_else(|| smi.and_then(|g| g.gfx.clone()));
+    let named_instinct = name.contains("Instinct")
+        || smi
+            .and_then(|g| g.name.as_deref())
+            .is_some_and(|n| n.contains("Instinct"));
+    let cdna = device_id
+        .as_deref()
+        .and_then(catalog::amd_chip)
+        .is_some_and(|c| c.generation.starts_with("CDNA"));
+    let known = device_id.is_some() || gfx.is_some() || named_instinct;
+    let instinct =
+        named_instinct || cdna || gfx.as_deref().is_some_and(|g| XGMI_TARGETS.contains(&g));
+    End {
+        pci,
+        name,
+        integrated: bus.is_some_and(|g| g.discrete == Some(false)),
+        model: device_id.or(gfx),
+        instinct: known.then_some(instinct),
+    }
+}
+
+/// The pairs with their GPUs' names and kinds, for the XGMI and P2P rules.
+fn links(rig: &Rig) -> Vec<crate::rig::AmdLink> {
+    let mut bus_order: Vec<&crate::rig::Gpu> = rig
+        .gpus
+        .iter()
+        .filter(|g| g.vendor == "amd" && g.compute && g.discrete != Some(false))
+        .collect();
+    bus_order.sort_by(|a, b| a.pci.cmp(&b.pci));
+    let all_amd: Vec<&crate::rig::Gpu> = rig
+        .gpus
+        .iter()
+        .filter(|g| g.vendor == "amd" && g.compute)
+        .collect();
+    let one_model = all_amd.windows(2).all(|w| w[0].device_id == w[1].device_id);
+    if !one_model || all_amd.len() != bus_order.len() {
+        bus_order.clear();
+    }
+    let mut out = rig.amd.links.clone();
+    for l in &mut out {
+        let a = end(rig, l.a, l.a_pci.as_deref(), &bus_order);
+        let b = end(rig, l.b, l.b_pci.as_deref(), &bus_order);
+        l.same_model = a.model.is_some() && a.model == b.model;
+        l.xgmi_capable = a.instinct == Some(true) && b.instinct == Some(true);
+        l.consumer = a.instinct == Some(false)
+            && b.instinct == Some(false)
+            && !a.integrated
+            && !b.integrated;
+        l.cross_socket = l.hops.is_some_and(|h| h >= 3);
+        l.a_pci = l.a_pci.take().or(a.pci);
+        l.b_pci = l.b_pci.take().or(b.pci);
+        l.a_name = a.name;
+        l.b_name = b.name;
+    }
+    out
 }
 
 /// Set an agent's own target from its PCI id (Chip ID, else the bus device
@@ -624,6 +729,27 @@ mod tests {
         assert!(w.nightly);
         assert!(w.index_url.contains("/nightly/rocm"));
         assert_eq!(torch_fix("gfx1010", None, None), None);
+    }
+
+    #[test]
+    fn rocm_release_from_amd_smi_when_the_version_file_is_missing() {
+        let mut rig = Rig::default();
+        rig.amd.smi.rocm_version = Some("6.1.2".into());
+        derive(&mut rig);
+        assert_eq!(rig.amd.rocm_version.as_deref(), Some("6.1.2"));
+        let mut rig = Rig::default();
+        rig.amd.rocm_version = Some("6.3.1".into());
+        rig.amd.smi.rocm_version = Some("7.2.1".into());
+        derive(&mut rig);
+        assert_eq!(
+            rig.amd.rocm_version.as_deref(),
+            Some("6.3.1"),
+            "the file wins"
+        );
+        let mut rig = Rig::default();
+        rig.amd.smi.rocm_version = Some("unknown".into());
+        derive(&mut rig);
+        assert_eq!(rig.amd.rocm_version, None);
     }
 
     #[test]

@@ -642,12 +642,30 @@ fn amd_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
     match status {
         "missing" if !on_bus => return None,
         "missing" => {
-            return Some((
-                "amd",
-                "AMD",
-                Some("unknown"),
-                "rocminfo is not installed (ROCm not found)".to_string(),
-            ));
+            let mut parts = vec![if amd.smi.listed {
+                format!(
+                    "rocminfo is not installed; amd-smi lists {}",
+                    amd.smi
+                        .gpus
+                        .iter()
+                        .map(|g| {
+                            // amd-smi cuts long market names; the bus names the card whole.
+                            let bus = g
+                                .pci
+                                .as_deref()
+                                .and_then(|p| rig.gpus.iter().find(|b| b.pci == p))
+                                .map(|b| b.name.as_str());
+                            let name = bus.or(g.name.as_deref()).or(g.gfx.as_deref());
+                            format!("{}: {}", g.index, name.unwrap_or("GPU"))
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            } else {
+                "rocminfo is not installed (ROCm not found)".to_string()
+            }];
+            parts.extend(amd_links(amd));
+            return Some(("amd", "AMD", Some("unknown"), parts.join("; ")));
         }
         "ok" | "unparsed" => {}
         _ => {
@@ -689,10 +707,36 @@ fn amd_area(rig: &Rig, probes: &[ProbeReport]) -> Option<AreaLine> {
             .collect::<Vec<_>>()
             .join(", ")
     });
+    parts.extend(amd_links(amd));
     if let Some(o) = &amd.override_value {
         parts.push(format!("HSA_OVERRIDE_GFX_VERSION={o}"));
     }
     Some(("amd", "AMD", None, parts.join("; ")))
+}
+
+/// `links 28 XGMI` / `links 0-1 PCIE`: how the GPU pairs are joined, when known.
+fn amd_links(amd: &crate::rig::Amd) -> Option<String> {
+    if amd.links.is_empty() {
+        return None;
+    }
+    let mut kinds: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for l in &amd.links {
+        kinds
+            .entry(l.kind.as_deref().unwrap_or("unknown"))
+            .or_default()
+            .push(format!("{}-{}", l.a, l.b));
+    }
+    let each: Vec<String> = kinds
+        .iter()
+        .map(|(k, pairs)| {
+            if pairs.len() <= 3 {
+                format!("{} {k}", pairs.join(", "))
+            } else {
+                format!("{} pairs {k}", pairs.len())
+            }
+        })
+        .collect();
+    Some(format!("links {}", each.join(", ")))
 }
 
 pub fn build(mode: Mode, rig: Rig, probes: Vec<ProbeReport>, ev: Evaluation) -> Report {

@@ -522,6 +522,8 @@ pub const RIG_SIZED: &[&str] = &[
     "amd.agents",
     "amd.cards",
     "amd.smi_devices",
+    "amd.smi.gpus",
+    "amd.links",
     "amd.visible.indices",
     "sycl.devices",
     "sycl.visible",

@@ -108,8 +108,12 @@ fn amd(rig: &Rig) -> Option<Devices> {
             return (g.vram_bytes, g.vram_used_bytes);
         }
         match a.smi_devices.iter().find(|s| s.pci.as_ref() == Some(p)) {
-            Some(s) => (s.vram_bytes, s.vram_used_bytes),
-            None => (None, None),
+            Some(s) if s.vram_bytes.is_some() => (s.vram_bytes, s.vram_used_bytes),
+            // rocm-smi missing or silent about VRAM: amd-smi, its successor.
+            _ => match a.smi.gpus.iter().find(|s| s.pci.as_ref() == Some(p)) {
+                Some(s) => (s.vram_bytes, s.vram_used_bytes),
+                None => (None, None),
+            },
         }
     };
     let mk = |ag: &crate::rig::AmdAgent, n: usize, notes: &mut Vec<String>| {

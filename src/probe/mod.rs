@@ -2,6 +2,7 @@
 //! the [`Source`] and a pure `parse_*` tested on real outputs. A probe never
 //! fails the run: its [`ProbeReport`] carries a status and a short detail.
 
+pub mod amd_smi;
 pub mod clinfo;
 pub mod container;
 pub mod devnodes;
@@ -286,6 +287,34 @@ pub fn collect_beside<T: Send>(
         }
         Err(_) => reports.push(crashed("vulkaninfo-summary")),
     }
+    // amd-smi where there is an AMD GPU to ask about (on the bus, or listed
+    // by rocminfo in a container without /sys); the topology only for two or
+    // more, where there is a pair to judge.
+    let amd_on_bus = rig
+        .gpus
+        .iter()
+        .filter(|g| g.vendor == "amd" && g.compute)
+        .count();
+    // Pairs worth judging are between discrete GPUs; an APU's iGPU has no
+    // XGMI and no tensor-parallel partner.
+    let amd_discrete = rig
+        .gpus
+        .iter()
+        .filter(|g| g.vendor == "amd" && g.compute && !amd_integrated(&g.device_id))
+        .count();
+    let amd_gpus = amd_on_bus.max(rig.amd.agents.len());
+    let pairs = if amd_on_bus > 0 {
+        amd_discrete >= 2
+    } else {
+        rig.amd.agents.len() >= 2
+    };
+    if amd_gpus > 0 {
+        let ((smi, links, mut r), at) = stamped(|| amd_smi::probe(src, opts.timeout, pairs));
+        mark_deadline(dl, at, &mut r);
+        rig.amd.smi = smi;
+        rig.amd.links = links;
+        reports.extend(r);
+    }
     // Without the bus (its probe crashed), against no GPU, as before.
     let (access, r) = access.unwrap_or_else(|| timed(|| devnodes::probe(src, &rig.gpus)));
     rig.access = access;
@@ -324,6 +353,15 @@ pub fn collect_beside<T: Send>(
         reports.push(r);
     }
     (rig, reports, beside)
+}
+
+/// An APU's GPU by its PCI id (the bus's `discrete` is derived later).
+fn amd_integrated(device_id: &str) -> bool {
+    use crate::derive::catalog;
+    catalog::amd_chip(device_id)
+        .map(|c| c.kind == "integrated")
+        .or_else(|| catalog::lookup("0x1002", device_id).map(|c| c.kind == "integrated"))
+        .unwrap_or(false)
 }
 
 /// The `capture` probe: what a replay refused to read from its capture

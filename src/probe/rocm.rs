@@ -253,7 +253,7 @@ pub fn parse_rocm_smi(text: &str) -> Vec<RocmSmiDevice> {
         .collect()
 }
 
-fn report(name: &str, out: &CmdOutput, ok_detail: String) -> ProbeReport {
+pub(crate) fn report(name: &str, out: &CmdOutput, ok_detail: String) -> ProbeReport {
     let secs = out.duration_ms as f64 / 1000.0;
     let (status, detail) = match &out.status {
         CmdStatus::Exit(0) => ("ok", ok_detail),

@@ -46,6 +46,7 @@ use super::sample::{GpuInfo, GpuSample, Sample};
 /// The numbers behind the verdicts. Defaults are the documented ones.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schemars(transform = optional_since_v1)]
 pub struct Thresholds {
     /// A GPU below this busy % is near idle.
     pub gpu_idle_pct: f64,
@@ -67,6 +68,17 @@ pub struct Thresholds {
     pub min_coverage: f64,
     /// A problem verdict must hold this many seconds to become a diagnosis.
     pub fault_seconds: f64,
+    /// A decode speed under this share of the memory-bandwidth bound, with
+    /// a GPU busy (≥ `gpu_busy_pct`), is `below-bound` (`watch.bound`).
+    pub below_bound_fraction: f64,
+}
+
+/// Thresholds added after the first traces were recorded: a trace's start
+/// line may lack them (replay takes the default), so the schema must too.
+fn optional_since_v1(schema: &mut schemars::Schema) {
+    if let Some(req) = schema.get_mut("required").and_then(|r| r.as_array_mut()) {
+        req.retain(|v| v != "below_bound_fraction");
+    }
 }
 
 impl Default for Thresholds {
@@ -82,6 +94,7 @@ impl Default for Thresholds {
             engaged_mem_mib: 1024.0,
             min_coverage: 0.5,
             fault_seconds: 2.0,
+            below_bound_fraction: 0.25,
         }
     }
 }
@@ -104,8 +117,12 @@ impl Thresholds {
         }
         if !(0.0..=1.0).contains(&self.min_coverage)
             || !(0.0..=1.0).contains(&self.fallback_core_fraction)
+            || !(0.0..=1.0).contains(&self.below_bound_fraction)
         {
-            return Err("min_coverage and fallback_core_fraction are between 0 and 1".into());
+            return Err(
+                "min_coverage, fallback_core_fraction and below_bound_fraction are between 0 and 1"
+                    .into(),
+            );
         }
         for (n, v) in [
             ("fallback_cores", self.fallback_cores),

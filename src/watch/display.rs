@@ -357,6 +357,21 @@ fn speed_lines(f: &super::facts::WatchFacts) -> Vec<String> {
             if t.reports == 1 { "" } else { "s" }
         ));
     }
+    let b = &f.bound;
+    match (b.decode_tps, b.percent) {
+        (Some(lim), Some(pct)) => out.push(format!(
+            "speed limit {lim:.1} tok/s (memory bandwidth, {} ms per token at least): this run {pct:.1} % of it",
+            b.ms_per_token.unwrap_or(0.0)
+        )),
+        (Some(lim), None) => out.push(format!(
+            "speed limit {lim:.1} tok/s (memory bandwidth, {} ms per token at least)",
+            b.ms_per_token.unwrap_or(0.0)
+        )),
+        (None, _) if t.decode_tps.is_some() => {
+            out.push(format!("speed limit unknown: {}", b.unknown_why))
+        }
+        _ => {}
+    }
     let e = &f.energy;
     let mut parts: Vec<String> = e
         .gpus

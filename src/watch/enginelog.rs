@@ -94,6 +94,13 @@ pub enum Signal {
     /// ollama `--verbose`'s `eval count: N token(s)` (generated tokens; the
     /// rate follows on its own line).
     Generated { tokens: u64 },
+    /// The GPU behind a backend device, for its memory bandwidth
+    /// (`src/watch/bound.rs`): `using device SYCL0 (Intel(R) Arc(TM) A770
+    /// Graphics)` (device `SYCL0`), CUDA/HIP's `  Device 0: NVIDIA GeForce
+    /// RTX 4090, compute capability 8.9` (device `0`: the index of the
+    /// `CUDA0` / `ROCm0` buffers), `ggml_vulkan: 0 = AMD Radeon RX 7900 XTX
+    /// (RADV NAVI31) | uma: 0` (device `Vulkan0`).
+    DeviceName { device: String, name: String },
 }
 
 fn re(p: &str) -> Option<Regex> {
@@ -190,6 +197,13 @@ static VLLM_TPUT: LazyLock<Option<Regex>> = LazyLock::new(|| {
 /// (newer releases add ` and 6.55 GB`): seconds per generated token after the first.
 static IPEX_REST: LazyLock<Option<Regex>> =
     LazyLock::new(|| re(r"Rest tokens? cost average ([0-9.]+) ?s \((\d+) tokens in all\)"));
+static USING_DEVICE: LazyLock<Option<Regex>> = LazyLock::new(|| {
+    re(r"\busing device ([A-Za-z]+[0-9]+) \(([^()]{1,120}(?:\([^()]{0,20}\)[^()]{0,60}){0,4})\)")
+});
+static CUDA_DEVICE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"^\s*Device (\d+): ([^,]{1,120}), (?:compute capability|gfx)"));
+static VULKAN_DEVICE: LazyLock<Option<Regex>> =
+    LazyLock::new(|| re(r"ggml_vulkan: (\d+) = ([^|]{1,120}?) \([^()|]*\) \|"));
 static XID: LazyLock<Option<Regex>> = LazyLock::new(|| re(r"NVRM: Xid \([^)]*\): (\d+)"));
 
 fn caps<'a>(r: &LazyLock<Option<Regex>>, line: &'a str) -> Option<regex::Captures<'a>> {
@@ -203,7 +217,7 @@ fn num<T: std::str::FromStr>(c: &regex::Captures<'_>, i: usize) -> Option<T> {
 /// Buffers of these backends live in GPU memory (`Metal_Mapped` is unified
 /// memory the GPU works from). `CPU`, `CPU_Mapped`, `*_Host` (pinned host
 /// memory) are host RAM.
-fn is_gpu_buffer(dev: &str) -> bool {
+pub fn is_gpu_buffer(dev: &str) -> bool {
     if dev.starts_with("CPU") || dev.ends_with("_Host") {
         return false;
     }
@@ -795,6 +809,33 @@ pub fn classify(line: &str) -> Option<Signal> {
             });
         }
     }
+    device_name(line)
+}
+
+/// Which GPU a backend device is (see [`Signal::DeviceName`]).
+fn device_name(line: &str) -> Option<Signal> {
+    let named = |device: String, name: &str| {
+        let name = name.trim();
+        (!name.is_empty()).then(|| Signal::DeviceName {
+            device,
+            name: name.to_string(),
+        })
+    };
+    if line.contains("using device ") {
+        if let Some(c) = caps(&USING_DEVICE, line) {
+            return named(c.get(1)?.as_str().to_string(), c.get(2)?.as_str());
+        }
+    }
+    if line.contains("Device ") {
+        if let Some(c) = caps(&CUDA_DEVICE, line) {
+            return named(c.get(1)?.as_str().to_string(), c.get(2)?.as_str());
+        }
+    }
+    if line.contains("ggml_vulkan: ") {
+        if let Some(c) = caps(&VULKAN_DEVICE, line) {
+            return named(format!("Vulkan{}", c.get(1)?.as_str()), c.get(2)?.as_str());
+        }
+    }
     None
 }
 
@@ -976,8 +1017,12 @@ const MAX_DEVICES: usize = 16;
 
 impl LogFacts {
     pub fn add(&mut self, signal: &Signal, line: &str) {
-        if matches!(signal, Signal::Throughput { .. } | Signal::Generated { .. }) {
-            // Speed says nothing about where the work runs: `ThroughputFacts`.
+        if matches!(
+            signal,
+            Signal::Throughput { .. } | Signal::Generated { .. } | Signal::DeviceName { .. }
+        ) {
+            // Speed says nothing about where the work runs (`ThroughputFacts`),
+            // nor does a device's name (`bound`).
             return;
         }
         self.signals = self.signals.saturating_add(1);
@@ -1054,7 +1099,7 @@ impl LogFacts {
             }
             Signal::Platform { name } => self.platform = name.clone(),
             Signal::GpuKv { count, .. } => self.gpu_kv = i64::try_from(*count).unwrap_or(i64::MAX),
-            Signal::Throughput { .. } | Signal::Generated { .. } => {}
+            Signal::Throughput { .. } | Signal::Generated { .. } | Signal::DeviceName { .. } => {}
             Signal::RuntimeError { code, class } => {
                 if let Some(e) = self.errors.iter_mut().find(|e| &e.code == code) {
                     e.count = e.count.saturating_add(1);

@@ -114,6 +114,37 @@ pub fn gpu_flags(argv: &[String]) -> Vec<String> {
     out
 }
 
+/// The model file a llama.cpp-style command line names: the last `-m FILE`,
+/// `--model FILE` or `--model=FILE`, as typed (relative to the process's
+/// working directory). Arguments after `--` belong to someone else.
+pub fn model_path(argv: &[String]) -> Option<String> {
+    let mut found = None;
+    let mut i = 1;
+    while i < argv.len() {
+        let a = argv[i].as_str();
+        if a == "--" {
+            break;
+        }
+        if let Some(v) = a.strip_prefix("--model=") {
+            found = Some(v.to_string());
+        } else if a == "-m" || a == "--model" {
+            // `python3 -m module` is not a model: `-m` counts with a GGUF
+            // name or an ollama blob; `--model` with anything.
+            let looks = |v: &str| {
+                a == "--model"
+                    || v.to_ascii_lowercase().ends_with(".gguf")
+                    || v.contains("/blobs/sha256")
+            };
+            if let Some(v) = argv.get(i + 1).filter(|v| !v.starts_with('-') && looks(v)) {
+                found = Some(v.clone());
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    found.filter(|p| !p.is_empty() && p.len() <= 4096)
+}
+
 /// The value of the last GPU-layers flag in `flags` (what the engine uses).
 pub fn ngl_value(flags: &[String]) -> Option<&str> {
     flags
@@ -300,6 +331,26 @@ mod tests {
 
     fn argv(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn model_file_on_the_command_line() {
+        assert_eq!(
+            model_path(&argv(&["llama-server", "-m", "m.gguf", "-ngl", "99"])).as_deref(),
+            Some("m.gguf")
+        );
+        assert_eq!(
+            model_path(&argv(&["llama-cli", "--model=/a/b.gguf"])).as_deref(),
+            Some("/a/b.gguf")
+        );
+        assert_eq!(model_path(&argv(&["llama-cli", "-m"])), None);
+        assert_eq!(model_path(&argv(&["python3", "-m", "http.server"])), None);
+        assert_eq!(model_path(&argv(&["x", "--", "-m", "m.gguf"])), None);
+        assert_eq!(
+            model_path(&argv(&["-m", "m.gguf"])),
+            None,
+            "argv[0] is the program"
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::bound::BoundFacts;
 use super::classify::{Thresholds, Verdict};
 use super::enginelog::{LogFacts, ThroughputFacts};
 use super::sample::SourceStatus;
@@ -172,6 +173,8 @@ pub struct WatchFacts {
     /// The engine's own speed reports (docs/watch.md "Throughput").
     pub throughput: ThroughputFacts,
     pub energy: EnergyFacts,
+    /// The decode speed limit (docs/watch.md "The speed limit").
+    pub bound: BoundFacts,
     pub thresholds: Thresholds,
 }
 

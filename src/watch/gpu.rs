@@ -72,6 +72,12 @@ pub struct Card {
     busy: Busy,
     mem: Option<String>,
     power: Power,
+    /// Throttle status files: (the `status` file, its directory, the
+    /// prefix of the reason files there). xe:
+    /// `device/tile*/gt*/freq0/throttle/{status,reason_*}`; i915:
+    /// `gt/gt*/throttle_reason_{status,*}` (compute-runtime's sysman reads
+    /// the same files for `zesFrequencyGetThrottleReasons`).
+    throttle: Vec<(String, String, &'static str)>,
     last: Option<Instant>,
 }
 
@@ -157,6 +163,7 @@ pub fn enumerate(r: &mut Reader) -> Vec<Card> {
             _ => None,
         };
         let power = power_source(r, &dev);
+        let throttle = throttle_sources(r, &base, &dev, &driver);
         cards.push(Card {
             info: GpuInfo {
                 id: addr,
@@ -168,10 +175,89 @@ pub fn enumerate(r: &mut Reader) -> Vec<Card> {
             busy,
             mem,
             power,
+            throttle,
             last: None,
         });
     }
     cards
+}
+
+fn throttle_sources(
+    r: &mut Reader,
+    base: &str,
+    dev: &str,
+    driver: &str,
+) -> Vec<(String, String, &'static str)> {
+    let mut out = Vec::new();
+    let list = |r: &mut Reader, d: &str, p: &str| {
+        let mut v = r.list(d).unwrap_or_default();
+        v.retain(|x| x.starts_with(p));
+        v.sort();
+        v
+    };
+    match driver {
+        "xe" => {
+            for t in list(r, dev, "tile") {
+                for g in list(r, &format!("{dev}/{t}"), "gt") {
+                    let dir = format!("{dev}/{t}/{g}/freq0/throttle");
+                    let status = format!("{dir}/status");
+                    if r.read_u64(&status).is_some() {
+                        out.push((status, dir, "reason_"));
+                    }
+                }
+            }
+        }
+        "i915" => {
+            for g in list(r, &format!("{base}/gt"), "gt") {
+                let dir = format!("{base}/gt/{g}");
+                let status = format!("{dir}/throttle_reason_status");
+                if r.read_u64(&status).is_some() {
+                    out.push((status, dir, "throttle_reason_"));
+                }
+            }
+        }
+        _ => {}
+    }
+    out.truncate(8);
+    out
+}
+
+/// The active throttle reasons of a card now: None when it has no readable
+/// status file, `[]` when not throttled, else the reasons (`pl1`,
+/// `thermal`, ...; `status` when the status says throttled but no reason does).
+fn throttle_now(r: &mut Reader, card: &Card) -> Option<Vec<String>> {
+    let mut read_any = false;
+    let mut reasons: Vec<String> = Vec::new();
+    for (status, dir, prefix) in &card.throttle {
+        let Some(v) = r.read_u64(status) else {
+            continue;
+        };
+        read_any = true;
+        if v == 0 {
+            continue;
+        }
+        let mut found = false;
+        let mut names = r.list(dir).unwrap_or_default();
+        names.sort();
+        for n in names.iter().take(32) {
+            let Some(reason) = n.strip_prefix(prefix) else {
+                continue;
+            };
+            if reason == "status" || reason.is_empty() {
+                continue;
+            }
+            if r.read_u64(&format!("{dir}/{n}")) == Some(1) {
+                found = true;
+                if !reasons.iter().any(|x| x == reason) {
+                    reasons.push(reason.to_string());
+                }
+            }
+        }
+        if !found && !reasons.iter().any(|x| x == "status") {
+            reasons.push("status".into());
+        }
+    }
+    read_any.then_some(reasons)
 }
 
 fn busy_source(r: &mut Reader, base: &str, dev: &str, driver: &str) -> Busy {
@@ -333,6 +419,7 @@ pub fn read(r: &mut Reader, card: &mut Card, now: Instant) -> GpuSample {
         }
         Power::None => {}
     }
+    s.throttle = throttle_now(r, card);
     s
 }
 
@@ -385,6 +472,41 @@ mod tests {
         .unwrap();
         std::fs::write(dev.join("vendor"), format!("{vendor}\n")).unwrap();
         dev
+    }
+
+    /// xe's `freq0/throttle` and i915's `throttle_reason_*` (the files
+    /// compute-runtime's sysman reads): none readable is unknown, status 0
+    /// is `[]`, status 1 lists the reasons set.
+    #[test]
+    fn throttle_flags_are_read_where_the_kernel_has_them() {
+        let d = tempfile::tempdir().unwrap();
+        let xe = fake_card(d.path(), "card1", "0000:03:00.0", "xe", "0x8086");
+        let t = xe.join("tile0/gt0/freq0/throttle");
+        std::fs::create_dir_all(&t).unwrap();
+        for (f, v) in [("status", 0), ("reason_pl1", 0), ("reason_thermal", 0)] {
+            std::fs::write(t.join(f), format!("{v}\n")).unwrap();
+        }
+        let i915 = fake_card(d.path(), "card2", "0000:04:00.0", "i915", "0x8086");
+        let gt = i915.join("drm/card2/gt/gt0");
+        std::fs::create_dir_all(&gt).unwrap();
+        std::fs::write(gt.join("throttle_reason_status"), "1\n").unwrap();
+        std::fs::write(gt.join("throttle_reason_pl1"), "0\n").unwrap();
+        std::fs::write(gt.join("throttle_reason_thermal"), "1\n").unwrap();
+        let amd = fake_card(d.path(), "card0", "0000:0b:00.0", "amdgpu", "0x1002");
+        std::fs::write(amd.join("gpu_busy_percent"), "37\n").unwrap();
+        let mut r = Reader::new(Live::new(Some(d.path().into()), None));
+        let mut cards = enumerate(&mut r);
+        let now = Instant::now();
+        let s: Vec<_> = cards.iter_mut().map(|c| read(&mut r, c, now)).collect();
+        assert_eq!(s[0].throttle, None, "amdgpu: no flags in sysfs");
+        assert_eq!(s[1].throttle, Some(vec![]));
+        assert_eq!(s[2].throttle, Some(vec!["thermal".to_string()]));
+        std::fs::write(t.join("status"), "1\n").unwrap();
+        std::fs::write(t.join("reason_pl1"), "1\n").unwrap();
+        assert_eq!(
+            read(&mut r, &mut cards[1], now).throttle,
+            Some(vec!["pl1".to_string()])
+        );
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`rapl`]: CPU package energy from powercap (often root-only);
 //! - [`stream`], [`smi`]: long-lived `nvidia-smi` / `xpu-smi` children and their CSV;
 //! - [`enginelog`]: llama.cpp / ollama / IPEX / SYCL log lines (pure);
+//! - [`bound`]: the decode speed limit from bytes per device and bandwidth (pure);
 //! - [`sampler`]: all of the above into one [`sample::Sample`] per tick;
 //! - [`classify`]: the verdict of one window (pure, thresholds);
 //! - [`watcher`]: verdict changes, time per verdict, timeline, facts;
@@ -24,6 +25,7 @@
 //! - [`child`]: `watch -- CMD` passthrough and signal forwarding;
 //! - [`run`]: live and replay runs, output and exit codes.
 
+pub mod bound;
 pub mod child;
 pub mod classify;
 pub mod display;

@@ -115,6 +115,34 @@ pub struct TreeEvidence {
     /// The GPU flags on the tree's command lines, as typed: `["-ngl", "99"]`.
     #[serde(default)]
     pub flags: Vec<String>,
+    /// The model file a command line names (`-m FILE`), its GGUF header read
+    /// once: what the decode bound needs when the engine prints no buffer sizes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelFile>,
+}
+
+/// A model file's bytes by llama.cpp layer, from its GGUF header
+/// (`src/fit/split.rs` `layer_sizes`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct ModelFile {
+    /// As typed on the command line.
+    pub path: String,
+    /// The repeating blocks (`blk.N.*`), bytes.
+    #[serde(default)]
+    pub blocks_bytes: u64,
+    /// The output layer, bytes, with a tied output's copy of `token_embd`
+    /// (llama.cpp duplicates it onto the output layer's GPU).
+    #[serde(default)]
+    pub output_bytes: u64,
+    /// The input layer (`token_embd`): on the CPU, one row read per token.
+    #[serde(default)]
+    pub input_bytes: u64,
+    /// `block_count`.
+    #[serde(default)]
+    pub n_layer: u64,
+    /// Why the header could not be read ("" when it was).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub error: String,
 }
 
 /// One GPU in one interval.
@@ -150,6 +178,11 @@ pub struct GpuSample {
     /// for power-only sources (the summary integrates `power` over time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub energy: Option<f64>,
+    /// Frequency throttle reasons active at `t` (xe `freq0/throttle`, i915
+    /// `throttle_reason_*`): `[]` not throttled, `["pl1"]`, `["thermal"]`;
+    /// absent when the card has no readable throttle status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub throttle: Option<Vec<String>>,
 }
 
 /// A line of the watched program's output that tells where the work runs.

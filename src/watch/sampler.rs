@@ -14,7 +14,7 @@ use super::gpu::{self, Card};
 use super::proc::ProcTracker;
 use super::rapl::Rapl;
 use super::reader::{ReadErr, Reader, basename};
-use super::sample::{GpuInfo, GpuSample, Sample, SourceStatus, TreeEvidence};
+use super::sample::{GpuInfo, GpuSample, ModelFile, Sample, SourceStatus, TreeEvidence};
 use super::smi;
 use super::stream::Stream;
 use crate::source::live::Live;
@@ -51,6 +51,8 @@ pub struct Sampler {
     devices: Vec<String>,
     /// The tree evidence last sent in a sample.
     tree_sent: Option<TreeEvidence>,
+    /// The model file read last: (path as typed, what it holds).
+    model_cache: Option<(String, ModelFile)>,
     rapl: Rapl,
 }
 
@@ -162,6 +164,7 @@ impl Sampler {
             io_denied_reported: false,
             devices: Vec::new(),
             tree_sent: None,
+            model_cache: None,
             rapl,
         }
     }
@@ -253,6 +256,45 @@ impl Sampler {
         self.set_source(st);
     }
 
+    /// The GGUF header of the model a command line names, read once per
+    /// path: a relative path is the process's (`/proc/PID/cwd`).
+    fn model_file(&mut self, pid: i32, typed: &str) -> ModelFile {
+        if let Some((p, m)) = &self.model_cache {
+            if p == typed {
+                return m.clone();
+            }
+        }
+        let path = if typed.starts_with('/') {
+            std::path::PathBuf::from(typed)
+        } else {
+            match self.reader.link(&format!("/proc/{pid}/cwd")) {
+                Ok(cwd) => std::path::Path::new(&cwd).join(typed),
+                Err(_) => std::path::PathBuf::from(typed),
+            }
+        };
+        let mut m = ModelFile {
+            path: typed.to_string(),
+            ..ModelFile::default()
+        };
+        match crate::model::gguf::read_file(&path) {
+            Ok(g) => {
+                let n = g
+                    .arch_get("block_count")
+                    .and_then(|v| v.as_u64())
+                    .unwrap_or(0)
+                    .min(4096);
+                let sizes = crate::fit::split::layer_sizes(&g, &vec![0; n as usize]);
+                m.blocks_bytes = sizes.blocks.iter().sum();
+                m.output_bytes = sizes.output.saturating_add(sizes.tied_output);
+                m.input_bytes = sizes.input;
+                m.n_layer = n;
+            }
+            Err(e) => m.error = crate::text::escape_controls(&e.to_string()).into_owned(),
+        }
+        self.model_cache = Some((typed.to_string(), m.clone()));
+        m
+    }
+
     /// The tree's GPU runtimes (maps), device nodes (from the fd scan just
     /// done) and GPU flags (cmdline). Read at tree re-discovery only.
     fn scan_tree(&mut self) -> TreeEvidence {
@@ -262,7 +304,8 @@ impl Sampler {
             ..TreeEvidence::default()
         };
         let mut any = false;
-        for &pid in self.proc.pids() {
+        let pids: Vec<i32> = self.proc.pids().to_vec();
+        for &pid in &pids {
             let mut found: Vec<String> = Vec::new();
             let res = self
                 .reader
@@ -285,6 +328,9 @@ impl Sampler {
             }
             if let Ok(text) = self.reader.read(&format!("/proc/{pid}/cmdline")) {
                 let argv = evidence::parse_cmdline(text.as_bytes());
+                if let Some(m) = evidence::model_path(&argv) {
+                    ev.model = Some(self.model_file(pid, &m));
+                }
                 let f = evidence::gpu_flags(&argv);
                 // A wrapper and the engine it started often share a command line.
                 let known = !f.is_empty() && ev.flags.windows(f.len()).any(|w| w == f.as_slice());

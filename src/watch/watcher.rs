@@ -7,6 +7,7 @@
 
 use std::collections::VecDeque;
 
+use super::bound::{self, BoundFacts, BoundInputs};
 use super::classify::{self, Classification, Config, Verdict, WindowStats};
 use super::enginelog::{LogFacts, ThroughputFacts};
 use super::evidence;
@@ -165,6 +166,14 @@ pub struct Change {
 #[derive(Debug, Clone, Default)]
 struct GpuAcc {
     busy: Acc,
+    /// Busy while the run computed (a verdict other than idle, loading or
+    /// no telemetry was in force): what `watch.bound` calls busy.
+    busy_active: Acc,
+    /// Samples with a throttle reading while the run computed, those
+    /// throttled, and the reasons seen.
+    throttle_n: u32,
+    throttled_n: u32,
+    throttle_reasons: Vec<String>,
     mem_max: Option<u64>,
     power: Acc,
     last_seen: Option<f64>,
@@ -196,6 +205,8 @@ pub struct Watcher {
     pub log: LogFacts,
     /// The engine's own speed reports.
     pub tput: ThroughputFacts,
+    /// What the log said that the decode bound needs.
+    pub bound_in: BoundInputs,
     pub timeline: Timeline,
     last_t: Option<f64>,
     gpus: Vec<GpuAcc>,
@@ -228,6 +239,7 @@ impl Watcher {
             warmup: 0.0,
             log: LogFacts::default(),
             tput: ThroughputFacts::default(),
+            bound_in: BoundInputs::default(),
             timeline: Timeline::new(width),
             last_t: None,
             gpus: vec![GpuAcc::default(); n],
@@ -296,6 +308,7 @@ impl Watcher {
         self.last_t = Some(s.t);
         self.samples += 1;
         for e in &s.log {
+            self.bound_in.add(&e.signal);
             if self.tput.add(&e.signal, &e.line) {
                 if let super::enginelog::Signal::Throughput {
                     decode_tps: Some(d),
@@ -373,6 +386,27 @@ impl Watcher {
             let acc = &mut self.gpus[i];
             if let Some((b, src)) = classify::effective_busy(&self.header.gpus[i], g) {
                 acc.busy.add(b);
+                let computing = self.current.is_some_and(|v| {
+                    !matches!(
+                        v,
+                        Verdict::Idle | Verdict::Loading | Verdict::NoGpuTelemetry
+                    )
+                });
+                if computing {
+                    acc.busy_active.add(b);
+                    if let Some(t) = &g.throttle {
+                        acc.throttle_n += 1;
+                        if !t.is_empty() {
+                            acc.throttled_n += 1;
+                        }
+                        for r in t.iter().take(16) {
+                            if acc.throttle_reasons.len() < 16 && !acc.throttle_reasons.contains(r)
+                            {
+                                acc.throttle_reasons.push(r.clone());
+                            }
+                        }
+                    }
+                }
                 acc.last_seen = Some(s.t);
                 acc.src = src;
                 busy_now[i] = Some(b);
@@ -642,6 +676,45 @@ impl Watcher {
         }
     }
 
+    /// `watch.bound`: the decode speed limit and how the run compares. The
+    /// GPU counts as busy when its mean while the run computed is at least
+    /// `gpu_busy_pct` (integrated GPUs the tree left alone are not counted).
+    pub fn bound_facts(&self) -> BoundFacts {
+        let busy = self
+            .header
+            .gpus
+            .iter()
+            .zip(&self.gpus)
+            .filter(|(g, _)| !g.integrated)
+            .filter_map(|(g, a)| Some((g, a, a.busy_active.mean()?)))
+            .filter(|(_, _, m)| *m >= self.cfg.th.gpu_busy_pct)
+            .max_by(|x, y| x.2.total_cmp(&y.2))
+            .map(|(g, a, m)| bound::Busy {
+                label: g.label.clone(),
+                pct: m,
+                src: a.src.clone(),
+                vendor: g.vendor.clone(),
+                throttle: (a.throttle_n > 0).then(|| bound::Throttle {
+                    samples: a.throttle_n,
+                    throttled: a.throttled_n,
+                    reasons: a.throttle_reasons.clone(),
+                }),
+            });
+        let ngl_all = self.tree_facts().ngl_all;
+        let file = self
+            .tree
+            .as_ref()
+            .and_then(|t| t.model.as_ref())
+            .map(|m| (m, ngl_all));
+        bound::compute_with(
+            &self.bound_in,
+            file,
+            self.tput.decode_tps,
+            busy.as_ref(),
+            self.cfg.th.below_bound_fraction,
+        )
+    }
+
     /// The `watch` facts the rules see (docs/watch.md, "Facts").
     pub fn facts(&self) -> WatchFacts {
         let per = |v: Verdict| &self.per[v.index()];
@@ -759,6 +832,7 @@ impl Watcher {
             log,
             throughput: self.tput.clone(),
             energy: self.energy_facts(),
+            bound: self.bound_facts(),
             thresholds: self.cfg.th.clone(),
         }
     }
