@@ -29,25 +29,29 @@ pub fn check(src: &dyn Source, opts: &ProbeOptions, rules: &[Rule]) -> Report {
     judge(src, rig, probes, &facts, rules)
 }
 
-/// [`check`], compiling the rules (`load`) on a second thread while the
-/// probes run. Compiling about a hundred CEL rules costs about what a
+/// [`check`], compiling the rules (`load`) on a thread of its own while the
+/// probes run, started after theirs ([`probe::collect_beside`]). Compiling about a hundred CEL rules costs about what a
 /// replay's probes do (issue 15: 17-22 ms of a 33-51 ms replay), and a live
-/// check paid it before its first tool started. A rule that does not
-/// compile is still an error (exit 2), only found after the probes.
+/// check paid it before its first tool started (`load` is best
+/// [`rules::load_for_check`](diagnose::rules::load_for_check), which leaves
+/// the templates of the rules that do not fire uncompiled). A rule that does not
+/// compile is still an error (exit 2), found after the probes (the caller
+/// checks site rules first: only those can be broken). The rules come back
+/// with the report, for `--ignore`.
 pub fn check_compiling<E: Send>(
     src: &dyn Source,
     opts: &ProbeOptions,
     load: impl FnOnce() -> Result<Vec<Rule>, E> + Send,
-) -> Result<Report, E> {
-    std::thread::scope(|s| {
-        let compiling = s.spawn(load);
-        let (rig, probes, facts) = look(src, opts);
-        let rules = match compiling.join() {
-            Ok(rules) => rules?,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        Ok(judge(src, rig, probes, &facts, &rules))
-    })
+) -> Result<(Report, Vec<Rule>), E> {
+    let (mut rig, probes, compiled) = probe::collect_beside(src, opts, load);
+    let rules = match compiled {
+        Ok(rules) => rules?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
+    derive::derive(&mut rig);
+    let facts = report::facts_json(&rig, &probes);
+    let report = judge(src, rig, probes, &facts, &rules);
+    Ok((report, rules))
 }
 
 /// Probe and derive, without the rules: the rig `fit` sizes a model against.

@@ -125,7 +125,16 @@ fn main() -> ExitCode {
                 render::human::terminal_width(std::io::stderr()),
             );
             // The rules compile while the probes run (off the critical path).
-            let load = || load_rules(rules.as_deref());
+            // A broken site rule file still fails before the first probe:
+            // its few rules compile here, on their own, and again with the
+            // built-ins (whose names `suppressed_by` may use).
+            if let Some(dir) = rules.as_deref()
+                && let Err(e) = rules::load_builtin_where(Some(dir), |_| false)
+            {
+                return fail(format!("cannot load rules: {e}"));
+            }
+            // Built-in templates compile only for the rules that fire.
+            let load = || rules::load_for_check(rules.as_deref());
             let report = match target {
                 Target::Live {
                     sysfs,
@@ -145,31 +154,25 @@ fn main() -> ExitCode {
                 },
             };
             progress.finish();
-            let report = match report {
+            let (report, known) = match report {
                 Ok(r) => r,
                 Err(e) => return fail(format!("cannot load rules: {e}")),
             };
             // An --ignore that names no rule would leave everything in,
             // silently: a typo is a usage error, with the id meant.
-            if !ignore.is_empty() || !reasons.is_empty() {
-                let known = match load_rules(rules.as_deref()) {
-                    Ok(r) => r,
-                    Err(e) => return fail(format!("cannot load rules: {e}")),
-                };
-                let unknown = |i: &String| !known.iter().any(|r| r.spec.id == *i);
-                if let Some(bad) = ignore.iter().find(|i| unknown(i)) {
-                    return fail(format!(
-                        "--ignore {bad}: no such rule; {}`rigdoctor rules` lists them",
-                        did_you_mean(bad, &known)
-                    ));
-                }
-                if let (Some(bad), Some(s)) = (reasons.keys().find(|i| unknown(i)), &site) {
-                    return fail(format!(
-                        "site config {}: [ignore] {bad}: no such rule; {}`rigdoctor rules` lists them",
-                        s.path.display(),
-                        did_you_mean(bad, &known)
-                    ));
-                }
+            let unknown = |i: &String| !known.iter().any(|r| r.spec.id == *i);
+            if let Some(bad) = ignore.iter().find(|i| unknown(i)) {
+                return fail(format!(
+                    "--ignore {bad}: no such rule; {}`rigdoctor rules` lists them",
+                    did_you_mean(bad, &known)
+                ));
+            }
+            if let (Some(bad), Some(s)) = (reasons.keys().find(|i| unknown(i)), &site) {
+                return fail(format!(
+                    "site config {}: [ignore] {bad}: no such rule; {}`rigdoctor rules` lists them",
+                    s.path.display(),
+                    did_you_mean(bad, &known)
+                ));
             }
             let mut ignore = ignore;
             ignore.extend(

@@ -276,6 +276,8 @@ pub struct Sycl {
     pub listed: bool,
     /// As listed with no selector applied.
     pub devices: Vec<SyclDevice>,
+    /// Derived: how many of `devices` are GPUs (any backend).
+    pub gpu_devices: u32,
     /// What an app sees after ZE_AFFINITY_MASK and ONEAPI_DEVICE_SELECTOR, in order.
     pub visible: Vec<VisibleDevice>,
     /// The GPU SYCL's default selector picks: the first visible Level Zero GPU,
@@ -462,6 +464,10 @@ pub struct IntelRuntime {
     pub matched_by: Option<String>,
     /// Bus GPUs (by PCI device id) the Level Zero runtime lists fewer of than there are.
     pub unlisted: Vec<UnlistedGpu>,
+    /// Only next to `unlisted`: the Level Zero GPUs sycl-ls lists, as
+    /// `level_zero:<index> <name>` (`?` for an index it did not print).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub level_zero_listed: Vec<String>,
     /// Devices a runtime names only generically (`Intel(R) Graphics [0xe20b]`):
     /// the runtime predates the card.
     pub generic_names: Vec<GenericName>,
@@ -693,6 +699,21 @@ pub struct Nvidia {
     /// (`CUDA_DEVICE_ORDER=PCI_BUS_ID` numbering); empty when none.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub sound_index: String,
+    /// Derived, only when a GPU is lost: the lost ones on the PCI bus, as
+    /// `<name> at <pci>`; absent when none of them is on the bus.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lost_on_bus: Vec<String>,
+    /// Derived, only when a GPU is lost: the NVIDIA compute GPUs on the PCI
+    /// bus that are not; absent when there is none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub others_on_bus: Vec<BusGpu>,
+}
+
+/// A GPU on the PCI bus, by address and name.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
+pub struct BusGpu {
+    pub pci: String,
+    pub name: String,
 }
 
 /// One of nvidia-smi's failure texts (probe/nvidia_smi.rs `classify_failure`).
@@ -976,6 +997,9 @@ pub struct AmdCard {
     pub torch_override: Option<String>,
     /// A wheel series that ships the card's own target.
     pub torch_fix: Option<TorchWheel>,
+    /// An integrated GPU while a discrete card is visible; rules about the
+    /// discrete card speak for the rig and leave this one out.
+    pub igpu_beside_discrete: bool,
 }
 
 /// A PyTorch ROCm wheel series: `pip install torch==2.6.* --index-url ...`.
@@ -1043,6 +1067,9 @@ pub struct AmdAgent {
     pub override_value: Option<String>,
     /// Derived: visible after ROCR_VISIBLE_DEVICES / HIP_VISIBLE_DEVICES.
     pub visible: bool,
+    /// Derived: an integrated GPU while a discrete agent is visible; rules
+    /// about the discrete card speak for the rig and leave this one out.
+    pub igpu_beside_discrete: bool,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -1087,6 +1114,10 @@ pub struct Vulkan {
     pub missing: Vec<VulkanMissing>,
     /// Derived: GPUs whose Mesa driver needs a newer Mesa than the one installed (checks/vulkan.toml).
     pub mesa_too_old: Vec<MesaTooOld>,
+    /// Derived, only next to `missing` or `mesa_too_old`: the listed devices
+    /// as `GPU<index> <name>[ at <pci>]`, and their names (empty otherwise).
+    pub listed_as: Vec<String>,
+    pub listed_names: Vec<String>,
     /// Derived: the first hardware device is integrated while a discrete one is listed after it.
     pub igpu_first: bool,
     /// Derived: the indices of the discrete hardware devices (what `GGML_VK_VISIBLE_DEVICES` should name).

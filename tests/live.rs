@@ -504,3 +504,62 @@ fn the_container_probe_runs_here_and_records_only_the_judged_mounts() {
         "{c}"
     );
 }
+
+/// Issue 15.2: the built-in rules compile while the probes run, but a
+/// broken site rule file is still refused before the first tool starts
+/// (a live check can take its whole deadline; the mistake is known at once).
+#[test]
+fn a_broken_site_rule_fails_before_any_tool_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tools = tmp.path().join("bin");
+    let ran = tmp.path().join("ran");
+    let touch = format!("touch '{}'", ran.display());
+    fake_tools(&tools, &[("sycl-ls", &touch), ("nvidia-smi", &touch)]);
+    let site = tmp.path().join("site");
+    std::fs::create_dir_all(&site).unwrap();
+    std::fs::write(
+        site.join("bad.toml"),
+        "[[rule]]\nid = 'SITE-BROKEN'\nseverity = 'warn'\narea = 'gpus'\nclass = 'advice'\nwhen = 'gpus.size() >'\ntitle = 't'\nexplain = 'e'\nfix = 'f'\n",
+    )
+    .unwrap();
+    let rig = rigs_dir().join("dual-a770/root");
+    let r = run_with(
+        &[
+            "--sysfs",
+            rig.join("sys").to_str().unwrap(),
+            "check",
+            "--rules",
+            site.to_str().unwrap(),
+        ],
+        |c| {
+            c.env("PATH", path_with(&tools));
+        },
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("SITE-BROKEN: `when` does not compile"),
+        "{}",
+        r.stderr
+    );
+    assert!(!ran.exists(), "a tool ran before the rules were refused");
+    // The same rules, fixed: the tools run.
+    std::fs::write(
+        site.join("bad.toml"),
+        "[[rule]]\nid = 'SITE-BROKEN'\nseverity = 'warn'\narea = 'gpus'\nclass = 'advice'\nwhen = 'gpus.size() > 99'\ntitle = 't'\nexplain = 'e'\nfix = 'f'\n",
+    )
+    .unwrap();
+    let r = run_with(
+        &[
+            "--sysfs",
+            rig.join("sys").to_str().unwrap(),
+            "check",
+            "--rules",
+            site.to_str().unwrap(),
+        ],
+        |c| {
+            c.env("PATH", path_with(&tools));
+        },
+    );
+    assert_ne!(r.code, 2, "{}", r.stderr);
+    assert!(ran.exists(), "no tool ran");
+}

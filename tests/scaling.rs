@@ -154,3 +154,87 @@ fn the_page_caps_per_pair_lists_and_the_facts_keep_them() {
     );
     assert_eq!(v["facts"]["nvidia"]["gpus"].as_array().unwrap().len(), 64);
 }
+
+/// The facts of a replayed rig.
+fn facts_of(dir: &Path) -> serde_json::Value {
+    let src = Replay::open(dir).unwrap();
+    let (mut rig, probes) =
+        rigdoctor::probe::collect(&src, &rigdoctor::probe::ProbeOptions::default());
+    rigdoctor::derive::derive(&mut rig);
+    report::facts_json(&rig, &probes)
+}
+
+/// `facts` with every rig-sized list ([`rules::RIG_SIZED`]) repeated `k`
+/// times, and how many items those lists then hold.
+fn grown(facts: &serde_json::Value, k: usize) -> (serde_json::Value, usize) {
+    let mut facts = facts.clone();
+    let mut size = 0;
+    for path in rules::RIG_SIZED {
+        let mut at = Some(&mut facts);
+        for key in path.split('.') {
+            at = at.and_then(|v| v.get_mut(key));
+        }
+        if let Some(serde_json::Value::Array(items)) = at {
+            let once = items.clone();
+            for _ in 1..k {
+                items.extend(once.iter().cloned());
+            }
+            size += items.len();
+        }
+    }
+    (facts, size)
+}
+
+/// Issue 15.1 for every per-GPU list, not only NVIDIA's: on each fixture a
+/// rule that scans such a list fires or stays silent on, the rig-sized lists of its facts
+/// repeated 4 and 32 times must cost the rules work in proportion. A rule
+/// that scanned the AMD agents per agent (the old AMD-GFX-OVERRIDE-NEEDED)
+/// or the Vulkan devices per missing GPU fails this. The repeated facts are
+/// not a consistent rig (duplicate addresses); the rules only have to run.
+#[test]
+fn rule_work_is_linear_in_every_per_gpu_list() {
+    let rules = rules::load(None).unwrap();
+    let scans_rig_sized = |r: &rules::Rule| {
+        let s = &r.spec;
+        let text = [
+            s.each.as_deref().unwrap_or(""),
+            &s.when,
+            &s.title,
+            &s.evidence,
+            &s.explain,
+            &s.fix,
+        ]
+        .join("\n");
+        rules::RIG_SIZED.iter().any(|p| text.contains(p))
+    };
+    let mut fixtures: Vec<&String> = rules
+        .iter()
+        .filter(|r| r.spec.area != "watch" && scans_rig_sized(r))
+        .flat_map(|r| r.spec.fires_on.iter().chain(&r.spec.silent_on))
+        .collect();
+    fixtures.sort();
+    fixtures.dedup();
+    assert!(fixtures.len() >= 20, "{fixtures:?}");
+    let mut failures = Vec::new();
+    for name in fixtures {
+        let facts = facts_of(&rigs_dir().join(name));
+        let work = |k| {
+            let (facts, size) = grown(&facts, k);
+            let ev = diagnose::evaluate_where(&rules, &facts, |r| r.spec.area != "watch");
+            (ev.work, size.max(1))
+        };
+        let ((small, small_size), (big, big_size)) = (work(4), work(32));
+        let per = |w: u64, size: usize| w as f64 / size as f64;
+        for (what, s, b) in [
+            ("elements visited", small.visited, big.visited),
+            ("evaluations", small.evaluations, big.evaluations),
+        ] {
+            if per(b, big_size) > 1.5 * per(s, small_size) {
+                failures.push(format!(
+                    "{name}: {what}: {s} for {small_size} list items, {b} for {big_size}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

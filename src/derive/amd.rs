@@ -409,6 +409,21 @@ pub fn derive(rig: &mut Rig) {
         a.visible = vis.contains(&a.index);
     }
     rig.amd.cards = cards(rig);
+    let amd = &mut rig.amd;
+    let discrete_agent = amd
+        .agents
+        .iter()
+        .any(|a| a.visible && a.integrated == Some(false));
+    for a in &mut amd.agents {
+        a.igpu_beside_discrete = a.integrated == Some(true) && discrete_agent;
+    }
+    let discrete_card = amd
+        .cards
+        .iter()
+        .any(|c| c.visible && c.integrated == Some(false));
+    for c in &mut amd.cards {
+        c.igpu_beside_discrete = c.integrated == Some(true) && discrete_card;
+    }
     rig.amd.links = links(rig);
 }
 

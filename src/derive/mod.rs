@@ -70,11 +70,13 @@ pub fn derive(rig: &mut Rig) {
     for d in &mut rig.sycl.devices {
         d.integrated = integrated(d);
     }
+    rig.sycl.gpu_devices = rig.sycl.devices.iter().filter(|d| d.kind == "gpu").count() as u32;
     derive_oneapi(rig);
     rig.python.pins = pins::derive(&rig.python, &rig.oneapi);
     derive_sycl(rig);
     runtimes::derive(rig);
     unreported(rig);
+    nvidia::lost_on_bus(rig);
 }
 
 /// Mark each GPU whose driver is bound but whose vendor tool, which listed

@@ -328,6 +328,30 @@ pub fn derive(rig: &mut Rig) {
         .and_then(|v| vllm_torch_pin(v));
 }
 
+/// Which GPUs on the PCI bus nvidia-smi lost, and which NVIDIA compute GPUs
+/// it did not: computed once here, so NV-GPU-LOST does not test every GPU
+/// against the lost list. Only when a GPU is lost; joins on the PCI address
+/// as nvidia-smi printed it.
+pub fn lost_on_bus(rig: &mut Rig) {
+    let nv = &mut rig.nvidia;
+    nv.lost_on_bus.clear();
+    nv.others_on_bus.clear();
+    if nv.lost.is_empty() {
+        return;
+    }
+    let lost: std::collections::HashSet<&str> = nv.lost.iter().map(String::as_str).collect();
+    for g in &rig.gpus {
+        if lost.contains(g.pci.as_str()) {
+            nv.lost_on_bus.push(format!("{} at {}", g.name, g.pci));
+        } else if g.vendor == "nvidia" && g.compute {
+            nv.others_on_bus.push(crate::rig::BusGpu {
+                pci: g.pci.clone(),
+                name: g.name.clone(),
+            });
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,7 @@ pub fn derive(rig: &mut Rig) {
         groups.entry(g.device_id.as_str()).or_default().push(g);
     }
     out.unlisted.clear();
+    out.level_zero_listed.clear();
     if rig.sycl.listed {
         let l0: Vec<_> = rig
             .sycl
@@ -122,6 +123,7 @@ pub fn derive(rig: &mut Rig) {
                     .collect(),
                 driver: gs.first().and_then(|g| g.driver.clone()),
             };
+            let unlisted_before = out.unlisted.len();
             match ids {
                 Some(ids) => {
                     for (id, gs) in &groups {
@@ -141,6 +143,15 @@ pub fn derive(rig: &mut Rig) {
                         out.unlisted.push(e);
                     }
                 }
+            }
+            if out.unlisted.len() > unlisted_before {
+                out.level_zero_listed = l0
+                    .iter()
+                    .map(|d| match d.index {
+                        Some(i) => format!("level_zero:{i} {}", d.name),
+                        None => format!("level_zero:? {}", d.name),
+                    })
+                    .collect();
             }
         }
     } else {

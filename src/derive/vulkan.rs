@@ -268,6 +268,18 @@ pub fn derive(rig: &mut Rig) {
             }
         }
     }
+    // Once for the rig: the rules' evidence names them per missing GPU.
+    if !v.missing.is_empty() || !v.mesa_too_old.is_empty() {
+        v.listed_as = v
+            .devices
+            .iter()
+            .map(|d| match &d.pci {
+                Some(pci) => format!("GPU{} {} at {pci}", d.index, d.name),
+                None => format!("GPU{} {}", d.index, d.name),
+            })
+            .collect();
+        v.listed_names = v.devices.iter().map(|d| d.name.clone()).collect();
+    }
 }
 
 #[cfg(test)]

@@ -128,7 +128,7 @@ macro_rules! shared_val {
             }
 
             fn as_container(&self) -> Option<&dyn Container> {
-                self.$field.as_container()
+                Some(self)
             }
 
             fn as_indexer<'b, 'w>(&'b self) -> Option<&'b (dyn Indexer + 'w)>
@@ -227,6 +227,28 @@ macro_rules! shared_val {
 
 shared_val!(FactList, items, List, &cel::common::types::LIST_TYPE);
 shared_val!(FactMap, map, Map, &cel::common::types::MAP_TYPE);
+
+/// `x in list` compares with every element up to a match: counted like a
+/// scan, for it is one (a rule testing each GPU against a GPU list is
+/// quadratic).
+impl Container for FactList<'_> {
+    fn contains(&self, value: &dyn Val) -> Result<bool, ExecutionError> {
+        for item in self.items.inner() {
+            self.visits.fetch_add(1, Ordering::Relaxed);
+            if item.equals(value) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+}
+
+/// `key in map` is a lookup, not a scan.
+impl Container for FactMap<'_> {
+    fn contains(&self, value: &dyn Val) -> Result<bool, ExecutionError> {
+        Container::contains(self.map.as_ref(), value)
+    }
+}
 
 impl<'v> FactList<'v> {
     fn counted<'b>(&'b self) -> CountedItems<'b, 'v> {

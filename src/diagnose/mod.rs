@@ -179,8 +179,15 @@ fn add_functions(ctx: &mut Context) {
 }
 
 fn render(t: &Template, ctx: &Context, ev: &mut Evaluation, id: &str) -> String {
+    let segments = match t.segments() {
+        Ok(s) => s,
+        Err(e) => {
+            ev.rule_errors.push(e.to_string());
+            return "(?)".into();
+        }
+    };
     let mut out = String::new();
-    for seg in &t.0 {
+    for seg in segments {
         match seg {
             Segment::Text(s) => out.push_str(s),
             Segment::Expr { source, program } => {
@@ -391,6 +398,53 @@ fix = "enable it"
         // An iterated GPU lends the diagnosis its PCI address; the class comes from the rule.
         assert_eq!(ev.diagnoses[0].gpu.as_deref(), Some("0000:03:00.0"));
         assert_eq!(ev.diagnoses[0].class, RuleClass::Hardware);
+    }
+
+    /// `in` over a fact list is a scan and is counted as one; over a map
+    /// it is a lookup. Both answer as CEL's own list and map do.
+    #[test]
+    fn membership_in_shared_facts_is_counted_for_lists() {
+        let rules = rules_from(
+            r#"
+[[rule]]
+id = "T-IN"
+severity = "info"
+area = "env"
+class = "advice"
+when = "'c' in xs && !('z' in xs) && 'k' in m && !('q' in m) && 2 in ns && !(2.5 in ns)"
+title = "t"
+explain = "x"
+fix = "f"
+"#,
+        );
+        let ev = evaluate(
+            &rules,
+            &json!({"xs": ["a", "b", "c", "d"], "m": {"k": 1}, "ns": [1, 2]}),
+        );
+        assert!(ev.rule_errors.is_empty(), "{:?}", ev.rule_errors);
+        assert_eq!(ev.diagnoses.len(), 1);
+        // 'c': three compared; 'z': all four; 2: two; 2.5: both.
+        assert_eq!(ev.work.visited, 3 + 4 + 2 + 2);
+    }
+
+    /// A template compiled at first use that does not compile is a rule
+    /// error of that rule alone (only site rules could be broken, and
+    /// `check` compiles those whole before it looks).
+    #[test]
+    fn a_lazy_template_that_does_not_compile_is_a_rule_error() {
+        let text = "[[rule]]\nid='T-LAZY'\nseverity='info'\narea='env'\nclass='advice'\nwhen='true'\ntitle='t {{ ) }}'\nexplain='x'\nfix='f {{ 1 + 1 }}'\n";
+        let rules =
+            rules::parse_file_with(&rules::cel_env(), "test", text, rules::Compile::Lazy).unwrap();
+        let ev = evaluate(&rules, &json!({}));
+        assert_eq!(ev.diagnoses.len(), 1);
+        assert_eq!(ev.diagnoses[0].title, "(?)");
+        assert_eq!(ev.diagnoses[0].fix, "f 2");
+        assert_eq!(ev.rule_errors.len(), 1, "{:?}", ev.rule_errors);
+        assert!(
+            ev.rule_errors[0].contains("T-LAZY.title"),
+            "{:?}",
+            ev.rule_errors
+        );
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! are templates with `{{ cel-expression }}` holes. See docs/rules.md.
 
 use std::path::Path;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, OnceLock};
 
 use cel::{Env, Program};
 use serde::Deserialize;
@@ -194,7 +194,49 @@ pub enum Segment {
     Expr { source: String, program: Program },
 }
 
-pub struct Template(pub Vec<Segment>);
+/// A `{{ ... }}` template: compiled with its rule ([`Compile::Eager`]), or
+/// at its first use ([`Compile::Lazy`]: `check` renders the templates of
+/// the few rules that fire, and compiling all of them was two thirds of
+/// the rules' start-up cost, issue 15).
+pub struct Template {
+    text: String,
+    origin: String,
+    id: String,
+    field: &'static str,
+    segments: OnceLock<Result<Vec<Segment>, RuleError>>,
+}
+
+impl Template {
+    fn new(text: &str, origin: &str, id: &str, field: &'static str) -> Self {
+        Template {
+            text: text.to_string(),
+            origin: origin.to_string(),
+            id: id.to_string(),
+            field,
+            segments: OnceLock::new(),
+        }
+    }
+
+    /// The pieces, compiled on first use.
+    pub fn segments(&self) -> Result<&[Segment], &RuleError> {
+        self.segments
+            .get_or_init(|| {
+                compile_template(&cel_env(), &self.text, &self.origin, &self.id, self.field)
+            })
+            .as_deref()
+    }
+}
+
+/// When a rule's templates compile. A rule's `when` and `each` always
+/// compile with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compile {
+    /// With the rule: a broken template is an error of the rule file.
+    Eager,
+    /// At first use, for built-in rules in `check` (the test suite compiles
+    /// every built-in template eagerly, so none of them can be broken).
+    Lazy,
+}
 
 pub struct Rule {
     pub spec: RuleSpec,
@@ -211,7 +253,7 @@ pub struct Rule {
 }
 
 /// Why rules could not be loaded (exit code 2: rigdoctor cannot do its job).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct RuleError {
     pub origin: String,
     pub message: String,
@@ -250,7 +292,7 @@ fn compile_template(
     origin: &str,
     id: &str,
     field: &str,
-) -> Result<Template, RuleError> {
+) -> Result<Vec<Segment>, RuleError> {
     let mut segs = Vec::new();
     let mut rest = text;
     while let Some(start) = rest.find("{{") {
@@ -275,7 +317,7 @@ fn compile_template(
     if !rest.is_empty() {
         segs.push(Segment::Text(rest.to_string()));
     }
-    Ok(Template(segs))
+    Ok(segs)
 }
 
 fn valid_id(id: &str) -> bool {
@@ -290,6 +332,16 @@ fn valid_id(id: &str) -> bool {
 
 /// Parse and compile one rule file.
 pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, RuleError> {
+    parse_file_with(env, origin, text, Compile::Eager)
+}
+
+/// [`parse_file`], compiling the templates as `templates` says.
+pub fn parse_file_with(
+    env: &Env,
+    origin: &str,
+    text: &str,
+    templates: Compile,
+) -> Result<Vec<Rule>, RuleError> {
     let file: RuleFile = toml::from_str(text).map_err(|e| RuleError {
         origin: origin.into(),
         message: e.to_string(),
@@ -334,10 +386,15 @@ pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, Rule
             .map(|e| env.compile(e))
             .transpose()
             .map_err(|e| bad(format!("`each` does not compile: {e}")))?;
-        let title = compile_template(env, &spec.title, origin, &id, "title")?;
-        let evidence = compile_template(env, &spec.evidence, origin, &id, "evidence")?;
-        let fix = compile_template(env, &spec.fix, origin, &id, "fix")?;
-        let explain = compile_template(env, &spec.explain, origin, &id, "explain")?;
+        let title = Template::new(&spec.title, origin, &id, "title");
+        let evidence = Template::new(&spec.evidence, origin, &id, "evidence");
+        let fix = Template::new(&spec.fix, origin, &id, "fix");
+        let explain = Template::new(&spec.explain, origin, &id, "explain");
+        if templates == Compile::Eager {
+            for t in [&title, &evidence, &fix, &explain] {
+                t.segments().map_err(Clone::clone)?;
+            }
+        }
         out.push(Rule {
             spec,
             origin: origin.into(),
@@ -357,7 +414,17 @@ pub fn parse_file(env: &Env, origin: &str, text: &str) -> Result<Vec<Rule>, Rule
 /// `*.toml`). A site rule with a built-in's id replaces it, so a site can
 /// change a severity or a fix. Duplicate ids within one set are an error.
 pub fn load(extra: Option<&Path>) -> Result<Vec<Rule>, RuleError> {
-    let rules = load_builtin_where(extra, |_| true)?;
+    load_with(extra, Compile::Eager)
+}
+
+/// [`load`] for `check`: the built-in rules' templates compile when a rule
+/// fires; site rules (which may be broken) still compile whole.
+pub fn load_for_check(extra: Option<&Path>) -> Result<Vec<Rule>, RuleError> {
+    load_with(extra, Compile::Lazy)
+}
+
+fn load_with(extra: Option<&Path>, builtin: Compile) -> Result<Vec<Rule>, RuleError> {
+    let rules = load_builtin_with(extra, |_| true, builtin)?;
     for r in &rules {
         if let Some(unknown) = r
             .spec
@@ -381,10 +448,18 @@ pub fn load_builtin_where(
     extra: Option<&Path>,
     keep: impl Fn(&str) -> bool,
 ) -> Result<Vec<Rule>, RuleError> {
+    load_builtin_with(extra, keep, Compile::Eager)
+}
+
+fn load_builtin_with(
+    extra: Option<&Path>,
+    keep: impl Fn(&str) -> bool,
+    builtin: Compile,
+) -> Result<Vec<Rule>, RuleError> {
     let env = cel_env();
     let mut rules: Vec<Rule> = Vec::new();
     for (origin, text) in BUILTIN.iter().filter(|(o, _)| keep(o)) {
-        for r in parse_file(&env, origin, text)? {
+        for r in parse_file_with(&env, origin, text, builtin)? {
             if rules.iter().any(|x| x.spec.id == r.spec.id) {
                 return Err(RuleError {
                     origin: origin.to_string(),
@@ -430,21 +505,57 @@ pub fn load_builtin_where(
     Ok(rules)
 }
 
-/// Fact lists that grow with the rig: a GPU list, or the pairs of GPUs.
-/// A rule that scans one of them inside a scan of one of them does work
-/// quadratic (or cubic) in the GPUs; what it wants belongs in derive
-/// (issue 15: `NV-NVLINK-MISSING` once took 97 s on 256 GPUs).
-pub const RIG_SIZED: &[&str] = &["gpus", "nvidia.gpus", "nvidia.links"];
+/// Fact lists that grow with the rig: one item per GPU (as the bus, a
+/// vendor tool or a runtime lists them, or per device node), or per pair
+/// of GPUs. A rule that scans one of them inside a scan of one of them
+/// does work quadratic (or cubic) in the GPUs; what it wants belongs in
+/// derive (issue 15: `NV-NVLINK-MISSING` once took 97 s on 256 GPUs). A
+/// list that is not here (probes, packages, releases) is bounded by
+/// rigdoctor or the installation, not by the GPUs.
+pub const RIG_SIZED: &[&str] = &[
+    "gpus",
+    "nvidia.gpus",
+    "nvidia.links",
+    "nvidia.lost",
+    "nvidia.sound",
+    "nvidia.visible.indices",
+    "amd.agents",
+    "amd.cards",
+    "amd.smi_devices",
+    "amd.smi.gpus",
+    "amd.links",
+    "amd.visible.indices",
+    "sycl.devices",
+    "sycl.visible",
+    "sycl.mask.kept",
+    "sycl.verbose.platforms",
+    "xpu_smi.devices",
+    "vulkan.devices",
+    "vulkan.missing",
+    "vulkan.mesa_too_old",
+    "vulkan.discrete_indices",
+    "vulkan.ggml_visible_indices",
+    "vulkan.ggml_visible_integrated",
+    "intel_runtime.unlisted",
+    "intel_runtime.generic_names",
+    "python.deep.xpu_devices",
+    "container.gpus_without_nodes",
+    "access.nodes",
+    "access.blocked",
+    "access.missing",
+];
 
 /// The places where `rule` scans a rig-sized list inside a scan of one:
-/// a comprehension over one in the body of another, or in `when` or a
-/// template of a rule whose `each` ranges over one (those run per item).
+/// a comprehension over one (or an `x in list`, a scan too) in the body of
+/// another, or in `when` or a template of a rule whose `each` ranges over
+/// one (those run per item).
 /// Empty for a rule whose cost is linear in the GPUs.
 pub fn nested_scans(rule: &Rule) -> Vec<String> {
     use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 
-    fn mentions_rig_sized(e: &IdedExpr) -> bool {
-        let mut found = false;
+    /// The first rig-sized list `e` reads, if any.
+    fn mentions_rig_sized(e: &IdedExpr) -> Option<&'static str> {
+        let mut found = None;
         visit(e, &mut |x| {
             let mut segs = Vec::new();
             let mut cur = x;
@@ -464,9 +575,12 @@ pub fn nested_scans(rule: &Rule) -> Vec<String> {
             segs.reverse();
             // `nvidia.links` and anything below it (`nvidia.links.x`) counts.
             let name = segs.join(".");
-            found |= RIG_SIZED
-                .iter()
-                .any(|r| name == *r || name.starts_with(&format!("{r}.")));
+            if found.is_none() {
+                found = RIG_SIZED
+                    .iter()
+                    .find(|r| name == **r || name.starts_with(&format!("{r}.")))
+                    .copied();
+            }
         });
         found
     }
@@ -513,21 +627,33 @@ pub fn nested_scans(rule: &Rule) -> Vec<String> {
         }
     }
 
-    /// Comprehensions over rig-sized lists met while already inside one.
-    fn walk(e: &IdedExpr, inside: bool, out: &mut usize) {
+    /// Scans of rig-sized lists met while already inside a scan of one
+    /// (`inside`: the outer list), as (inner, outer).
+    fn walk(
+        e: &IdedExpr,
+        inside: Option<&'static str>,
+        out: &mut Vec<(&'static str, &'static str)>,
+    ) {
         match &e.expr {
             Expr::Comprehension(c) => {
                 let over = mentions_rig_sized(&c.iter_range);
-                if over && inside {
-                    *out += 1;
+                if let (Some(inner), Some(outer)) = (over, inside) {
+                    out.push((inner, outer));
                 }
                 walk(&c.iter_range, inside, out);
                 walk(&c.accu_init, inside, out);
                 for x in [&c.loop_cond, &c.loop_step, &c.result] {
-                    walk(x, inside || over, out);
+                    walk(x, inside.or(over), out);
                 }
             }
             Expr::Call(c) => {
+                // `x in list` scans the list.
+                if c.func_name == cel::common::ast::operators::IN
+                    && let Some(outer) = inside
+                    && let Some(inner) = c.args.get(1).and_then(mentions_rig_sized)
+                {
+                    out.push((inner, outer));
+                }
                 if let Some(t) = &c.target {
                     walk(t, inside, out);
                 }
@@ -550,22 +676,22 @@ pub fn nested_scans(rule: &Rule) -> Vec<String> {
     let per_item = rule
         .each
         .as_ref()
-        .is_some_and(|p| mentions_rig_sized(p.expression()));
+        .and_then(|p| mentions_rig_sized(p.expression()));
     let mut found = Vec::new();
-    let mut check = |what: &str, e: &IdedExpr, inside: bool| {
-        let mut n = 0;
-        walk(e, inside, &mut n);
-        if n > 0 {
+    let mut check = |what: &str, e: &IdedExpr, inside: Option<&'static str>| {
+        let mut pairs = Vec::new();
+        walk(e, inside, &mut pairs);
+        pairs.dedup();
+        for (inner, outer) in pairs {
             found.push(format!(
-                "{}: `{what}` scans {} inside a scan of {}",
+                "{}: `{what}` scans {inner} inside a scan of {outer}{}",
                 rule.spec.id,
-                RIG_SIZED.join(" / "),
-                if inside { "`each`" } else { "one" }
+                if inside.is_some() { " (`each`)" } else { "" }
             ));
         }
     };
     if let Some(p) = &rule.each {
-        check("each", p.expression(), false);
+        check("each", p.expression(), None);
     }
     check("when", rule.when.expression(), per_item);
     for (field, t) in [
@@ -574,12 +700,14 @@ pub fn nested_scans(rule: &Rule) -> Vec<String> {
         ("explain", &rule.explain),
         ("fix", &rule.fix),
     ] {
-        for seg in &t.0 {
+        // A template that does not compile is the loader's error to report.
+        for seg in t.segments().unwrap_or_default() {
             if let Segment::Expr { program, .. } = seg {
                 check(field, program.expression(), per_item);
             }
         }
     }
+    found.dedup();
     found
 }
 
@@ -828,6 +956,30 @@ mod tests {
             0
         );
         assert_eq!(rule("", "sycl.devices.exists(d, gpus.size() > 0)", "t"), 0);
+        // `in` scans its list; per-GPU lists of other vendors and runtimes count.
+        assert_eq!(rule("", "gpus.exists(g, g.pci in nvidia.lost)", "t"), 1);
+        assert_eq!(
+            rule(
+                "",
+                "amd.agents.exists(a, a.integrated && amd.agents.exists(b, b.visible))",
+                "t"
+            ),
+            1
+        );
+        assert_eq!(
+            rule(
+                "each='vulkan.missing'\n",
+                "true",
+                "{{ vulkan.devices.map(d, d.name).join(', ') }}"
+            ),
+            1
+        );
+        // A membership test in a literal or a map, and a scan per probe, are not.
+        assert_eq!(
+            rule("", "gpus.exists(g, g.vendor in ['amd', 'intel'])", "t"),
+            0
+        );
+        assert_eq!(rule("each='probe_list'\n", "true", "{{ gpus.size() }}"), 0);
     }
 
     #[test]
@@ -843,9 +995,32 @@ mod tests {
     fn templates_split_text_and_expressions() {
         let env = cel_env();
         let t = compile_template(&env, "a {{ 1 + 1 }} b {{x}}", "t", "X-Y", "title").unwrap();
-        assert_eq!(t.0.len(), 4);
+        assert_eq!(t.len(), 4);
         assert!(compile_template(&env, "a {{ 1 +", "t", "X-Y", "title").is_err());
         assert!(compile_template(&env, "a {{ ) }}", "t", "X-Y", "title").is_err());
+    }
+
+    #[test]
+    fn lazy_templates_compile_at_first_use_and_eager_ones_with_the_rule() {
+        let env = cel_env();
+        let text = "[[rule]]\nid='A-B'\nseverity='warn'\narea='gpus'\nclass='advice'\nwhen='true'\ntitle='t {{ 1 + }}'\nexplain='e'\nfix='f'\n";
+        let e = parse_file(&env, "x", text).err().unwrap();
+        assert!(
+            e.to_string()
+                .starts_with("x: A-B.title: {{ 1 + }} does not compile"),
+            "{e}"
+        );
+        let lazy = parse_file_with(&env, "x", text, Compile::Lazy).unwrap();
+        let e = lazy[0].title.segments().err().unwrap();
+        assert!(e.message.starts_with("A-B.title:"), "{e}");
+        assert_eq!(lazy[0].fix.segments().unwrap().len(), 1);
+        // The built-in rules load lazily, and each of their templates compiles.
+        let rules = load_for_check(None).unwrap();
+        for r in &rules {
+            for t in [&r.title, &r.evidence, &r.explain, &r.fix] {
+                assert!(t.segments().is_ok(), "{}", r.spec.id);
+            }
+        }
     }
 
     #[test]

@@ -93,6 +93,19 @@ fn stamped<T>(f: impl FnOnce() -> T) -> (T, Instant) {
 /// Run every probe. Commands run in parallel so that one hung tool costs
 /// its timeout once, not once per tool.
 pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>) {
+    let (rig, reports, _) = collect_beside(src, opts, || ());
+    (rig, reports)
+}
+
+/// [`collect`], running `beside` on a thread of its own once every probe's
+/// thread has started: work that must not delay the first tool (on a
+/// loaded 2-core machine a thread started first pushed the tools' start
+/// back by ~10 ms; `check` compiles its rules here, issue 15).
+pub fn collect_beside<T: Send>(
+    src: &dyn Source,
+    opts: &ProbeOptions,
+    beside: impl FnOnce() -> T + Send,
+) -> (Rig, Vec<ProbeReport>, std::thread::Result<T>) {
     let mut rig = Rig::default();
     let (env, env_report) = env::probe(src);
     rig.env = env;
@@ -103,75 +116,95 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     let dl = opts.deadline;
     // Every probe notes when it returned, so that mark_deadline can tell a
     // probe the run's deadline stopped from one that timed out on its own.
-    let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd, vk) = std::thread::scope(|s| {
-        let host = s.spawn(|| timed(|| host::probe(src)));
-        let pci = s.spawn(|| timed(|| pci::probe(src)));
-        let sycl = s.spawn(|| {
-            // One runtime start-up: `sycl-ls --verbose`, plain `sycl-ls` only as a fallback.
-            let (((mut sycl, mut report), (verbose, mut vreport)), t) =
-                stamped(|| sycl_ls::probe(src, opts.timeout));
-            mark_deadline(dl, t, std::slice::from_mut(&mut report));
-            mark_deadline(dl, t, std::slice::from_mut(&mut vreport));
-            sycl.verbose = verbose;
-            (sycl, report, vreport)
-        });
-        let python = s.spawn(|| {
-            let ((mut py, mut report), t) =
-                stamped(|| timed(|| python::probe(src, opts.python.as_deref(), opts.timeout)));
-            mark_deadline(dl, t, std::slice::from_mut(&mut report));
-            let mut deep_report = None;
-            if deep_wanted {
-                let interpreter = py.interpreter.clone().or_else(|| opts.python.clone());
-                let (deep, t) = stamped(|| {
-                    python_deep::probe(src, interpreter.as_deref(), opts.deep_timeout, opts.deep)
-                });
-                if let Some((d, mut r)) = deep {
-                    mark_deadline(dl, t, std::slice::from_mut(&mut r));
-                    py.deep = Some(d);
-                    deep_report = Some(r);
+    let (host, pci, sycl, python, oneapi, xpu, cl, nvidia, amd, vk, container, svc, beside) =
+        std::thread::scope(|s| {
+            let host = s.spawn(|| timed(|| host::probe(src)));
+            // The device nodes are judged against the bus's GPUs: right after
+            // the bus, not after the slowest tool (only stat and access(2),
+            // never an open, so a hung GPU cannot stall it).
+            let pci = s.spawn(|| {
+                let (gpus, r) = timed(|| pci::probe(src));
+                let access = timed(|| devnodes::probe(src, &gpus));
+                ((gpus, r), access)
+            });
+            let container = s.spawn(|| timed(|| container::probe(src)));
+            let svc = s.spawn(|| timed(|| ollama_service::probe(src)));
+            let sycl = s.spawn(|| {
+                // One runtime start-up: `sycl-ls --verbose`, plain `sycl-ls` only as a fallback.
+                let (((mut sycl, mut report), (verbose, mut vreport)), t) =
+                    stamped(|| sycl_ls::probe(src, opts.timeout));
+                mark_deadline(dl, t, std::slice::from_mut(&mut report));
+                mark_deadline(dl, t, std::slice::from_mut(&mut vreport));
+                sycl.verbose = verbose;
+                (sycl, report, vreport)
+            });
+            let python = s.spawn(|| {
+                let ((mut py, mut report), t) =
+                    stamped(|| timed(|| python::probe(src, opts.python.as_deref(), opts.timeout)));
+                mark_deadline(dl, t, std::slice::from_mut(&mut report));
+                let mut deep_report = None;
+                if deep_wanted {
+                    let interpreter = py.interpreter.clone().or_else(|| opts.python.clone());
+                    let (deep, t) = stamped(|| {
+                        python_deep::probe(
+                            src,
+                            interpreter.as_deref(),
+                            opts.deep_timeout,
+                            opts.deep,
+                        )
+                    });
+                    if let Some((d, mut r)) = deep {
+                        mark_deadline(dl, t, std::slice::from_mut(&mut r));
+                        py.deep = Some(d);
+                        deep_report = Some(r);
+                    }
                 }
-            }
-            (py, report, deep_report)
+                (py, report, deep_report)
+            });
+            let xpu = s.spawn(|| {
+                let ((v, mut r), t) = stamped(|| timed(|| xpu_smi::probe(src, opts.timeout)));
+                mark_deadline(dl, t, std::slice::from_mut(&mut r));
+                (v, r)
+            });
+            let cl = s.spawn(|| {
+                let ((v, mut r), t) =
+                    stamped(|| timed(|| clinfo::probe(src, env_ref, opts.timeout)));
+                mark_deadline(dl, t, std::slice::from_mut(&mut r));
+                (v, r)
+            });
+            let nvidia = s.spawn(|| {
+                let ((v, mut r), t) = stamped(|| nvidia_smi::probe(src, opts.timeout));
+                mark_deadline(dl, t, &mut r);
+                (v, r)
+            });
+            let amd = s.spawn(|| {
+                let ((v, mut r), t) = stamped(|| rocm::probe(src, opts.timeout));
+                mark_deadline(dl, t, &mut r);
+                (v, r)
+            });
+            let vk = s.spawn(|| {
+                let ((v, mut r), t) = stamped(|| timed(|| vulkan::probe(src, opts.timeout)));
+                mark_deadline(dl, t, std::slice::from_mut(&mut r));
+                (v, r)
+            });
+            let beside = s.spawn(beside);
+            let oneapi = timed(|| oneapi::probe(src, env_ref));
+            (
+                host.join(),
+                pci.join(),
+                sycl.join(),
+                python.join(),
+                oneapi,
+                xpu.join(),
+                cl.join(),
+                nvidia.join(),
+                amd.join(),
+                vk.join(),
+                container.join(),
+                svc.join(),
+                beside.join(),
+            )
         });
-        let xpu = s.spawn(|| {
-            let ((v, mut r), t) = stamped(|| timed(|| xpu_smi::probe(src, opts.timeout)));
-            mark_deadline(dl, t, std::slice::from_mut(&mut r));
-            (v, r)
-        });
-        let cl = s.spawn(|| {
-            let ((v, mut r), t) = stamped(|| timed(|| clinfo::probe(src, env_ref, opts.timeout)));
-            mark_deadline(dl, t, std::slice::from_mut(&mut r));
-            (v, r)
-        });
-        let nvidia = s.spawn(|| {
-            let ((v, mut r), t) = stamped(|| nvidia_smi::probe(src, opts.timeout));
-            mark_deadline(dl, t, &mut r);
-            (v, r)
-        });
-        let amd = s.spawn(|| {
-            let ((v, mut r), t) = stamped(|| rocm::probe(src, opts.timeout));
-            mark_deadline(dl, t, &mut r);
-            (v, r)
-        });
-        let vk = s.spawn(|| {
-            let ((v, mut r), t) = stamped(|| timed(|| vulkan::probe(src, opts.timeout)));
-            mark_deadline(dl, t, std::slice::from_mut(&mut r));
-            (v, r)
-        });
-        let oneapi = timed(|| oneapi::probe(src, env_ref));
-        (
-            host.join(),
-            pci.join(),
-            sycl.join(),
-            python.join(),
-            oneapi,
-            xpu.join(),
-            cl.join(),
-            nvidia.join(),
-            amd.join(),
-            vk.join(),
-        )
-    });
     let mut reports = vec![env_report];
     // A probe that panicked (a bug in rigdoctor) is reported, not fatal.
     let crashed = |name: &str| {
@@ -189,13 +222,17 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         }
         Err(_) => reports.push(crashed("host")),
     }
-    match pci {
-        Ok((g, r)) => {
+    let access = match pci {
+        Ok(((g, r), access)) => {
             rig.gpus = g;
             reports.push(r);
+            Some(access)
         }
-        Err(_) => reports.push(crashed("pci")),
-    }
+        Err(_) => {
+            reports.push(crashed("pci"));
+            None
+        }
+    };
     match sycl {
         Ok((s, r, v)) => {
             rig.sycl = s;
@@ -250,8 +287,6 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         }
         Err(_) => reports.push(crashed("vulkaninfo-summary")),
     }
-    // After the bus is known: the nodes are judged against its GPUs. Only
-    // stat and access(2), never an open, so a hung GPU cannot stall it.
     // amd-smi where there is an AMD GPU to ask about (on the bus, or listed
     // by rocminfo in a container without /sys); the topology only for two or
     // more, where there is a pair to judge.
@@ -280,15 +315,24 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
         rig.amd.links = links;
         reports.extend(r);
     }
-    let (access, r) = timed(|| devnodes::probe(src, &rig.gpus));
+    // Without the bus (its probe crashed), against no GPU, as before.
+    let (access, r) = access.unwrap_or_else(|| timed(|| devnodes::probe(src, &rig.gpus)));
     rig.access = access;
     reports.push(r);
-    let (container, r) = timed(|| container::probe(src));
-    rig.container = container;
-    reports.push(r);
-    let (svc, r) = timed(|| ollama_service::probe(src));
-    rig.ollama_service = svc;
-    reports.push(r);
+    match container {
+        Ok((c, r)) => {
+            rig.container = c;
+            reports.push(r);
+        }
+        Err(_) => reports.push(crashed(container::PROBE)),
+    }
+    match svc {
+        Ok((svc, r)) => {
+            rig.ollama_service = svc;
+            reports.push(r);
+        }
+        Err(_) => reports.push(crashed(ollama_service::NAME)),
+    }
     // The toolkit's CLI asks the driver through NVML like nvidia-smi: it is
     // run only for a GPU nvidia drives, and not after nvidia-smi hung (it
     // would hang too, costing a second timeout).
@@ -308,7 +352,7 @@ pub fn collect(src: &dyn Source, opts: &ProbeOptions) -> (Rig, Vec<ProbeReport>)
     if let Some(r) = refusals_report(src) {
         reports.push(r);
     }
-    (rig, reports)
+    (rig, reports, beside)
 }
 
 /// An APU's GPU by its PCI id (the bus's `discrete` is derived later).
