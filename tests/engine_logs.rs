@@ -380,6 +380,14 @@ const FORMS: &[(&str, &str, &str, &str)] = &[
         "-ngl 99",
     ),
     (
+        // Our own real llama.cpp CPU build at -lv 4 (fixtures/traces/record.sh
+        // machine): every buffer on the CPU.
+        "llama-cpp-real-cpu-lv4.log",
+        "all-on-cpu",
+        "CPU_Mapped model buffer size =   261.50 MiB",
+        "-ngl 99",
+    ),
+    (
         "vllm-cpu-platform-detected.log",
         "all-on-cpu",
         "Automatically detected platform cpu.",
@@ -743,6 +751,21 @@ fn issue12_device_names_and_the_bound_from_real_logs() {
             s("0", "AMD Radeon RX 9070"),
             s("1", "AMD Radeon 740M Graphics")
         ]
+    );
+    // Our own real run (llama.cpp CPU build, -lv 4): CPU_Mapped 261.50 MiB
+    // + KV 64.00 MiB over host memory at the stated 51.2 GB/s = 6.666 ms,
+    // 150.0 tok/s. CPU_REPACK's 193.50 MiB are the same weights laid out
+    // again, not counted twice (counting them said 94.1 tok/s).
+    let cpu = inputs("llama-cpp-real-cpu-lv4.log");
+    let f = compute(&cpu, Some(44.54), None, 0.25);
+    assert_eq!(f.ms_per_token, Some(6.666), "{}", f.arithmetic);
+    assert_eq!(f.decode_tps, Some(150.0), "{}", f.arithmetic);
+    let repack = f.devices.iter().find(|d| d.device == "CPU_REPACK").unwrap();
+    assert!(!repack.counted, "{}", f.arithmetic);
+    assert!(
+        f.arithmetic.contains("CPU_REPACK 193.50 MiB not counted"),
+        "{}",
+        f.arithmetic
     );
     // A log with buffers but no device name: unknown, never guessed.
     let f = compute(

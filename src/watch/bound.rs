@@ -212,6 +212,14 @@ pub struct BoundFacts {
 
 const MIB: f64 = 1048576.0;
 
+/// llama.cpp's extra CPU buffer types, which re-lay out mapped weights.
+fn is_repack(device: &str) -> bool {
+    matches!(
+        device,
+        "CPU_REPACK" | "CPU_AARCH64" | "AMX" | "CPU_KLEIDIAI"
+    )
+}
+
 fn r1(v: f64) -> f64 {
     (v * 10.0).round() / 10.0 + 0.0
 }
@@ -352,6 +360,14 @@ pub fn compute_with(
         // Every layer on the GPUs: the host model buffer is the token
         // embeddings (one row per token). Its KV share, if any, still counts.
         let embeddings_only = !gpu && any_gpu && full_offload && kv == 0.0;
+        // A CPU repack buffer (`CPU_REPACK`, `CPU_AARCH64`, `AMX`) holds
+        // weights of the mapped file laid out again for the CPU's kernels:
+        // a token reads the copy instead of the original, so the bytes are
+        // counted once, in `CPU_Mapped` (the real run of
+        // logs/llama-cpp-real-cpu-lv4.log: 261.50 MiB mapped, 193.50 MiB of
+        // it repacked).
+        let relayout = !gpu && kv == 0.0 && is_repack(d) && order.iter().any(|x| x == "CPU_Mapped");
+        let embeddings_only = embeddings_only || relayout;
         let (name, bw) = if gpu {
             match inp.name_of(d) {
                 Some(n) => (n.to_string(), gpu_bandwidth(n).map(|(g, s, _)| (g, s))),
@@ -376,6 +392,13 @@ pub fn compute_with(
                 .unwrap_or_default(),
             ms: None,
         };
+        if relayout {
+            words.push(format!(
+                "{d} {model:.2} MiB not counted (the CPU's re-layout of weights CPU_Mapped holds: read instead of them, counted once)"
+            ));
+            out.devices.push(dev);
+            continue;
+        }
         if embeddings_only {
             words.push(format!(
                 "{d} {model:.2} MiB not counted (token embeddings with every layer offloaded: one row read per token)"
