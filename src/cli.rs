@@ -233,6 +233,8 @@ pub enum SplitMode {
     Layer,
     /// Only the main GPU (-mg 0).
     None,
+    /// Each matrix divided by rows across the GPUs (llama.cpp's SYCL backend).
+    Row,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -264,6 +266,12 @@ pub struct FitArgs {
     pub ngl: Option<u32>,
     #[arg(long, value_enum, default_value_t = SplitMode::Layer)]
     pub split_mode: SplitMode,
+    /// llama.cpp --n-cpu-moe: keep the experts of the first N layers in host memory.
+    #[arg(long, value_name = "N")]
+    pub n_cpu_moe: Option<u32>,
+    /// llama.cpp --cpu-moe: keep every layer's experts in host memory.
+    #[arg(long, conflicts_with = "n_cpu_moe")]
+    pub cpu_moe: bool,
     /// llama.cpp --tensor-split: the share of each GPU, comma-separated.
     #[arg(long, value_name = "A,B,...", value_delimiter = ',')]
     pub tensor_split: Vec<f32>,
@@ -327,7 +335,12 @@ fn fit_plan(
     {
         return Err(format!("--parallel {p} must be 1 to 256"));
     }
-    if is_ollama && (a.split_mode == SplitMode::None || !a.tensor_split.is_empty()) {
+    if is_ollama && (a.n_cpu_moe.is_some() || a.cpu_moe) {
+        return Err(
+            "--n-cpu-moe and --cpu-moe are llama.cpp flags; ollama does not pass them".into(),
+        );
+    }
+    if is_ollama && (a.split_mode != SplitMode::Layer || !a.tensor_split.is_empty()) {
         return Err(
             "--split-mode and --tensor-split are llama.cpp flags; ollama splits by layer across every GPU it sees"
                 .into(),
@@ -421,6 +434,12 @@ fn fit_plan(
                 ngl: a.ngl,
                 single_gpu: a.split_mode == SplitMode::None,
                 tensor_split: a.tensor_split,
+                row: a.split_mode == SplitMode::Row,
+                cpu_moe: if a.cpu_moe {
+                    Some(u32::MAX)
+                } else {
+                    a.n_cpu_moe
+                },
             },
             kv_type: kv_name.into(),
             engine,

@@ -414,7 +414,7 @@ fn run_fit(f: rigdoctor::cli::FitPlan, started: std::time::Instant) -> ExitCode 
         Format::Json => command::render_json(&report),
         Format::Human => command::render_human(&report),
     });
-    if report.facts.fit.verdict == "fits" {
+    if report.facts.fit.verdict == "fits" && report.verdict != "error" {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)

@@ -104,6 +104,11 @@ pub struct Host {
     /// Physical cores (distinct physical id/core id pairs).
     pub cores: Option<u32>,
     pub mem_total_bytes: Option<u64>,
+    /// `MemAvailable` of /proc/meminfo: for `fit`'s host-memory check, not
+    /// part of check's facts.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub mem_available_bytes: Option<u64>,
     pub numa_nodes: Option<u32>,
 }
 

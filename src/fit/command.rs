@@ -11,6 +11,7 @@ use serde::Serialize;
 use super::devices::{Device, Devices};
 use super::llama_cpp::{self, Hparams, Settings};
 use super::ollama::{self, OllamaSettings};
+use super::quant;
 use super::split::{self, Compute, LayerSizes, Placement, SplitSettings};
 use crate::diagnose::{Diagnosis, RuleClass, Severity, human_bytes};
 use crate::model::gguf::{self, Gguf};
@@ -83,7 +84,22 @@ pub struct Fit {
     pub devices: Vec<FitDevice>,
     /// What stays in host memory (the input layer, CPU layers and their KV).
     pub host: FitHost,
+    /// The largest smaller quantisation of the same model (llama.cpp's
+    /// mixes, sized from the shapes) with every layer on the GPUs, when
+    /// this file does not fit; null when it fits or none does.
+    pub smaller_quant: Option<FitQuant>,
+    /// `--n-cpu-moe N`: the smallest N with every other tensor on the GPUs,
+    /// for a MoE model that does not fit; null otherwise.
+    pub n_cpu_moe_fix: Option<u32>,
     pub notes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
+pub struct FitQuant {
+    /// `Q8_0`, `Q6_K`, `Q5_K_M`, `Q4_K_M`, `IQ4_XS` or `Q3_K_M`.
+    pub mix: String,
+    /// The estimated weights of the re-quantised file (not this file).
+    pub weights_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -97,8 +113,11 @@ pub struct FitSettings {
     pub kv_type: String,
     /// `-ngl` as given; null: all.
     pub ngl: Option<u32>,
-    /// `layer` or `none`.
+    /// `layer`, `row` or `none`.
     pub split_mode: &'static str,
+    /// `--n-cpu-moe` (the first N blocks' experts on the host); null when
+    /// not given; `--cpu-moe` is the block count.
+    pub n_cpu_moe: Option<u32>,
     pub tensor_split: Vec<f32>,
     /// What ollama ran llama.cpp with (null for llama.cpp itself).
     pub ollama: Option<FitOllama>,
@@ -159,24 +178,69 @@ pub struct FitDevice {
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct FitHost {
     pub layers: u32,
+    /// The input embeddings, the CPU layers and the experts kept on the
+    /// host (mapped from the file with llama.cpp's default mmap).
     pub weights_bytes: u64,
+    /// Of those, the experts of GPU layers kept on the host (`--n-cpu-moe`).
+    pub experts_bytes: u64,
     pub kv_bytes: u64,
+    /// weights + KV.
+    pub need_bytes: u64,
+    /// `MemAvailable` of /proc/meminfo (check's host probe); null when
+    /// it could not be read.
+    pub available_bytes: Option<u64>,
+    /// need within available; null when available is unknown.
+    pub fits: Option<bool>,
 }
 
 /// The model's shapes and the arithmetic at any setting.
 struct Model<'a> {
     g: &'a Gguf,
     h: Hparams,
+    /// `--n-cpu-moe`: blocks whose experts stay on the host.
+    cpu_moe: usize,
 }
 
 impl Model<'_> {
     fn at(&self, s: &Settings) -> Result<(LayerSizes, Compute), String> {
         let kv = llama_cpp::kv_cache(&self.h, s)?;
-        Ok((
-            split::layer_sizes(self.g, &kv.layer_bytes),
-            llama_cpp::compute_parts(&self.h, s),
-        ))
+        let mut sizes = split::layer_sizes(self.g, &kv.layer_bytes);
+        sizes.cpu_moe = self.cpu_moe.min(sizes.n_layer());
+        Ok((sizes, llama_cpp::compute_parts(&self.h, s)))
     }
+}
+
+/// The placement for `ngl` with the request's split mode: by layer, or
+/// (`--split-mode row`) by layer with every matrix divided by rows.
+fn place_mode(
+    sizes: &LayerSizes,
+    c: Compute,
+    ngl: u32,
+    split_v: &[f32],
+    devs: &[Device],
+    sp: &SplitSettings,
+) -> Placement {
+    if sp.row && !sp.single_gpu {
+        split::place_row(sizes, c, ngl, split_v, &row_starts(devs, sp))
+    } else {
+        split::place(sizes, c, ngl, split_v)
+    }
+}
+
+/// Where each device's rows start in the split buffer: `--tensor-split`
+/// when given, else the backend's default, each device's total VRAM.
+fn row_starts(devs: &[Device], sp: &SplitSettings) -> Vec<f32> {
+    let given = sp.tensor_split.iter().take(devs.len()).any(|&x| x != 0.0);
+    let w: Vec<f32> = (0..devs.len())
+        .map(|i| {
+            if given {
+                sp.tensor_split.get(i).copied().unwrap_or(0.0)
+            } else {
+                devs[i].total_bytes as f32
+            }
+        })
+        .collect();
+    split::row_starts(&w)
 }
 
 fn gib(n: u64) -> String {
@@ -201,7 +265,7 @@ fn fits_all(m: &Model, s: &Settings, devs: &[Device], sp: &SplitSettings) -> Res
     let devs = used(devs, sp);
     let free = frees(devs);
     let split = split::effective_split(&free, sp);
-    let p = split::place(&sizes, c, sizes.n_layer() as u32 + 1, &split);
+    let p = place_mode(&sizes, c, sizes.n_layer() as u32 + 1, &split, devs, sp);
     Ok(!devs.is_empty() && p.fits(&free))
 }
 
@@ -213,7 +277,8 @@ pub fn build(
     probes: Vec<ProbeReport>,
 ) -> Result<FitReport, String> {
     let h = Hparams::from_gguf(g)?;
-    let m = Model { g, h };
+    let cpu_moe = req.split.cpu_moe.map_or(0, |n| n as usize);
+    let m = Model { g, h, cpu_moe };
     let mut notes = devs.notes.clone();
     let (s, oll) = match &req.engine {
         Engine::LlamaCpp => (req.settings, None),
@@ -229,7 +294,8 @@ pub fn build(
     let on = used(&devs.visible, &req.split);
     let free = frees(on);
     let split_v = split::effective_split(&free, &req.split);
-    let asked = split::place(&sizes, compute, want, &split_v);
+    let place_at = |n: u32| place_mode(&sizes, compute, n, &split_v, on, &req.split);
+    let asked = place_at(want);
     let (placement, fits_asked): (Placement, bool) = if let Some((o, _)) = oll
         && req.split.ngl.is_none()
     {
@@ -241,9 +307,9 @@ pub fn build(
     } else {
         let best = (0..=want)
             .rev()
-            .find(|&n| split::place(&sizes, compute, n, &split_v).fits(&free))
+            .find(|&n| place_at(n).fits(&free))
             .unwrap_or(0);
-        (split::place(&sizes, compute, best, &split_v), false)
+        (place_at(best), false)
     };
     let gpu_layers = if on.is_empty() {
         0
@@ -266,6 +332,19 @@ pub fn build(
         ));
     }
 
+    let row_on_cuda = req.split.row && !req.split.single_gpu && devs.backend != "sycl";
+    if req.split.row && on.len() > 1 {
+        notes.push(
+            "--split-mode row: every matrix of a GPU layer is divided by rows over all the GPUs; the layer's norms, KV cache and compute stay on its device"
+                .into(),
+        );
+    }
+    let row_moe = req.split.row
+        && !req.split.single_gpu
+        && devs.backend == "sycl"
+        && sizes.is_moe()
+        && sizes.cpu_moe < sizes.n_layer();
+
     // The fixes, each checked by placing it.
     let mut fixes: Vec<String> = Vec::new();
     if let Some((o, _)) = oll
@@ -277,6 +356,7 @@ pub fn build(
         let full = format!("-ngl {total}");
         if on.len() > 1
             && !req.split.single_gpu
+            && !req.split.row
             && let Some(counts) = split::balanced_split(&sizes, compute, &free)
         {
             let ts: Vec<String> = counts.iter().map(u32::to_string).collect();
@@ -306,7 +386,10 @@ pub fn build(
                 "{full} -c {best}    # the largest context that fits on the GPUs"
             ));
         }
-        let most = split::max_ngl(&sizes, compute, &split_v, &free);
+        let most = (0..=total)
+            .rev()
+            .find(|&n| place_at(n).fits(&free))
+            .unwrap_or(0);
         if !fits_asked && gpu_layers > 0 {
             fixes.push(format!(
                 "-ngl {gpu_layers}    # the most layers that fit; the rest runs on the CPU, slower"
@@ -333,6 +416,62 @@ pub fn build(
         }
     }
 
+    // A MoE model: the smallest --n-cpu-moe with every other tensor on the
+    // GPUs (llama.cpp's -ncmoe keeps blocks 0..N's experts in host memory).
+    let mut n_cpu_moe_fix = None;
+    if verdict != "fits" && !on.is_empty() && sizes.is_moe() && req.split.cpu_moe.is_none() {
+        for n in 1..=n_layer {
+            let mm = Model {
+                g,
+                h: m.h.clone(),
+                cpu_moe: n as usize,
+            };
+            if fits_all(&mm, &s, &devs.visible, &req.split)? {
+                let (sz, _) = mm.at(&s)?;
+                let host: u64 = (0..n as usize).map(|i| sz.experts[i]).sum();
+                fixes.insert(
+                    0,
+                    format!(
+                        "-ngl {total} --n-cpu-moe {n}    # the experts of the first {n} layers in host memory ({}), every other tensor on the GPUs",
+                        gib(host)
+                    ),
+                );
+                n_cpu_moe_fix = Some(n);
+                break;
+            }
+        }
+    }
+    // The largest smaller quantisation of this model that fits.
+    let mut smaller_quant = None;
+    if verdict != "fits" && !on.is_empty() {
+        let now = g.weights_bytes();
+        for mix in quant::LADDER {
+            let Some(q) = quant::requantise(g, mix) else {
+                continue;
+            };
+            let w = q.weights_bytes();
+            if w >= now {
+                continue;
+            }
+            let qm = Model {
+                g: &q,
+                h: m.h.clone(),
+                cpu_moe: m.cpu_moe,
+            };
+            if fits_all(&qm, &s, &devs.visible, &req.split)? {
+                fixes.push(format!(
+                    "# a {mix} of this model, about {} of weights (an estimate from the tensor shapes of what llama-quantize would write), fits with every layer on the GPUs",
+                    gib(w)
+                ));
+                smaller_quant = Some(FitQuant {
+                    mix: mix.into(),
+                    weights_bytes: w,
+                });
+                break;
+            }
+        }
+    }
+
     let mut diagnoses = Vec::new();
     let mut diag =
         |id: &str, severity, title: String, evidence: String, explain: &str, fix: String| {
@@ -352,7 +491,7 @@ pub fn build(
         };
     let need: Vec<String> = on
         .iter()
-        .zip(&split::place(&sizes, compute, want, &split_v).devices)
+        .zip(&place_at(want).devices)
         .map(|(d, u)| {
             format!(
                 "{} needs {} of {} free",
@@ -411,6 +550,59 @@ pub fn build(
         ),
         _ => {}
     }
+    if row_on_cuda && !on.is_empty() {
+        diag(
+            "FIT-ROW-UNSUPPORTED",
+            Severity::Error,
+            format!(
+                "--split-mode row: this llama.cpp has no row split for {}; the load stops",
+                devs.backend.to_uppercase()
+            ),
+            format!(
+                "llama.cpp (as vendored in llama-cpp-python 0.3.36) stops with \"device {} does not support split buffers\": only its SYCL backend provides one",
+                on[0].id
+            ),
+            "make_gpu_buft_list asks each backend for ggml_backend_split_buffer_type; the CUDA/HIP backend no longer registers one (its multi-GPU parallel mode is --split-mode tensor).",
+            "--split-mode layer    # whole layers per GPU (the placement above is the row split's, for older builds)".into(),
+        );
+    }
+    if row_moe {
+        diag(
+            "FIT-ROW-MOE",
+            Severity::Error,
+            "--split-mode row with a MoE model: the SYCL backend aborts on the expert tensors".into(),
+            "ggml-sycl asserts \"mul_mat_id does not support split buffers\", and the expert tensors are placed in the split buffer".into(),
+            "The row split covers only plain matrix products; the experts' MUL_MAT_ID does not accept a split weight.",
+            "--split-mode layer, or --cpu-moe to keep the experts in host memory".into(),
+        );
+    }
+    let host_need = placement.host.weights.saturating_add(placement.host.kv);
+    let host_fits = devs.host_available.map(|a| host_need <= a);
+    if host_fits == Some(false) {
+        let avail = devs.host_available.unwrap_or(0);
+        diag(
+            "FIT-HOST-MEMORY",
+            Severity::Error,
+            format!(
+                "What stays on the CPU ({}) is more than the host's available memory ({})",
+                gib(host_need),
+                gib(avail)
+            ),
+            format!(
+                "host: weights {} (input embeddings, CPU layers, experts kept on the host) + KV {}; MemAvailable {}",
+                gib(placement.host.weights),
+                gib(placement.host.kv),
+                gib(avail)
+            ),
+            "llama.cpp maps the weights from the file (mmap, its default): the pages that do not fit are dropped and read from disk again on every token; the KV cache is allocated memory. With --no-mmap or --mlock, or when the KV cache alone does not fit, the load swaps or is OOM-killed.",
+            "free host memory, or put more on the GPUs (see the other fixes), or a smaller quantisation".into(),
+        );
+    } else if host_fits.is_none() && host_need > sizes.input {
+        notes.push(format!(
+            "host memory: MemAvailable could not be read; {} stays on the CPU, not checked against it",
+            gib(host_need)
+        ));
+    }
     if let Some(sel) = &devs.selector
         && devs.all.len() > devs.visible.len()
     {
@@ -453,11 +645,14 @@ pub fn build(
         Engine::Ollama(o) => o.kv_name.clone(),
         Engine::LlamaCpp => req.kv_type.clone(),
     };
+    let worst = diagnoses.iter().map(|d| d.severity).max();
     Ok(FitReport {
         schema: SCHEMA,
-        verdict: match verdict {
-            "fits" => "ok",
-            "partial" => "warn",
+        verdict: match (verdict, worst) {
+            (_, Some(Severity::Error)) => "error",
+            ("fits", Some(Severity::Warn)) => "warn",
+            ("fits", _) => "ok",
+            ("partial", _) => "warn",
             _ => "error",
         },
         mode,
@@ -477,9 +672,12 @@ pub fn build(
                     ngl: req.split.ngl,
                     split_mode: if req.split.single_gpu {
                         "none"
+                    } else if req.split.row {
+                        "row"
                     } else {
                         "layer"
                     },
+                    n_cpu_moe: req.split.cpu_moe.map(|n| n.min(n_layer)),
                     tensor_split: req.split.tensor_split.clone(),
                     ollama: oll.map(|(_, f)| f),
                 },
@@ -499,13 +697,27 @@ pub fn build(
                 host: FitHost {
                     layers: placement.host.layers,
                     weights_bytes: placement.host.weights,
+                    experts_bytes: (0..sizes.cpu_moe)
+                        .filter(|&i| placement_on_gpu(&sizes, placement.ngl, i))
+                        .map(|i| sizes.experts[i])
+                        .sum(),
                     kv_bytes: placement.host.kv,
+                    need_bytes: host_need,
+                    available_bytes: devs.host_available,
+                    fits: host_fits,
                 },
+                smaller_quant,
+                n_cpu_moe_fix,
                 notes,
             },
         },
         probes,
     })
+}
+
+/// Block `il` is on a GPU at `ngl` (the last `ngl` of the `n_layer + 1`).
+fn placement_on_gpu(sizes: &LayerSizes, ngl: u32, il: usize) -> bool {
+    il >= (sizes.n_layer() + 1).saturating_sub(ngl as usize)
 }
 
 /// The largest multiple of 256 below `limit` for which `fits` holds (memory

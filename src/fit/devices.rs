@@ -39,6 +39,8 @@ pub struct Devices {
     pub selector: Option<String>,
     /// Things the reader must know (a GPU without a VRAM size, use unknown).
     pub notes: Vec<String>,
+    /// The host's `MemAvailable` (check's host probe), None when unread.
+    pub host_available: Option<u64>,
 }
 
 fn nvidia(rig: &Rig) -> Option<Devices> {
@@ -239,6 +241,7 @@ pub fn devices(rig: &Rig) -> Devices {
         .or_else(|| amd(rig))
         .or_else(|| intel(rig))
         .unwrap_or_default();
+    d.host_available = rig.host.mem_available_bytes;
     for dev in &d.visible {
         if dev.used_bytes.is_none() {
             d.notes.push(format!(

@@ -6,4 +6,5 @@ pub mod command;
 pub mod devices;
 pub mod llama_cpp;
 pub mod ollama;
+pub mod quant;
 pub mod split;

@@ -424,6 +424,9 @@ mod tests {
             output: G,
             tied_output: 0,
             kv: vec![G / 2; 20],
+            experts: vec![0; 20],
+            cpu_moe: 0,
+            rows: vec![Vec::new(); 21],
         }
     }
 

@@ -38,6 +38,28 @@ pub struct LayerSizes {
     pub tied_output: u64,
     /// KV cache bytes of each block.
     pub kv: Vec<u64>,
+    /// Bytes of each block's expert tensors (`ffn_{up,down,gate,gate_up}_exps`
+    /// and `_chexps`, llama.cpp's `LLM_FFN_EXPS_REGEX`); 0 for dense blocks.
+    pub experts: Vec<u64>,
+    /// `--n-cpu-moe N`: the experts of blocks `0..N` stay in host memory
+    /// whatever device their block is on (`--cpu-moe`: every block).
+    pub cpu_moe: usize,
+    /// The matrix tensors of each block and (last) of the output layer, for
+    /// `--split-mode row` ([`place_row`]).
+    pub rows: Vec<Vec<RowTensor>>,
+}
+
+/// One matrix weight as the row split sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RowTensor {
+    pub ggml_type: u32,
+    /// `ne[0]`: elements per row.
+    pub ne0: u64,
+    /// `ggml_nrows`: `ne[1] × ne[2] × ne[3]`.
+    pub nrows: u64,
+    pub bytes: u64,
+    /// An expert tensor (kept on the host by `--n-cpu-moe`).
+    pub expert: bool,
 }
 
 impl LayerSizes {
@@ -45,6 +67,36 @@ impl LayerSizes {
     pub fn n_layer(&self) -> usize {
         self.blocks.len()
     }
+    /// Block `il`'s weights that go to its device (its experts stay on the
+    /// host under `--n-cpu-moe`).
+    pub fn block_on_gpu(&self, il: usize) -> u64 {
+        let b = self.blocks[il];
+        if il < self.cpu_moe {
+            b.saturating_sub(self.experts.get(il).copied().unwrap_or(0))
+        } else {
+            b
+        }
+    }
+    /// Experts kept on the host by `--n-cpu-moe` for blocks on a GPU.
+    fn host_experts(&self, il: usize) -> u64 {
+        if il < self.cpu_moe {
+            self.experts.get(il).copied().unwrap_or(0)
+        } else {
+            0
+        }
+    }
+    /// The model has expert tensors.
+    pub fn is_moe(&self) -> bool {
+        self.experts.iter().any(|&e| e > 0)
+    }
+}
+
+/// llama.cpp's `LLM_FFN_EXPS_REGEX` (`common/common.h`):
+/// `\.ffn_(up|down|gate|gate_up)_(ch|)exps`, searched in the name.
+pub fn is_expert(name: &str) -> bool {
+    ["up", "down", "gate", "gate_up"].iter().any(|k| {
+        name.contains(&format!(".ffn_{k}_exps")) || name.contains(&format!(".ffn_{k}_chexps"))
+    })
 }
 
 /// Tensors llama.cpp keeps in the input layer (`LLM_TENSOR_LAYER_INPUT` in
@@ -70,24 +122,37 @@ pub fn layer_sizes(g: &Gguf, kv: &[u64]) -> LayerSizes {
         output: 0,
         tied_output: 0,
         kv: kv.to_vec(),
+        experts: vec![0; n_layer],
+        cpu_moe: 0,
+        rows: vec![Vec::new(); n_layer + 1],
     };
     let mut has_output = false;
-    let mut embd = 0u64;
+    let mut embd = None;
     for t in &g.tensors {
         let block = t
             .name
             .strip_prefix("blk.")
             .and_then(|r| r.split('.').next())
             .and_then(|n| n.parse::<usize>().ok());
+        let row = row_tensor(t);
         match block {
-            Some(b) if b < n_layer => s.blocks[b] = s.blocks[b].saturating_add(t.bytes),
+            Some(b) if b < n_layer => {
+                s.blocks[b] = s.blocks[b].saturating_add(t.bytes);
+                if is_expert(&t.name) {
+                    s.experts[b] = s.experts[b].saturating_add(t.bytes);
+                }
+                s.rows[b].extend(row);
+            }
             // A block past block_count (an MTP/NextN head): llama.cpp
             // loads those with the output; count them there, not lose them.
-            Some(_) => s.output = s.output.saturating_add(t.bytes),
+            Some(_) => {
+                s.output = s.output.saturating_add(t.bytes);
+                s.rows[n_layer].extend(row);
+            }
             None if is_input(&t.name) => {
                 s.input = s.input.saturating_add(t.bytes);
                 if t.name == "token_embd.weight" {
-                    embd = t.bytes;
+                    embd = Some(t);
                 }
             }
             None => {
@@ -95,13 +160,33 @@ pub fn layer_sizes(g: &Gguf, kv: &[u64]) -> LayerSizes {
                     has_output = true;
                 }
                 s.output = s.output.saturating_add(t.bytes);
+                s.rows[n_layer].extend(row);
             }
         }
     }
-    if !has_output {
-        s.tied_output = embd;
+    if !has_output && let Some(e) = embd {
+        s.tied_output = e.bytes;
+        s.rows[n_layer].extend(row_tensor(e));
     }
     s
+}
+
+/// A tensor the row split divides: a matrix (two or more dimensions with
+/// more than one row).
+fn row_tensor(t: &crate::model::gguf::TensorInfo) -> Option<RowTensor> {
+    let ne0 = *t.dims.first()?;
+    let nrows = t
+        .dims
+        .iter()
+        .skip(1)
+        .try_fold(1u64, |a, &d| a.checked_mul(d))?;
+    (t.dims.len() >= 2 && nrows > 1).then(|| RowTensor {
+        ggml_type: t.ggml_type,
+        ne0,
+        nrows,
+        bytes: t.bytes,
+        expert: is_expert(&t.name),
+    })
 }
 
 /// How the user runs llama.cpp.
@@ -113,6 +198,10 @@ pub struct SplitSettings {
     pub single_gpu: bool,
     /// `--tensor-split`; empty or all zero means "by free memory".
     pub tensor_split: Vec<f32>,
+    /// `--split-mode row` ([`place_row`]).
+    pub row: bool,
+    /// `--n-cpu-moe N` (`--cpu-moe`: `u32::MAX`, every block).
+    pub cpu_moe: Option<u32>,
 }
 
 /// Where each layer goes: `Some(device)` or None for the CPU; `n_layer + 1`
@@ -227,7 +316,12 @@ pub fn place(sizes: &LayerSizes, compute: Compute, ngl: u32, split: &[f32]) -> P
     };
     for (il, dev) in where_.iter().enumerate() {
         let (w, kv) = if il < n_layer {
-            (sizes.blocks[il], sizes.kv[il])
+            if dev.is_some() {
+                host.weights = host.weights.saturating_add(sizes.host_experts(il));
+                (sizes.block_on_gpu(il), sizes.kv[il])
+            } else {
+                (sizes.blocks[il], sizes.kv[il])
+            }
         } else {
             let tied = if dev.is_some() { sizes.tied_output } else { 0 };
             (sizes.output.saturating_add(tied), 0)
@@ -276,7 +370,7 @@ pub fn balanced_split(sizes: &LayerSizes, compute: Compute, free: &[u64]) -> Opt
     }
     let layer_bytes = |il: usize| -> u64 {
         if il < n_layer {
-            sizes.blocks[il].saturating_add(sizes.kv[il])
+            sizes.block_on_gpu(il).saturating_add(sizes.kv[il])
         } else {
             sizes
                 .output
@@ -304,6 +398,106 @@ pub fn balanced_split(sizes: &LayerSizes, compute: Compute, free: &[u64]) -> Opt
     (p.gpu_layers() as usize == total && p.fits(free)).then_some(counts)
 }
 
+/// The row split's rounding of the rows given to a device, by type (the
+/// SYCL backend's `get_row_rounding` in `ggml/src/ggml-sycl/ggml-sycl.cpp`,
+/// for Arc-class devices, whose compute capability is above `VER_GEN9`).
+fn row_rounding(ty: u32) -> u64 {
+    match ty {
+        0 | 1 | 30 => 1,      // F32, F16 (BF16 as F16)
+        6 | 7 | 8 | 14 => 64, // Q5_0, Q5_1, Q8_0, Q6_K
+        _ => 128,             // Q4_0, Q4_1, the other K and IQ types
+    }
+}
+
+/// ggml-sycl's `MATRIX_ROW_PADDING`: each device's slice is padded by the
+/// bytes of `512 - ne0 % 512` elements when `ne0` is not a multiple of 512.
+const MATRIX_ROW_PADDING: u64 = 512;
+
+/// The bytes of `t` on each device with row fractions `starts` (device
+/// `i`'s rows begin at `nrows × starts[i]`, rounded down to the type's
+/// rounding; the last device takes the rest), as `get_row_split` and
+/// `ggml_backend_sycl_split_buffer_init_tensor` allocate them.
+pub fn row_bytes(t: &RowTensor, starts: &[f32]) -> Vec<u64> {
+    let n = starts.len();
+    let r = row_rounding(t.ggml_type);
+    let row = if t.nrows == 0 { 0 } else { t.bytes / t.nrows };
+    let pad = if t.ne0 % MATRIX_ROW_PADDING != 0 {
+        crate::model::gguf::row_size(t.ggml_type, MATRIX_ROW_PADDING - t.ne0 % MATRIX_ROW_PADDING)
+            .unwrap_or(0)
+    } else {
+        0
+    };
+    let at = |i: usize| -> u64 {
+        let x = (t.nrows as f64 * f64::from(starts[i])) as u64;
+        x - x % r
+    };
+    (0..n)
+        .map(|i| {
+            let low = if i == 0 { 0 } else { at(i) };
+            let high = if i + 1 == n { t.nrows } else { at(i + 1) };
+            let rows = high.saturating_sub(low);
+            if rows == 0 {
+                0
+            } else {
+                rows.saturating_mul(row).saturating_add(pad)
+            }
+        })
+        .collect()
+}
+
+/// The row fractions the split buffer uses: where each device's rows start,
+/// from `--tensor-split` when given (normalised, cumulative from 0), else
+/// the backend's default split by total VRAM (`default_tensor_split`).
+pub fn row_starts(split: &[f32]) -> Vec<f32> {
+    let sum: f32 = split.iter().sum();
+    let mut acc = 0.0f32;
+    split
+        .iter()
+        .map(|&x| {
+            let s = if sum > 0.0 { acc / sum } else { 0.0 };
+            acc += x;
+            s
+        })
+        .collect()
+}
+
+/// `--split-mode row` (llama.cpp `src/llama-model.cpp`
+/// `make_gpu_buft_list`: each GPU's buffer list starts with the backend's
+/// split buffer type; `select_weight_buft` takes it for every weight the
+/// backend accepts there): the layers are assigned as for the layer split
+/// (their KV, norms and compute on that device), and every matrix of a GPU
+/// layer is divided by rows over all the devices by `starts`. Experts kept
+/// on the host by `--n-cpu-moe` stay there.
+pub fn place_row(
+    sizes: &LayerSizes,
+    compute: Compute,
+    ngl: u32,
+    split: &[f32],
+    starts: &[f32],
+) -> Placement {
+    let mut p = place(sizes, compute, ngl, split);
+    let n_layer = sizes.n_layer();
+    let where_ = assign(n_layer, p.ngl, split);
+    for (il, dev) in where_.iter().enumerate() {
+        let Some(d) = dev else { continue };
+        let Some(ts) = sizes.rows.get(il) else {
+            continue;
+        };
+        for t in ts {
+            if t.expert && il < sizes.cpu_moe {
+                continue;
+            }
+            p.devices[*d].weights = p.devices[*d].weights.saturating_sub(t.bytes);
+            for (i, b) in row_bytes(t, starts).into_iter().enumerate() {
+                if let Some(x) = p.devices.get_mut(i) {
+                    x.weights = x.weights.saturating_add(b);
+                }
+            }
+        }
+    }
+    p
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,6 +509,9 @@ mod tests {
             output,
             tied_output: 0,
             kv: vec![kv; n],
+            experts: vec![0; n],
+            cpu_moe: 0,
+            rows: vec![Vec::new(); n + 1],
         }
     }
 
@@ -415,6 +612,8 @@ mod tests {
             ngl: None,
             single_gpu: false,
             tensor_split: vec![],
+            row: false,
+            cpu_moe: None,
         };
         assert_eq!(effective_split(&[24, 8], &s), vec![24.0, 8.0]);
         let s = SplitSettings {

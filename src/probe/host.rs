@@ -61,14 +61,19 @@ pub fn parse_cpuinfo(text: &str) -> (Option<String>, Option<u32>, Option<u32>) {
 
 /// `MemTotal` in bytes from /proc/meminfo.
 pub fn parse_meminfo_total(text: &str) -> Option<u64> {
+    parse_meminfo(text, "MemTotal:")
+}
+
+/// A `KEY:` line of /proc/meminfo in bytes (`MemAvailable:`).
+pub fn parse_meminfo(text: &str, key: &str) -> Option<u64> {
     text.lines().find_map(|l| {
-        let rest = l.strip_prefix("MemTotal:")?;
+        let rest = l.strip_prefix(key)?;
         let mut it = rest.split_whitespace();
         let n: u64 = it.next()?.parse().ok()?;
         let unit = it.next().unwrap_or("kB");
         Some(match unit {
-            "kB" | "KB" | "kb" => n * 1024,
-            "MB" => n * 1024 * 1024,
+            "kB" | "KB" | "kb" => n.checked_mul(1024)?,
+            "MB" => n.checked_mul(1024 * 1024)?,
             _ => n,
         })
     })
@@ -108,7 +113,10 @@ pub fn probe(src: &dyn Source) -> (Host, ProbeReport) {
         None => missing.push("cpuinfo"),
     }
     match src.read("/proc/meminfo").text() {
-        Some(t) => host.mem_total_bytes = parse_meminfo_total(&t),
+        Some(t) => {
+            host.mem_total_bytes = parse_meminfo_total(&t);
+            host.mem_available_bytes = parse_meminfo(&t, "MemAvailable:");
+        }
         None => missing.push("meminfo"),
     }
     host.numa_nodes = match src.list("/sys/devices/system/node") {
@@ -170,6 +178,17 @@ mod tests {
             Some(65536000 * 1024)
         );
         assert_eq!(parse_meminfo_total("garbage"), None);
+        assert_eq!(
+            parse_meminfo(
+                "MemTotal: 8 kB\nMemAvailable:    2048 kB\n",
+                "MemAvailable:"
+            ),
+            Some(2 << 20)
+        );
+        assert_eq!(
+            parse_meminfo("MemAvailable: 99999999999999999999 kB", "MemAvailable:"),
+            None
+        );
         assert_eq!(parse_meminfo_total("MemTotal: lots kB"), None);
     }
 }
