@@ -362,3 +362,45 @@ fn moe_flags_are_llama_cpp_only() {
     let out = run(&["fit", "x.gguf", "--cpu-moe", "--n-cpu-moe", "3"]);
     assert_eq!(out.code, 2);
 }
+
+#[test]
+fn a_70b_q4_k_on_a_3090_and_a_4090() {
+    let t = tempfile::tempdir().unwrap();
+    model(t.path(), "llama-70b-q4_k");
+    // Llama 3.1 70B Q4_K (output Q6_K): 80 blocks, n_embd 8192, 64 heads,
+    // 8 KV heads, n_ff 28672, vocab 128256. A block: q and o 4608 × 8192 =
+    // 37,748,736 each, k and v 4608 × 1024 = 4,718,592 each, gate, up and
+    // down 132,120,576 each, norms 65,536: 481,361,920. Output 6720 ×
+    // 128256 + 32,768 = 861,913,088.
+    let block = 481_361_920u64;
+    let output = 861_913_088u64;
+    assert_eq!(80 * block + output + 4608 * 128_256, 39_961_870_336);
+    // 24574 and 24562 MiB free: the split point 24574 / 49136 = 0.5001, so
+    // layers 0-40 (41) on CUDA0, 41-79 and the output (40) on CUDA1.
+    let (f0, f1) = ((24576 - 2) * MIB, (24564 - 2) * MIB);
+    let logits = 2048 * 128_256u64;
+    let act = 2048 * 3 * 28_672u64;
+    for (ctx, kv) in [("4096", KV_4K), ("32768", 8 * KV_4K)] {
+        let (code, v) = fit(
+            t.path(),
+            "llama-70b-q4_k",
+            "nv-3090-4090-mixed",
+            &["--ctx", ctx],
+        );
+        let d = v["facts"]["fit"]["devices"].as_array().unwrap();
+        assert_eq!(d[1]["name"], "NVIDIA GeForce RTX 4090");
+        assert_eq!(d[1]["free_bytes"], f1);
+        assert_eq!(
+            (d[0]["layers"].as_u64(), d[1]["layers"].as_u64()),
+            (Some(41), Some(40))
+        );
+        let n0 = 41 * (block + kv) + act;
+        let n1 = 39 * (block + kv) + output + logits + act;
+        assert_eq!(d[0]["need_bytes"], n0, "-c {ctx}");
+        assert_eq!(d[1]["need_bytes"], n1, "-c {ctx}");
+        // -c 32768: 25,414,926,336 of 25,767,706,624 and 25,308,348,416 of
+        // 25,755,389,952: still fits.
+        assert!(n0 <= f0 && n1 <= f1);
+        assert_eq!(code, 0);
+    }
+}

@@ -985,11 +985,21 @@ pub fn render_human(r: &FitReport) -> String {
         );
     }
     out += &format!(
-        "  {:<6} {} layers and token_embd: weights {} + KV {}\n",
+        "  {:<6} {} layers and token_embd{}: weights {} + KV {} = {}{}\n",
         "host",
         f.host.layers,
+        if f.host.experts_bytes > 0 {
+            format!(" and {} of experts", gib(f.host.experts_bytes))
+        } else {
+            String::new()
+        },
         gib(f.host.weights_bytes),
-        gib(f.host.kv_bytes)
+        gib(f.host.kv_bytes),
+        gib(f.host.need_bytes),
+        match f.host.available_bytes {
+            Some(a) => format!(" of {} available", gib(a)),
+            None => String::new(),
+        }
     );
     for n in &f.notes {
         out += &format!("  note   {}\n", esc(n));
@@ -1014,8 +1024,15 @@ pub fn render_human(r: &FitReport) -> String {
         }
     }
     out += &format!(
-        "verdict: {} — {} of {} layers on the GPUs\n",
-        f.verdict, f.gpu_layers, f.total_layers
+        "verdict: {} — {} of {} layers on the GPUs{}\n",
+        f.verdict,
+        f.gpu_layers,
+        f.total_layers,
+        if f.host.fits == Some(false) {
+            "; host memory too small"
+        } else {
+            ""
+        }
     );
     out
 }

@@ -659,4 +659,44 @@ mod tests {
         assert_eq!(p.devices[1].total(), 9);
         assert_eq!(balanced_split(&s, c, &[10, 10]), None);
     }
+
+    #[test]
+    fn row_split_rounds_rows_and_pads_each_slice() {
+        // Q4_K, 5120 per row (20 blocks of 144 bytes), 27648 rows, split 3:1:
+        // device 1 starts at row 20736 (a multiple of 128).
+        let t = RowTensor {
+            ggml_type: 12,
+            ne0: 5120,
+            nrows: 27648,
+            bytes: 27648 * 2880,
+            expert: false,
+        };
+        let starts = row_starts(&[3.0, 1.0]);
+        assert_eq!(starts, vec![0.0, 0.75]);
+        assert_eq!(row_bytes(&t, &starts), vec![20736 * 2880, 6912 * 2880]);
+        // Q8_0 rounds to 64 rows: 1000 rows at 0.5 start device 1 at 448.
+        let t = RowTensor {
+            ggml_type: 8,
+            ne0: 4096,
+            nrows: 1000,
+            bytes: 1000 * 4352,
+            expert: false,
+        };
+        assert_eq!(row_bytes(&t, &[0.0, 0.5]), vec![448 * 4352, 552 * 4352]);
+        // 4864 per row is not a multiple of 512: each slice is padded by the
+        // bytes of 256 more elements (one Q4_K block, 144 bytes).
+        let t = RowTensor {
+            ggml_type: 12,
+            ne0: 4864,
+            nrows: 256,
+            bytes: 256 * 19 * 144,
+            expert: false,
+        };
+        assert_eq!(
+            row_bytes(&t, &[0.0, 0.5]),
+            vec![128 * 19 * 144 + 144, 128 * 19 * 144 + 144]
+        );
+        // A device with no rows gets nothing, not the padding.
+        assert_eq!(row_bytes(&t, &[0.0, 1.0])[1], 0);
+    }
 }
