@@ -419,16 +419,22 @@ pub fn build(
     // A MoE model: the smallest --n-cpu-moe with every other tensor on the
     // GPUs (llama.cpp's -ncmoe keeps blocks 0..N's experts in host memory).
     let mut n_cpu_moe_fix = None;
-    if verdict != "fits" && !on.is_empty() && sizes.is_moe() && req.split.cpu_moe.is_none() {
+    if verdict != "fits"
+        && oll.is_none()
+        && !on.is_empty()
+        && sizes.is_moe()
+        && req.split.cpu_moe.is_none()
+    {
+        // One sizing, N moved: each try is a placement, O(layers).
+        let all_devs = used(&devs.visible, &req.split);
+        let all_free = frees(all_devs);
+        let all_split = split::effective_split(&all_free, &req.split);
+        let mut sz = sizes.clone();
         for n in 1..=n_layer {
-            let mm = Model {
-                g,
-                h: m.h.clone(),
-                cpu_moe: n as usize,
-            };
-            if fits_all(&mm, &s, &devs.visible, &req.split)? {
-                let (sz, _) = mm.at(&s)?;
-                let host: u64 = (0..n as usize).map(|i| sz.experts[i]).sum();
+            sz.cpu_moe = n as usize;
+            let p = place_mode(&sz, compute, total, &all_split, all_devs, &req.split);
+            if p.fits(&all_free) {
+                let host: u64 = sz.experts.iter().take(n as usize).sum();
                 fixes.insert(
                     0,
                     format!(
@@ -458,7 +464,11 @@ pub fn build(
                 h: m.h.clone(),
                 cpu_moe: m.cpu_moe,
             };
-            if fits_all(&qm, &s, &devs.visible, &req.split)? {
+            let ok = match oll {
+                Some((o, _)) => ollama_all(&qm, &s, &devs.visible, o)?,
+                None => fits_all(&qm, &s, &devs.visible, &req.split)?,
+            };
+            if ok {
                 fixes.push(format!(
                     "# a {mix} of this model, about {} of weights (an estimate from the tensor shapes of what llama-quantize would write), fits with every layer on the GPUs",
                     gib(w)

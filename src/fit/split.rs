@@ -420,7 +420,7 @@ const MATRIX_ROW_PADDING: u64 = 512;
 pub fn row_bytes(t: &RowTensor, starts: &[f32]) -> Vec<u64> {
     let n = starts.len();
     let r = row_rounding(t.ggml_type);
-    let row = if t.nrows == 0 { 0 } else { t.bytes / t.nrows };
+    let row = t.bytes.checked_div(t.nrows).unwrap_or(0);
     let pad = if t.ne0 % MATRIX_ROW_PADDING != 0 {
         crate::model::gguf::row_size(t.ggml_type, MATRIX_ROW_PADDING - t.ne0 % MATRIX_ROW_PADDING)
             .unwrap_or(0)
