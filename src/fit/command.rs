@@ -38,6 +38,8 @@ pub enum Engine {
     #[default]
     LlamaCpp,
     Ollama(OllamaSettings),
+    /// vLLM on a Hugging Face directory (src/fit/vllm.rs; its own build).
+    Vllm(super::vllm::VllmSettings),
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -102,6 +104,8 @@ pub struct FitSettings {
     pub tensor_split: Vec<f32>,
     /// What ollama ran llama.cpp with (null for llama.cpp itself).
     pub ollama: Option<FitOllama>,
+    /// vLLM's sizing (null for the GGUF engines).
+    pub vllm: Option<super::vllm::FitVllm>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -221,6 +225,7 @@ pub fn build(
             let (s, f) = ollama_settings(o, &m.h, &devs.visible, &mut notes);
             (s, Some((o, f)))
         }
+        Engine::Vllm(_) => return Err("vLLM reads a model directory: fit::vllm::build".into()),
     };
     let (sizes, compute) = m.at(&s)?;
     let n_layer = sizes.n_layer() as u32;
@@ -451,7 +456,7 @@ pub fn build(
         .collect();
     let kv_type = match &req.engine {
         Engine::Ollama(o) => o.kv_name.clone(),
-        Engine::LlamaCpp => req.kv_type.clone(),
+        Engine::LlamaCpp | Engine::Vllm(_) => req.kv_type.clone(),
     };
     Ok(FitReport {
         schema: SCHEMA,
@@ -482,6 +487,7 @@ pub fn build(
                     },
                     tensor_split: req.split.tensor_split.clone(),
                     ollama: oll.map(|(_, f)| f),
+                    vllm: None,
                 },
                 model: FitModel {
                     path: req.model.clone(),

@@ -7,3 +7,4 @@ pub mod devices;
 pub mod llama_cpp;
 pub mod ollama;
 pub mod split;
+pub mod vllm;
