@@ -214,10 +214,11 @@ pub enum Command {
         #[arg(value_enum)]
         output: SchemaOutput,
     },
-    /// Will this GGUF model fit on the GPUs, and how (llama.cpp, ollama):
-    /// reads the model's header only, the GPUs from the same probes as check.
+    /// Will this model fit on the GPUs, and how (llama.cpp, ollama: a GGUF
+    /// file; vllm: a Hugging Face directory): reads the model's headers
+    /// only, the GPUs from the same probes as check.
     #[command(
-        after_help = "Examples:\n  rigdoctor fit model.gguf\n  rigdoctor fit model.gguf --ctx 32768 --kv-type q8_0\n  rigdoctor fit llama3.1:8b --engine ollama\n  rigdoctor fit model.gguf --replay fixtures/rigs/nv-2x3090-nvlink --format json\n\nExit codes: 0 fits, 1 partial or does not fit at these settings, 2 cannot read the model or the rig."
+        after_help = "Examples:\n  rigdoctor fit model.gguf\n  rigdoctor fit model.gguf --ctx 32768 --kv-type q8_0\n  rigdoctor fit llama3.1:8b --engine ollama\n  rigdoctor fit model.gguf --replay fixtures/rigs/nv-2x3090-nvlink --format json\n  rigdoctor fit ./Llama-3.1-8B-Instruct --engine vllm --max-model-len 8192\n\nExit codes: 0 fits, 1 partial or does not fit at these settings, 2 cannot read the model or the rig."
     )]
     Fit(FitArgs),
     /// Watch a live inference run and say when it falls back to the CPU.
@@ -250,10 +251,12 @@ pub enum KvType {
 pub struct FitArgs {
     /// The GGUF model file (only its header is read); with --engine ollama
     /// also a model name (`llama3.1:8b`), found in OLLAMA_MODELS,
-    /// ~/.ollama/models or the service's /usr/share/ollama/.ollama/models.
+    /// ~/.ollama/models or the service's /usr/share/ollama/.ollama/models;
+    /// with --engine vllm a Hugging Face model directory (config.json and
+    /// the *.safetensors headers are read).
     #[arg(value_name = "MODEL.gguf")]
     pub model: PathBuf,
-    /// The engine whose memory model to use: llama.cpp or ollama.
+    /// The engine whose memory model to use: llama.cpp, ollama or vllm.
     #[arg(long, default_value = "llama.cpp", value_name = "ENGINE")]
     pub engine: String,
     /// llama.cpp -c: the context, all slots together [default: 4096]; ollama
@@ -281,6 +284,21 @@ pub struct FitArgs {
     /// llama.cpp -np, ollama OLLAMA_NUM_PARALLEL: parallel slots [default: 1].
     #[arg(long, value_name = "N")]
     pub parallel: Option<u64>,
+    /// vLLM --tensor-parallel-size: GPUs the weights are split over [default: 1].
+    #[arg(long, value_name = "N", alias = "tp")]
+    pub tensor_parallel_size: Option<u32>,
+    /// vLLM --max-model-len [default: the model's max_position_embeddings].
+    #[arg(long, value_name = "N")]
+    pub max_model_len: Option<u64>,
+    /// vLLM --gpu-memory-utilization: the share of each GPU's total memory [default: 0.9].
+    #[arg(long, value_name = "F")]
+    pub gpu_memory_utilization: Option<f64>,
+    /// vLLM --kv-cache-dtype [default: auto].
+    #[arg(long, value_name = "auto|fp8", value_parser = ["auto", "fp8"])]
+    pub kv_cache_dtype: Option<String>,
+    /// vLLM --enforce-eager: no CUDA graphs.
+    #[arg(long)]
+    pub enforce_eager: bool,
     /// Take the GPUs from a capture (a directory, or a .tar.gz of one).
     #[arg(long, value_name = "CAPTURE")]
     pub replay: Option<PathBuf>,
@@ -311,16 +329,30 @@ fn fit_plan(
     devfs: Option<PathBuf>,
 ) -> Result<FitPlan, String> {
     let is_ollama = a.engine.eq_ignore_ascii_case("ollama");
-    if !a.engine.eq_ignore_ascii_case("llama.cpp") && !is_ollama {
-        let known = ["vllm", "ipex-llm"];
+    let is_vllm = a.engine.eq_ignore_ascii_case("vllm");
+    let vllm_flags = a.tensor_parallel_size.is_some()
+        || a.max_model_len.is_some()
+        || a.gpu_memory_utilization.is_some()
+        || a.kv_cache_dtype.is_some()
+        || a.enforce_eager;
+    if vllm_flags && !is_vllm {
+        return Err("--tensor-parallel-size, --max-model-len, --gpu-memory-utilization, --kv-cache-dtype and --enforce-eager are vLLM flags: add --engine vllm".into());
+    }
+    let vllm = if is_vllm {
+        Some(vllm_settings(&a)?)
+    } else {
+        None
+    };
+    if !a.engine.eq_ignore_ascii_case("llama.cpp") && !is_ollama && !is_vllm {
+        let known = ["ipex-llm"];
         return Err(if known.iter().any(|k| a.engine.eq_ignore_ascii_case(k)) {
             format!(
-                "--engine {}: not modelled yet; llama.cpp and ollama are (docs/fit.md)",
+                "--engine {}: not modelled yet; llama.cpp, ollama and vllm are (docs/fit.md)",
                 a.engine
             )
         } else {
             format!(
-                "--engine {}: unknown engine; llama.cpp and ollama are modelled",
+                "--engine {}: unknown engine; llama.cpp, ollama and vllm are modelled",
                 a.engine
             )
         });
@@ -410,6 +442,8 @@ fn fit_plan(
             crate::fit::ollama::resolve(&arg, &roots)?
         };
         (crate::fit::command::Engine::Ollama(o), model)
+    } else if let Some(v) = vllm {
+        (crate::fit::command::Engine::Vllm(v), a.model.clone())
     } else {
         (crate::fit::command::Engine::LlamaCpp, a.model.clone())
     };
@@ -448,6 +482,42 @@ fn fit_plan(
         target,
         format: a.format,
         probe,
+    })
+}
+
+/// vLLM's engine arguments, validated (`--engine vllm`).
+fn vllm_settings(a: &FitArgs) -> Result<crate::fit::vllm::VllmSettings, String> {
+    if a.ctx.is_some()
+        || a.ngl.is_some()
+        || a.parallel.is_some()
+        || a.kv_type.is_some()
+        || a.split_mode == SplitMode::None
+        || !a.tensor_split.is_empty()
+    {
+        return Err("--ctx, --ngl, --parallel, --kv-type, --split-mode and --tensor-split are llama.cpp flags; vLLM's are --max-model-len, --tensor-parallel-size, --kv-cache-dtype".into());
+    }
+    let tp = a.tensor_parallel_size.unwrap_or(1);
+    if tp == 0 || tp > 64 {
+        return Err(format!("--tensor-parallel-size {tp} must be 1 to 64"));
+    }
+    let u = a.gpu_memory_utilization.unwrap_or(0.9);
+    if !u.is_finite() || u <= 0.0 || u > 1.0 {
+        return Err(format!(
+            "--gpu-memory-utilization {u} must be above 0 and at most 1 (vLLM's range)"
+        ));
+    }
+    if let Some(l) = a.max_model_len
+        && (l == 0 || l > 1 << 32)
+    {
+        return Err(format!("--max-model-len {l} must be 1 to {}", 1u64 << 32));
+    }
+    Ok(crate::fit::vllm::VllmSettings {
+        tensor_parallel_size: tp,
+        max_model_len: a.max_model_len,
+        gpu_memory_utilization: u,
+        kv_fp8: a.kv_cache_dtype.as_deref() == Some("fp8"),
+        enforce_eager: a.enforce_eager,
+        ..crate::fit::vllm::VllmSettings::default()
     })
 }
 

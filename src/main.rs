@@ -372,9 +372,17 @@ fn main() -> ExitCode {
 /// probe runs), then the rig, then the report.
 fn run_fit(f: rigdoctor::cli::FitPlan, started: std::time::Instant) -> ExitCode {
     use rigdoctor::fit::{command, devices};
-    let g = match command::read_model(&f.model) {
-        Ok(g) => g,
-        Err(e) => return fail(format!("cannot read the model: {e}")),
+    // vLLM reads a Hugging Face directory; the GGUF engines a GGUF header.
+    let (g, ck) = if matches!(f.request.engine, command::Engine::Vllm(_)) {
+        match rigdoctor::model::safetensors::read_dir(&f.model) {
+            Ok(c) => (None, Some(c)),
+            Err(e) => return fail(format!("cannot read the model: {e}")),
+        }
+    } else {
+        match command::read_model(&f.model) {
+            Ok(g) => (Some(g), None),
+            Err(e) => return fail(format!("cannot read the model: {e}")),
+        }
     };
     if matches!(f.target, Target::Live { .. })
         && let Some(m) = python_problem(&f.probe)
@@ -404,7 +412,14 @@ fn run_fit(f: rigdoctor::cli::FitPlan, started: std::time::Instant) -> ExitCode 
         },
     };
     let devs = devices::devices(&rig);
-    let report = match command::build(&g, &f.request, &devs, mode, probes) {
+    let built = match (&g, &ck, &f.request.engine) {
+        (_, Some(ck), command::Engine::Vllm(v)) => {
+            rigdoctor::fit::vllm::build(ck, &f.request.model, v, &devs, mode, probes)
+        }
+        (Some(g), _, _) => command::build(g, &f.request, &devs, mode, probes),
+        _ => Err("no model read".into()),
+    };
+    let report = match built {
         Ok(r) => r,
         Err(e) => {
             return fail(format!("cannot size {}: {e}", f.model.display()));
@@ -412,6 +427,7 @@ fn run_fit(f: rigdoctor::cli::FitPlan, started: std::time::Instant) -> ExitCode 
     };
     emit(&match f.format {
         Format::Json => command::render_json(&report),
+        Format::Human if ck.is_some() => rigdoctor::fit::vllm::render_human(&report),
         Format::Human => command::render_human(&report),
     });
     if report.facts.fit.verdict == "fits" && report.verdict != "error" {

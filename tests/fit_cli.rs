@@ -213,7 +213,7 @@ fn unreadable_models_and_other_engines_exit_2() {
         );
         assert!(out.stdout.is_empty());
     }
-    let out = run(&["fit", "/nonexistent.gguf", "--engine", "vllm"]);
+    let out = run(&["fit", "/nonexistent.gguf", "--engine", "ipex-llm"]);
     assert_eq!(out.code, 2);
     assert!(out.stderr.contains("not modelled yet"), "{}", out.stderr);
     let out = run(&["fit", "x.gguf", "--tensor-split", "1,-1"]);

@@ -39,6 +39,8 @@ pub enum Engine {
     #[default]
     LlamaCpp,
     Ollama(OllamaSettings),
+    /// vLLM on a Hugging Face directory (src/fit/vllm.rs; its own build).
+    Vllm(super::vllm::VllmSettings),
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -113,7 +115,7 @@ pub struct FitSettings {
     pub kv_type: String,
     /// `-ngl` as given; null: all.
     pub ngl: Option<u32>,
-    /// `layer`, `row` or `none`.
+    /// `layer`, `row` or `none` (llama.cpp); `tensor` (vLLM).
     pub split_mode: &'static str,
     /// `--n-cpu-moe` (the first N blocks' experts on the host); null when
     /// not given; `--cpu-moe` is the block count.
@@ -121,6 +123,8 @@ pub struct FitSettings {
     pub tensor_split: Vec<f32>,
     /// What ollama ran llama.cpp with (null for llama.cpp itself).
     pub ollama: Option<FitOllama>,
+    /// vLLM's sizing (null for the GGUF engines).
+    pub vllm: Option<super::vllm::FitVllm>,
 }
 
 #[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
@@ -286,6 +290,7 @@ pub fn build(
             let (s, f) = ollama_settings(o, &m.h, &devs.visible, &mut notes);
             (s, Some((o, f)))
         }
+        Engine::Vllm(_) => return Err("vLLM reads a model directory: fit::vllm::build".into()),
     };
     let (sizes, compute) = m.at(&s)?;
     let n_layer = sizes.n_layer() as u32;
@@ -653,7 +658,7 @@ pub fn build(
         .collect();
     let kv_type = match &req.engine {
         Engine::Ollama(o) => o.kv_name.clone(),
-        Engine::LlamaCpp => req.kv_type.clone(),
+        Engine::LlamaCpp | Engine::Vllm(_) => req.kv_type.clone(),
     };
     let worst = diagnoses.iter().map(|d| d.severity).max();
     Ok(FitReport {
@@ -690,6 +695,7 @@ pub fn build(
                     n_cpu_moe: req.split.cpu_moe.map(|n| n.min(n_layer)),
                     tensor_split: req.split.tensor_split.clone(),
                     ollama: oll.map(|(_, f)| f),
+                    vllm: None,
                 },
                 model: FitModel {
                     path: req.model.clone(),

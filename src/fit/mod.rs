@@ -8,3 +8,4 @@ pub mod llama_cpp;
 pub mod ollama;
 pub mod quant;
 pub mod split;
+pub mod vllm;

@@ -3,3 +3,4 @@
 //! it reads a file the user named and knows nothing of the rig.
 
 pub mod gguf;
+pub mod safetensors;
